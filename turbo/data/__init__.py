@@ -1,0 +1,1 @@
+"""Records, readers, templating and tokenisation, one module per dataset type, collators."""

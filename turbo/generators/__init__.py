@@ -1,0 +1,1 @@
+"""Batch generation: transformers (and, per model entry, other engines)."""

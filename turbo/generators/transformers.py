@@ -1,0 +1,104 @@
+"""Batched generation with `transformers` `generate`: left-padded prompts, answers per sample."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from turbo.data.chat import ChatSample
+from turbo.settings.generation import CustomGenerationSettings, GeneratorTransformersSettings
+
+
+def _generation_config(settings: GeneratorTransformersSettings, tokenizer: Any) -> Any:
+    from transformers import GenerationConfig
+
+    sampling = {}
+    if settings.do_sample:
+        sampling = {
+            k: v for k in ("temperature", "top_p", "top_k") if (v := getattr(settings, k)) is not None
+        }
+    return GenerationConfig(
+        max_new_tokens=settings.max_new_tokens,
+        num_beams=settings.num_beams,
+        do_sample=settings.do_sample,
+        repetition_penalty=settings.repetition_penalty,
+        num_return_sequences=settings.num_return_sequences,
+        stop_strings=settings.stop_strings,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        **sampling,
+    )
+
+
+def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention[row, width - len(ids) :] = 1
+    return input_ids, attention
+
+
+def cut_at_stop_strings(text: str, stop_strings: str | list[str] | None) -> str:
+    stops = [stop_strings] if isinstance(stop_strings, str) else stop_strings or []
+    positions = [text.find(stop) for stop in stops if stop and stop in text]
+    return text[: min(positions)] if positions else text
+
+
+@torch.no_grad()
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    settings: GeneratorTransformersSettings,
+    custom: CustomGenerationSettings,
+    batch: int,
+    progress: bool = False,
+) -> list[list[str]]:
+    """num_return_sequences answers for each prompt (token ids), in prompt order."""
+    config = _generation_config(settings, tokenizer)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    answers: list[list[str]] = []
+    size = custom.batch or batch
+    for start in tqdm(range(0, len(prompts), size), desc="generating", disable=not progress):
+        chunk = prompts[start : start + size]
+        input_ids, attention = _left_pad(chunk, tokenizer.pad_token_id)
+        output = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            generation_config=config,
+            tokenizer=tokenizer if settings.stop_strings else None,
+        )
+        new_tokens = output[:, input_ids.shape[1] :] if custom.remove_prompt else output
+        for row in range(len(chunk)):
+            texts = []
+            for k in range(settings.num_return_sequences):
+                ids = new_tokens[row * settings.num_return_sequences + k].tolist()
+                if not custom.remove_prompt:
+                    ids = ids[input_ids.shape[1] - len(chunk[row]) :]
+                while ids and ids[-1] == tokenizer.pad_token_id:
+                    ids.pop()
+                text = tokenizer.decode(ids, skip_special_tokens=custom.skip_special_tokens)
+                texts.append(
+                    cut_at_stop_strings(text, settings.stop_strings) if custom.remove_prompt else text
+                )
+            answers.append(texts)
+    model.train(was_training)
+    return answers
+
+
+def answer_rows(samples: list[ChatSample], answers: list[list[str]]) -> list[dict[str, Any]]:
+    """The output JSONL rows: each record as read, its dataset name and its answers."""
+    rows = []
+    for sample, texts in zip(samples, answers, strict=True):
+        row = sample.record.record.model_dump(mode="json", exclude_none=True)
+        row["dataset_name"] = sample.source
+        row["answers"] = [{"id": str(k), "content": text} for k, text in enumerate(texts)]
+        rows.append(row)
+    return rows

@@ -1,0 +1,62 @@
+"""Loading a model from a local folder: Auto class by model_type, tokens, embeddings, adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from turbo.errors import ModelError
+from turbo.modeling.embeddings import fit_embeddings_to_tokenizer, initialize_new_embeddings
+from turbo.modeling.peft import apply_peft
+from turbo.modeling.tokenizer import SPECIAL_TOKEN_NAMES
+from turbo.settings.model import ModelSettings
+from turbo.settings.tokenizer import TokenizerSettings
+
+AUTO_CLASSES = {"causal": "AutoModelForCausalLM", "seq_cls": "AutoModelForSequenceClassification"}
+
+
+def load_base_model(settings: ModelSettings) -> Any:
+    """The transformers model alone, no tokens or adapters."""
+    import torch
+    import transformers
+
+    path = Path(settings.model_path)
+    if not path.is_dir():
+        raise ModelError(f"model_settings.model_path: {path} is not a folder")
+    kwargs: dict[str, Any] = dict(settings.model_kwargs)
+    dtype = settings.transformers_settings.dtype
+    kwargs["dtype"] = (dtype if dtype == "auto" else getattr(torch, dtype)) if dtype else torch.float32
+    if settings.transformers_settings.low_cpu_mem_usage is not None:
+        kwargs["low_cpu_mem_usage"] = settings.transformers_settings.low_cpu_mem_usage
+    auto_class = getattr(transformers, AUTO_CLASSES[settings.model_type])
+    try:
+        return auto_class.from_pretrained(
+            path,
+            local_files_only=True,
+            trust_remote_code=settings.transformers_settings.trust_remote_code,
+            **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load a model from {path}: {exc}") from exc
+
+
+def load_model(settings: ModelSettings, tokenizer: Any, tokenizer_settings: TokenizerSettings) -> Any:
+    """Base model fitted to the tokenizer (rows, special ids, new-token rows), then PEFT."""
+    model = load_base_model(settings)
+    fit_embeddings_to_tokenizer(model, tokenizer, settings.resize_token_embeddings)
+    if settings.embeddings_initialization_strategy:
+        initialize_new_embeddings(model, tokenizer, settings.embeddings_initialization_strategy)
+    copy_special_token_ids(model, tokenizer)
+    return apply_peft(model, settings, Path(tokenizer_settings.tokenizer_path or settings.model_path))
+
+
+def copy_special_token_ids(model: Any, tokenizer: Any) -> None:
+    """The model (and its generation config) use the tokenizer's special token ids."""
+    for name in SPECIAL_TOKEN_NAMES:
+        token_id = getattr(tokenizer, f"{name}_id", None)
+        if token_id is None:
+            continue
+        setattr(model.config, f"{name}_id", token_id)
+        generation_config = getattr(model, "generation_config", None)
+        if generation_config is not None and hasattr(generation_config, f"{name}_id"):
+            setattr(generation_config, f"{name}_id", token_id)

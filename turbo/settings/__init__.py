@@ -1,0 +1,1 @@
+"""Pydantic models of every experiment file. Importing them imports no torch."""

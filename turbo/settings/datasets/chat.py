@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import string
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from turbo.settings.base import StrictModel
+from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
+
+
+class ChatPromptTemplate(StrictModel):
+    """Each message is rendered as prefix_template.format(role=tag) + content + suffix_template."""
+
+    role_tag_mapping: dict[str, str] = Field(
+        description="Role (user, bot, system) -> the tag written for it."
+    )
+    prefix_template: str = Field(description="Must contain {role}, e.g. '<RS>{role}\\n'.")
+    suffix_template: str = ""
+
+    @field_validator("prefix_template")
+    @classmethod
+    def _has_role(cls, value: str) -> str:
+        fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        if fields != ["role"]:
+            raise ValueError("must contain {role} exactly once and no other {field}")
+        return value
+
+    @field_validator("suffix_template")
+    @classmethod
+    def _no_fields(cls, value: str) -> str:
+        if any(name is not None for _, name, _, _ in string.Formatter().parse(value)):
+            raise ValueError("takes no {field}; write literal braces as {{ and }}")
+        return value
+
+
+class ChatDatasetSettings(StrictModel):
+    dataset_type: Literal["chat"]
+    sources: list[DatasetSourceSettings] = Field(min_length=1)
+    prompt_template: ChatPromptTemplate | None = Field(
+        None, description="None: the tokenizer's own chat template."
+    )
+    max_tokens_count: int | None = Field(None, gt=0, description="Longer samples lose whole messages.")
+    only_answer_loss: bool = Field(True, description="Train only on bot messages.")
+    only_last_replica_loss: bool = Field(False, description="Train only on the last bot message.")
+    keep_end: bool = Field(False, description="Truncate from the start instead of the end.")
+    random_cut: bool = Field(False, description="End each sample at a random bot message (seeded).")
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
+        return check_unique_source_names(sources)

@@ -1,0 +1,86 @@
+"""Reading a settings file, applying --set overrides and turning validation errors into one message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from turbo.errors import SettingsError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError(f"{path}: settings file does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'a.b.0.c=value' -> (['a', 'b', '0', 'c'], value parsed as JSON where it parses)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SettingsError(f"--set {text!r}: expected KEY.PATH=VALUE")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    data = json.loads(json.dumps(data))
+    for text in overrides:
+        keys, value = parse_override(text)
+        node: Any = data
+        for depth, key in enumerate(keys[:-1]):
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise SettingsError(
+                        f"--set {text!r}: {'.'.join(keys[: depth + 1])} is not an item of the list"
+                    )
+                node = node[int(key)]
+            else:
+                node = node.setdefault(key, {})
+            if not isinstance(node, dict | list):
+                raise SettingsError(f"--set {text!r}: {'.'.join(keys[: depth + 1])} is not an object")
+        last = keys[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise SettingsError(f"--set {text!r}: {last} is not an index of the list")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: {exc.error_count()} problem{'s' if exc.error_count() > 1 else ''} in the settings:"]
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def validate_settings(data: dict[str, Any], model: type[M], source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc, source)) from None
+
+
+def load_settings(path: str | Path, model: type[M], overrides: list[str] | None = None) -> M:
+    """The validated settings of `path` with the overrides applied; SettingsError otherwise."""
+    data = apply_overrides(read_settings_file(path), overrides or [])
+    return validate_settings(data, model, str(path))

@@ -1,0 +1,104 @@
+"""Which model to load and how: path, head, transformers options, adapters, PEFT."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from turbo.settings.base import StrictModel
+from turbo.settings.paths import InputPath
+
+TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
+
+
+class ModelTransformersSettings(StrictModel):
+    """Options passed to `from_pretrained`."""
+
+    trust_remote_code: bool = Field(False, description="Run code shipped with the model. Off unless set.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = Field(
+        None, description="Weights dtype; None keeps float32 (or the saved dtype with 'auto')."
+    )
+    low_cpu_mem_usage: bool | None = None
+
+
+class LoraSettings(StrictModel):
+    name: Literal["LORA"]
+    r: int = Field(16, gt=0)
+    lora_alpha: int = Field(16, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    bias: Literal["none", "all", "lora_only"] = "none"
+    target_modules: list[str] | str | None = Field(
+        None, description="Module names (or a regex). None: peft's default for the architecture."
+    )
+    modules_to_save: list[str] | None = None
+    task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
+    use_rslora: bool = False
+    use_dora: bool = False
+
+
+class PromptTuningSettings(StrictModel):
+    name: Literal["PROMPT_TUNING"]
+    num_virtual_tokens: int = Field(32, gt=0)
+    prompt_tuning_init_text: str | None = Field(
+        None, description="Initialise the virtual tokens from this text (else random)."
+    )
+    task_type: TaskType | None = None
+
+
+class PrefixTuningSettings(StrictModel):
+    name: Literal["PREFIX_TUNING"]
+    num_virtual_tokens: int = Field(32, gt=0)
+    encoder_hidden_size: int | None = None
+    prefix_projection: bool = False
+    task_type: TaskType | None = None
+
+
+class PTuningSettings(StrictModel):
+    name: Literal["P_TUNING"]
+    num_virtual_tokens: int = Field(32, gt=0)
+    encoder_hidden_size: int | None = None
+    encoder_reparameterization_type: Literal["MLP", "LSTM"] = "MLP"
+    encoder_num_layers: int = 2
+    encoder_dropout: float = 0.0
+    task_type: TaskType | None = None
+
+
+PeftSettings = Annotated[
+    LoraSettings | PromptTuningSettings | PrefixTuningSettings | PTuningSettings,
+    Field(discriminator="name"),
+]
+
+
+class ModelSettings(StrictModel):
+    model_path: InputPath = Field(description="Local folder of a transformers model.")
+    model_type: Literal["causal", "seq_cls"] = "causal"
+    transformers_settings: ModelTransformersSettings = ModelTransformersSettings()
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra from_pretrained kwargs, e.g. attn_implementation, num_labels.",
+    )
+    adapter_path: InputPath | None = Field(None, description="A saved PEFT adapter to load on top.")
+    is_trainable: bool = Field(False, description="Train the loaded adapter (adapter_path).")
+    resize_token_embeddings: bool = Field(
+        False, description="Grow the embeddings when the tokenizer gains tokens."
+    )
+    embeddings_initialization_strategy: dict[str, str] | None = Field(
+        None,
+        description="New token -> text; the new token is added and its embedding row is the mean of "
+        "the text's sub-token embeddings.",
+    )
+    peft_settings: PeftSettings | None = None
+
+    @model_validator(mode="after")
+    def _one_adapter(self) -> ModelSettings:
+        if self.adapter_path is not None and self.peft_settings is not None:
+            raise ValueError(
+                "set either adapter_path (load a saved adapter; is_trainable: true trains it further) "
+                "or peft_settings (create a new adapter), not both"
+            )
+        if "trust_remote_code" in self.model_kwargs:
+            raise ValueError(
+                "set trust_remote_code in model_settings.transformers_settings, not model_kwargs"
+            )
+        return self

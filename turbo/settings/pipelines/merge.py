@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from turbo.settings.base import StrictModel
+from turbo.settings.model import ModelSettings
+from turbo.settings.paths import InputPath
+from turbo.settings.tokenizer import TokenizerSettings
+
+
+class MergeAdaptersSettings(StrictModel):
+    model_settings: ModelSettings
+    tokenizer_settings: TokenizerSettings = TokenizerSettings()
+    adapter_path: InputPath | None = Field(None, description="Or model_settings.adapter_path.")
+    save_path: Path
+    max_shard_size: str = "5GB"
+
+    @model_validator(mode="after")
+    def _one_adapter(self) -> MergeAdaptersSettings:
+        if (self.adapter_path is None) == (self.model_settings.adapter_path is None):
+            raise ValueError("set the adapter to merge once: adapter_path or model_settings.adapter_path")
+        return self
+
+    @property
+    def adapter(self) -> Path:
+        return self.adapter_path or self.model_settings.adapter_path  # type: ignore[return-value]

@@ -1,0 +1,36 @@
+"""What every training experiment file has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from turbo.settings.base import StrictModel
+from turbo.settings.logging import LoggingSettings
+from turbo.settings.model import ModelSettings
+from turbo.settings.tokenizer import SpecialTokensSettings, TokenizerSettings
+from turbo.settings.trainer import TrainerSettings
+
+
+class BaseTrainExperimentSettings(StrictModel):
+    log_path: Path = Field(description="The experiment folder: settings, checkpoints, outputs, metrics.")
+    seed: int = 42
+    model_settings: ModelSettings
+    tokenizer_settings: TokenizerSettings = TokenizerSettings()
+    special_tokens_settings: SpecialTokensSettings = SpecialTokensSettings()
+    trainer_settings: TrainerSettings = TrainerSettings()
+    logging_settings: LoggingSettings | None = None
+
+    @model_validator(mode="after")
+    def _one_seed(self) -> BaseTrainExperimentSettings:
+        trainer_seed = self.trainer_settings.seed
+        if trainer_seed is not None and "seed" in self.model_fields_set and trainer_seed != self.seed:
+            raise ValueError(
+                f"seed ({self.seed}) and trainer_settings.seed ({trainer_seed}) disagree; set one of them"
+            )
+        return self
+
+    @property
+    def training_seed(self) -> int:
+        return self.trainer_settings.seed if self.trainer_settings.seed is not None else self.seed

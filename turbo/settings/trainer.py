@@ -1,0 +1,101 @@
+"""The `transformers.TrainingArguments` fields users set; anything else is rejected."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from turbo.settings.base import StrictModel
+
+SchedulerType = Literal[
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "warmup_stable_decay",
+]
+Strategy = Literal["no", "steps", "epoch"]
+
+
+class TrainerSettings(StrictModel):
+    per_device_train_batch_size: int = Field(1, gt=0)
+    per_device_eval_batch_size: int = Field(1, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    learning_rate: float = Field(5e-5, ge=0)
+    lr_scheduler_type: SchedulerType = "linear"
+    lr_scheduler_kwargs: dict[str, Any] | None = None
+    warmup_steps: int = Field(0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Warmup as a share of all steps.")
+    num_train_epochs: float = Field(3.0, gt=0)
+    max_steps: int = Field(-1, description="Overrides num_train_epochs when > 0.")
+    eval_strategy: Strategy = "no"
+    eval_steps: float | None = Field(None, gt=0)
+    eval_on_start: bool = False
+    save_strategy: Literal["no", "steps", "epoch", "best"] = "steps"
+    save_steps: float = Field(500, gt=0)
+    save_total_limit: int | None = Field(None, gt=0)
+    save_only_model: bool = False
+    logging_strategy: Strategy = "steps"
+    logging_steps: float = Field(10, gt=0)
+    logging_first_step: bool = False
+    load_best_model_at_end: bool = False
+    metric_for_best_model: str | None = None
+    greater_is_better: bool | None = None
+    bf16: bool = False
+    fp16: bool = False
+    tf32: bool | None = None
+    gradient_checkpointing: bool = False
+    gradient_checkpointing_kwargs: dict[str, Any] | None = None
+    optim: str = "adamw_torch"
+    optim_args: str | None = None
+    weight_decay: float = Field(0.0, ge=0)
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = Field(1.0, ge=0)
+    label_smoothing_factor: float = Field(0.0, ge=0, lt=1)
+    neftune_noise_alpha: float | None = None
+    deepspeed: str | dict[str, Any] | None = Field(
+        None, description="Path to a DeepSpeed JSON, or the config."
+    )
+    seed: int | None = Field(None, description="Defaults to the experiment's seed.")
+    data_seed: int | None = None
+    full_determinism: bool = False
+    resume_from_checkpoint: bool | str | None = Field(
+        None, description="true: the newest checkpoint in the experiment folder; or a checkpoint path."
+    )
+    train_sampling_strategy: Literal["random", "sequential", "group_by_length"] = "random"
+    dataloader_num_workers: int = Field(0, ge=0)
+    dataloader_drop_last: bool = False
+    use_cpu: bool = False
+    ddp_find_unused_parameters: bool | None = None
+    torch_compile: bool = False
+    disable_tqdm: bool | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainerSettings:
+        if self.bf16 and self.fp16:
+            raise ValueError("set only one of bf16 or fp16")
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError("set only one of warmup_steps or warmup_ratio")
+        if self.load_best_model_at_end and self.save_strategy != self.eval_strategy:
+            raise ValueError(
+                "load_best_model_at_end needs save_strategy equal to eval_strategy "
+                f"(now {self.save_strategy!r} and {self.eval_strategy!r})"
+            )
+        if self.eval_strategy == "steps" and self.eval_steps is None:
+            raise ValueError("eval_strategy 'steps' needs eval_steps")
+        return self
+
+    def training_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for `transformers.TrainingArguments` (without output_dir/seed/report_to)."""
+        kwargs = self.model_dump(exclude={"warmup_ratio", "resume_from_checkpoint", "seed"})
+        if self.warmup_ratio:
+            kwargs["warmup_steps"] = self.warmup_ratio
+        return {key: value for key, value in kwargs.items() if value is not None}

@@ -1,0 +1,1 @@
+"""transformers.Trainer subclasses, callbacks and pure loss functions."""
