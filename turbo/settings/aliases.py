@@ -12,9 +12,10 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
 }
 
 
-def apply_renames(class_name: str, data: dict) -> dict:
-    renames = RENAMED_FIELDS.get(class_name)
-    if not renames or not any(old in data for old in renames):
+def apply_renames(class_names: list[str], data: dict) -> dict:
+    """Rename old keys for a class or any of its bases (a subclass inherits the old names)."""
+    renames = {old: new for name in class_names for old, new in RENAMED_FIELDS.get(name, {}).items()}
+    if not any(old in data for old in renames):
         return data
     data = dict(data)
     for old, new in renames.items():

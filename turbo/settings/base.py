@@ -24,7 +24,7 @@ class StrictModel(BaseModel):
     @classmethod
     def _reject_unknown_fields(cls, data: Any, handler: Any) -> Any:
         if isinstance(data, dict):
-            data = apply_renames(cls.__name__, data)
+            data = apply_renames([klass.__name__ for klass in cls.__mro__], data)
         try:
             return handler(data)
         except ValidationError as exc:
