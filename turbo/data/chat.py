@@ -48,7 +48,7 @@ def build_chat_samples(
         source_report = SourceReport(
             source.name, str(source.records_path), read=len(located), sampled=len(chosen)
         )
-        samples.extend(_tokenize_source(chosen, source, settings, tokenizer, seed, inference, source_report))
+        samples.extend(tokenize_records(chosen, source, settings, tokenizer, seed, inference, source_report))
         report.sources.append(source_report)
     if not samples:
         raise DataError(f"no usable record in the dataset: {report.summary()}")
@@ -67,7 +67,7 @@ def _random_cut(messages: list[ChatMessage], rng: random.Random) -> list[ChatMes
     return messages[: rng.choice(bot_positions) + 1] if bot_positions else messages
 
 
-def _tokenize_source(
+def tokenize_records(
     records: list[Located[ChatRecord]],
     source: DatasetSourceSettings,
     settings: ChatDatasetSettings,
@@ -76,6 +76,10 @@ def _tokenize_source(
     inference: bool,
     report: SourceReport,
 ) -> list[ChatSample]:
+    """Render, truncate and tokenise records already read from `source` (other dataset types build on it).
+
+    Each sample's `messages` are the very message objects of its record that it kept.
+    """
     rng = random.Random(f"{seed}:{source.name}:cut")
     use_template = settings.prompt_template is not None
     start = [tokenizer.bos_token_id] if use_template and tokenizer.bos_token_id is not None else []
@@ -161,22 +165,23 @@ def _assemble(
     budget = (settings.max_tokens_count or 10**12) - len(start) - len(tail)
     first, last = _fit(lengths, budget, settings.keep_end)
     truncated = (first, last) != (0, len(messages))
-    if inference and truncated and not settings.keep_end:
-        first, last = 0, 0  # a prompt cut at its end would answer the wrong message
+    if last <= first or (inference and truncated and not settings.keep_end):
+        return "longer than max_tokens_count"  # a prompt cut at its end would answer the wrong message
     if not inference:
-        flags = _trainable(messages[first:last], settings)
-        while last > first and not flags[last - first - 1]:
-            last -= 1
-    if last <= first:
-        return "longer than max_tokens_count"
+        trainable = _trainable(messages[first:last], settings)
+        while last > first and not trainable[last - first - 1]:
+            last -= 1  # a sample ends with its last trained message
+        if last <= first:
+            return "no trainable token after truncation" if truncated else "no trainable token"
     kept = messages[first:last]
     flags = [False] * len(kept) if inference else _trainable(kept, settings)
-    if not inference and not any(flags):
-        return "no trainable token"
     input_ids, labels = list(start), [IGNORE_INDEX] * len(start)
     for (head, body), trained in zip(pieces[first:last], flags, strict=True):
         input_ids += head + body
-        labels += [IGNORE_INDEX] * len(head) + (body if trained else [IGNORE_INDEX] * len(body))
+        head_trained = trained and not settings.only_answer_loss  # role tags train only with full loss
+        labels += (head if head_trained else [IGNORE_INDEX] * len(head)) + (
+            body if trained else [IGNORE_INDEX] * len(body)
+        )
     input_ids += tail
     labels += list(tail) if not inference and flags[-1] else [IGNORE_INDEX] * len(tail)
     return ChatSample(input_ids, labels, source, item, kept, truncated)
@@ -199,4 +204,11 @@ def segments_preview(sample: ChatSample, tokenizer: Any) -> str:
     return "".join(out)
 
 
-__all__ = ["IGNORE_INDEX", "ChatSample", "Segment", "build_chat_samples", "segments_preview"]
+__all__ = [
+    "IGNORE_INDEX",
+    "ChatSample",
+    "Segment",
+    "build_chat_samples",
+    "segments_preview",
+    "tokenize_records",
+]

@@ -9,6 +9,8 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
         "evaluation_strategy": "eval_strategy",
         "no_cuda": "use_cpu",
     },
+    "BaseSamplingSettings": {"N": "num_answers"},
+    "SamplingDatasetSettings": {"chat_dataset": "chat_settings"},
 }
 
 
@@ -30,4 +32,31 @@ def infer_logging_type(data: object) -> object:
     """A wandb block without a type field (`project_name`, `run_name`, `entity`) is wandb."""
     if isinstance(data, dict) and "logging_type" not in data and "project_name" in data:
         return {**data, "logging_type": "wandb"}
+    return data
+
+
+def nest_legacy_rm_settings(data: object) -> object:
+    """Sampling files of the older layout: top-level `rm`, `tokenizer_settings`, `rm_batch_size`."""
+    if not isinstance(data, dict) or "rm" not in data:
+        return data
+    if "rm_settings" in data:
+        raise ValueError("'rm' is the old layout of 'rm_settings'; set only 'rm_settings'")
+    data = dict(data)
+    rm_settings: dict = {"model_settings": data.pop("rm")}
+    if "tokenizer_settings" in data:
+        rm_settings["tokenizer_settings"] = data.pop("tokenizer_settings")
+    if "rm_batch_size" in data:
+        rm_settings["batch"] = data.pop("rm_batch_size")
+    return {**data, "rm_settings": rm_settings}
+
+
+PROJECTOR_TYPE_ALIASES = {"c_abstractor": "c_abs"}
+
+
+def normalize_projector(data: object) -> object:
+    """A projector given as its type name ("llava") is {"projector_type": "llava"}; old names map to new."""
+    if isinstance(data, str):
+        data = {"projector_type": data}
+    if isinstance(data, dict) and data.get("projector_type") in PROJECTOR_TYPE_ALIASES:
+        data = {**data, "projector_type": PROJECTOR_TYPE_ALIASES[data["projector_type"]]}
     return data

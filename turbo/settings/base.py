@@ -11,10 +11,6 @@ from pydantic_core import PydanticCustomError
 from turbo.settings.aliases import apply_renames
 
 
-def _escape(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
-
-
 class StrictModel(BaseModel):
     """Frozen, rejects unknown keys and names the closest valid one."""
 
@@ -41,7 +37,9 @@ class StrictModel(BaseModel):
                     )
                 errors.append(
                     {
-                        "type": PydanticCustomError(err["type"], _escape(message)),
+                        "type": PydanticCustomError(
+                            err["type"], message
+                        ),  # no context, so braces stay as written
                         "loc": err["loc"],
                         "input": err.get("input"),
                     }
