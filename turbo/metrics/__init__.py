@@ -1,0 +1,1 @@
+"""Metrics for evaluation and cherry-picks."""

@@ -1,0 +1,104 @@
+"""KTO on unpaired desirable / undesirable answers (full or PEFT), against a frozen reference."""
+
+from __future__ import annotations
+
+import logging
+
+from turbo.data.chat import build_chat_samples
+from turbo.data.kto import KtoCollator, build_kto_samples, kto_features
+from turbo.io import write_json
+from turbo.modeling.loading import load_model
+from turbo.modeling.tokenizer import load_tokenizer
+from turbo.pipelines.train.common import (
+    check_logging_backend,
+    is_main_process,
+    prepare_experiment_folder,
+    resume_checkpoint,
+    save_final,
+    training_arguments,
+)
+from turbo.settings.pipelines.train.kto import KtoExperimentSettings
+
+logger = logging.getLogger("turbo")
+
+
+def run(settings: KtoExperimentSettings) -> None:
+    from transformers import set_seed
+
+    from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
+    from turbo.trainers.kto import KtoTrainer, precompute_reference_logps
+
+    check_logging_backend(settings)
+    folder = prepare_experiment_folder(settings)
+    resume = resume_checkpoint(settings, folder)
+    set_seed(settings.training_seed)
+    trainer_settings = settings.trainer_settings
+
+    tokenizer = load_tokenizer(
+        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    )
+    train, train_report = build_kto_samples(settings.train_dataset_settings, tokenizer, seed=settings.seed)
+    reports = {"train": train_report}
+    max_tokens = settings.train_dataset_settings.chat_settings.max_tokens_count
+    train_features = kto_features(train, settings.seed, max_tokens)
+    val_features = []
+    if settings.val_dataset_settings is not None:
+        val, reports["val"] = build_kto_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
+        val_max = settings.val_dataset_settings.chat_settings.max_tokens_count
+        val_features = kto_features(val, settings.seed, val_max)
+    cherry_picks = []
+    if settings.cherry_pick_settings is not None:
+        cherry_picks, reports["cherry_pick"] = build_chat_samples(
+            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
+        )
+    for split, report in reports.items():
+        logger.info("%s data: %s", split, report.summary())
+    if is_main_process():
+        write_json(
+            folder / "data_report.json",
+            {split: [source.as_dict() for source in report.sources] for split, report in reports.items()},
+        )
+
+    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
+    collator = KtoCollator(tokenizer.pad_token_id)
+    ref_model = None
+    if trainer_settings.use_ref_model:
+        # the starting model without a new adapter: a loaded adapter stays on, frozen
+        ref_settings = settings.model_settings.model_copy(
+            update={"peft_settings": None, "is_trainable": False}
+        )
+        ref_model = load_model(ref_settings, tokenizer, settings.tokenizer_settings)
+    if trainer_settings.precompute_ref_log_probs:
+        reference = ref_model if ref_model is not None else model
+        disable = ref_model is None and settings.trains_adapter
+        batch = trainer_settings.per_device_eval_batch_size
+        train_features = precompute_reference_logps(train_features, reference, collator, batch, disable)
+        val_features = precompute_reference_logps(val_features, reference, collator, batch, disable)
+        ref_model = None
+        logger.info(
+            "precomputed the reference log-probs of %d samples", len(train_features) + len(val_features)
+        )
+
+    callbacks = [MetricsLogCallback(folder / "metrics.jsonl")]
+    if settings.cherry_pick_settings is not None:
+        callbacks.append(
+            ChatCherryPickCallback(
+                settings.cherry_pick_settings, cherry_picks, tokenizer, folder / "cherry_picks"
+            )
+        )
+    trainer = KtoTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=training_arguments(settings, folder),
+        train_dataset=train_features,
+        eval_dataset=val_features or None,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        beta=trainer_settings.beta,
+        desirable_weight=trainer_settings.desirable_weight,
+        undesirable_weight=trainer_settings.undesirable_weight,
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    final = save_final(trainer, tokenizer, folder)
+    logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

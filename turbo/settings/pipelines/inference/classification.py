@@ -1,0 +1,31 @@
+"""inference_classification: the predicted label and class probabilities of every record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from turbo.settings.base import StrictModel
+from turbo.settings.datasets.classification import ClassificationDatasetSettings
+from turbo.settings.model import ModelSettings
+from turbo.settings.tokenizer import TokenizerSettings
+
+
+class ClassificationInferenceModelSettings(StrictModel):
+    model_settings: ModelSettings
+    tokenizer_settings: TokenizerSettings = TokenizerSettings()
+    batch: int = Field(8, gt=0, description="Records per forward pass.")
+
+    @model_validator(mode="after")
+    def _classifier(self) -> ClassificationInferenceModelSettings:
+        if self.model_settings.model_type != "seq_cls":
+            raise ValueError("model_settings.model_type must be 'seq_cls' for inference_classification")
+        return self
+
+
+class ClassificationInferenceExperimentSettings(StrictModel):
+    inference_settings: list[ClassificationInferenceModelSettings] = Field(min_length=1)
+    dataset_settings: ClassificationDatasetSettings
+    save_path: Path = Field(description="Folder for one JSONL of predictions per model and source.")
+    seed: int = 42

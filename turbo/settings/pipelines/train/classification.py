@@ -1,0 +1,64 @@
+"""train_classification: a sequence-classification model trained with focal loss."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from turbo.settings.base import StrictModel
+from turbo.settings.datasets.classification import ClassificationDatasetSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.trainer import TrainerSettings
+
+
+class ClassificationLossSettings(StrictModel):
+    """Focal loss, mean over the batch of alpha[y] * (1 - p_y) ** gamma * -log p_y."""
+
+    alpha: Literal["auto"] | list[float] | None = Field(
+        None,
+        description="Class weights: 'auto' balances them from the training labels "
+        "(n_records / (n_classes * n_class_records)), a list gives one weight per label, None: all 1.",
+    )
+    gamma: float = Field(0.0, ge=0, description="Focusing parameter; 0 with alpha None is cross-entropy.")
+
+    @model_validator(mode="after")
+    def _positive_weights(self) -> ClassificationLossSettings:
+        if isinstance(self.alpha, list) and (not self.alpha or any(w < 0 for w in self.alpha)):
+            raise ValueError(
+                "alpha must be 'auto', null, or a non-empty list of weights >= 0 (one per label)"
+            )
+        return self
+
+
+class ClassificationTrainerSettings(TrainerSettings):
+    loss_settings: ClassificationLossSettings = ClassificationLossSettings()
+
+    def training_arguments(self) -> dict[str, Any]:
+        kwargs = super().training_arguments()
+        kwargs.pop("loss_settings", None)
+        return kwargs
+
+
+class ClassificationExperimentSettings(BaseTrainExperimentSettings):
+    train_dataset_settings: ClassificationDatasetSettings
+    val_dataset_settings: ClassificationDatasetSettings | None = None
+    trainer_settings: ClassificationTrainerSettings = ClassificationTrainerSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClassificationExperimentSettings:
+        if self.model_settings.model_type != "seq_cls":
+            raise ValueError("model_settings.model_type must be 'seq_cls' for train_classification")
+        if self.trainer_settings.eval_strategy != "no" and self.val_dataset_settings is None:
+            raise ValueError(
+                "trainer_settings.eval_strategy is "
+                f"'{self.trainer_settings.eval_strategy}' but there is no val_dataset_settings"
+            )
+        alpha = self.trainer_settings.loss_settings.alpha
+        num_labels = self.model_settings.model_kwargs.get("num_labels")
+        if isinstance(alpha, list) and isinstance(num_labels, int) and len(alpha) != num_labels:
+            raise ValueError(
+                f"trainer_settings.loss_settings.alpha has {len(alpha)} weights but "
+                f"model_settings.model_kwargs.num_labels is {num_labels}; give one weight per label"
+            )
+        return self

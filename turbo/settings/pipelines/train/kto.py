@@ -1,0 +1,67 @@
+"""train_kto: Kahneman-Tversky optimisation on unpaired desirable / undesirable answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from turbo.settings.cherry_pick import ChatCherryPickSettings
+from turbo.settings.datasets.kto import KtoDatasetSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.trainer import TrainerSettings
+
+KTO_FIELDS = {"beta", "desirable_weight", "undesirable_weight", "use_ref_model", "precompute_ref_log_probs"}
+
+
+class KtoTrainerSettings(TrainerSettings):
+    beta: float = Field(0.1, gt=0, description="Strength of the implicit KL penalty (the reward scale).")
+    desirable_weight: float = Field(1.0, ge=0, description="Weight of the loss on desirable answers.")
+    undesirable_weight: float = Field(1.0, ge=0, description="Weight of the loss on undesirable answers.")
+    use_ref_model: bool = Field(
+        True,
+        description="Keep a separate frozen copy of the starting model as the reference. With PEFT, "
+        "false uses the same model with the adapter disabled (no second copy in memory).",
+    )
+    precompute_ref_log_probs: bool = Field(
+        False,
+        description="Compute the reference log-probs of every sample once before training "
+        "(the reference model is freed afterwards).",
+    )
+
+    def training_arguments(self) -> dict[str, Any]:
+        kwargs = super().training_arguments()
+        return {key: value for key, value in kwargs.items() if key not in KTO_FIELDS}
+
+
+class KtoExperimentSettings(BaseTrainExperimentSettings):
+    train_dataset_settings: KtoDatasetSettings
+    val_dataset_settings: KtoDatasetSettings | None = None
+    trainer_settings: KtoTrainerSettings = KtoTrainerSettings()
+    cherry_pick_settings: ChatCherryPickSettings | None = None
+
+    @property
+    def trains_adapter(self) -> bool:
+        model = self.model_settings
+        return model.peft_settings is not None or (model.adapter_path is not None and model.is_trainable)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KtoExperimentSettings:
+        trainer = self.trainer_settings
+        if self.model_settings.model_type != "causal":
+            raise ValueError("model_settings.model_type must be 'causal' for train_kto")
+        if trainer.eval_strategy != "no" and self.val_dataset_settings is None:
+            raise ValueError(
+                f"trainer_settings.eval_strategy is '{trainer.eval_strategy}' "
+                "but there is no val_dataset_settings"
+            )
+        if self.cherry_pick_settings is not None and trainer.eval_strategy == "no":
+            raise ValueError(
+                "cherry_pick_settings runs at each evaluation; set trainer_settings.eval_strategy"
+            )
+        if not (trainer.use_ref_model or trainer.precompute_ref_log_probs or self.trains_adapter):
+            raise ValueError(
+                "full fine-tuning needs a reference model: set trainer_settings.use_ref_model: true "
+                "or precompute_ref_log_probs: true (or train a PEFT adapter)"
+            )
+        return self
