@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -58,8 +59,12 @@ def generate_answers(
     custom: CustomGenerationSettings,
     batch: int,
     progress: bool = False,
+    extra_inputs: Callable[[int, int], dict[str, Any]] | None = None,
 ) -> list[list[str]]:
-    """num_return_sequences answers for each prompt (token ids), in prompt order."""
+    """num_return_sequences answers for each prompt (token ids), in prompt order.
+
+    `extra_inputs(start, end)` gives more `generate` arguments for prompts[start:end] (e.g. media).
+    """
     config = _generation_config(settings, tokenizer)
     device = next(model.parameters()).device
     was_training = model.training
@@ -74,6 +79,7 @@ def generate_answers(
             attention_mask=attention.to(device),
             generation_config=config,
             tokenizer=tokenizer if settings.stop_strings else None,
+            **(extra_inputs(start, start + len(chunk)) if extra_inputs is not None else {}),
         )
         new_tokens = output[:, input_ids.shape[1] :] if custom.remove_prompt else output
         for row in range(len(chunk)):

@@ -60,3 +60,21 @@ def normalize_projector(data: object) -> object:
     if isinstance(data, dict) and data.get("projector_type") in PROJECTOR_TYPE_ALIASES:
         data = {**data, "projector_type": PROJECTOR_TYPE_ALIASES[data["projector_type"]]}
     return data
+
+
+CHAT_RENDER_KEYS = ("prompt_template", "max_tokens_count", "keep_end")
+
+
+def nest_chat_settings(data: object) -> object:
+    """Dataset settings written like a chat dataset (`prompt_template`, `max_tokens_count` at the top)
+    are read as their `chat_settings` block."""
+    if not isinstance(data, dict) or not any(key in data for key in CHAT_RENDER_KEYS):
+        return data
+    data = dict(data)
+    nested = dict(data.get("chat_settings") or {})
+    for key in CHAT_RENDER_KEYS:
+        if key in data:
+            if key in nested:
+                raise ValueError(f"'{key}' is set both at the top and in chat_settings; set it only once")
+            nested[key] = data.pop(key)
+    return {**data, "chat_settings": nested}

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from turbo.settings.datasets.chat import ChatDatasetSettings
+from turbo.settings.multimodal import Modality, ReaderSettings, present
+from turbo.settings.paths import InputPath
+
+
+class MultimodalDatasetSettings(ChatDatasetSettings):
+    """A chat dataset whose messages can be images or audio.
+
+    Each media item becomes start_modality_token + n_modality_embeddings x its modality token +
+    end_modality_token; labels are never on those tokens, and truncation keeps them whole.
+    """
+
+    dataset_type: Literal["multimodal"]  # type: ignore[assignment]
+    modality_token_mapping: dict[Modality, str] = Field(
+        default_factory=lambda: {"image": "<img>", "audio": "<audio>"},
+        description="Modality -> the token whose embeddings are replaced by the projected features.",
+    )
+    modality_reader_settings_mapping: dict[Modality, ReaderSettings | None] = Field(
+        description="Modality -> how its media are read (raw files or pre-encoded features)."
+    )
+    n_modality_embeddings: int = Field(
+        gt=0, description="LM tokens per media item; must equal what the encoder and projector give."
+    )
+    start_modality_token: str = Field("<MS>", min_length=1)
+    end_modality_token: str = Field("</MS>", min_length=1)
+    media_root: InputPath | None = Field(
+        None,
+        description="Media paths (and LLaVA-style 'image' paths) are relative to this folder; "
+        "default: the folder of each records file. Paths may not leave it.",
+    )
+    max_media_per_sample: int | None = Field(
+        None, gt=0, description="Records with more media items are dropped (and counted in the report)."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_tokens(self) -> MultimodalDatasetSettings:
+        readers = present(self.modality_reader_settings_mapping)
+        if not readers:
+            raise ValueError("modality_reader_settings_mapping: set a reader for at least one modality")
+        missing = sorted(set(readers) - set(self.modality_token_mapping))
+        if missing:
+            raise ValueError(f"modality_token_mapping has no token for {', '.join(missing)}")
+        tokens = [*self.modality_token_mapping.values(), self.start_modality_token, self.end_modality_token]
+        if len(set(tokens)) != len(tokens):
+            raise ValueError(
+                "modality tokens, start_modality_token and end_modality_token must all differ "
+                f"(now: {', '.join(tokens)})"
+            )
+        return self
+
+    @property
+    def readers(self) -> dict[str, ReaderSettings]:
+        return present(self.modality_reader_settings_mapping)

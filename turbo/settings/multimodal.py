@@ -1,0 +1,172 @@
+"""Multimodal parts: modality readers, encoders and projectors, each a union on its type field."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from turbo.settings.aliases import normalize_projector
+from turbo.settings.base import StrictModel
+from turbo.settings.model import LoraSettings
+from turbo.settings.paths import InputPath
+
+Modality = Literal["image", "audio"]
+
+
+class ClipReaderSettings(StrictModel):
+    """Images through the CLIP image processor saved in reader_path."""
+
+    reader_type: Literal["clip"]
+    reader_path: InputPath = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+
+
+class SiglipReaderSettings(StrictModel):
+    """Images through the SigLIP image processor saved in reader_path."""
+
+    reader_type: Literal["siglip"]
+    reader_path: InputPath = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+
+
+class WhisperReaderSettings(StrictModel):
+    """WAV audio -> log-mel features with the Whisper feature extractor saved in reader_path."""
+
+    reader_type: Literal["whisper"]
+    reader_path: InputPath = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+
+
+class PickleReaderSettings(StrictModel):
+    """Features pre-encoded by preprocess_multimodal_dataset, read from its safetensors file."""
+
+    reader_type: Literal["pickle"]
+    reader_path: InputPath = Field(description="The <modality>.<encoder>.safetensors file.")
+
+
+ReaderSettings = Annotated[
+    ClipReaderSettings | SiglipReaderSettings | WhisperReaderSettings | PickleReaderSettings,
+    Field(discriminator="reader_type"),
+]
+MEDIA_READER_TYPES = {"clip": "image", "siglip": "image", "whisper": "audio"}
+
+
+class _EncoderFields(StrictModel):
+    encoder_path: InputPath = Field(
+        description="Folder of the encoder (its config.json is read even with is_pickle: true)."
+    )
+    is_pickle: bool = Field(
+        False, description="The reader gives pre-encoded features (reader_type: pickle); no forward pass."
+    )
+    freeze: bool = Field(True, description="Keep the encoder's weights fixed (false: train them all).")
+    peft_settings: LoraSettings | None = Field(None, description="Train a LoRA on the (frozen) encoder.")
+
+    @model_validator(mode="after")
+    def _trainable_needs_media(self) -> _EncoderFields:
+        if self.is_pickle and (not self.freeze or self.peft_settings is not None):
+            raise ValueError(
+                "is_pickle: true passes pre-encoded features through, so the encoder cannot train; "
+                "set is_pickle: false (raw media) or freeze: true without peft_settings"
+            )
+        if not self.freeze and self.peft_settings is not None:
+            raise ValueError("set freeze: false (train every weight) or peft_settings (LoRA), not both")
+        return self
+
+    @property
+    def trainable(self) -> bool:
+        return not self.freeze or self.peft_settings is not None
+
+
+class ClipEncoderSettings(_EncoderFields):
+    """CLIP vision tower: penultimate hidden states without the CLS token, one per patch."""
+
+    modality_encoder_type: Literal["clip"]
+
+
+class SiglipEncoderSettings(_EncoderFields):
+    """SigLIP vision tower: last hidden states, one per patch."""
+
+    modality_encoder_type: Literal["siglip"]
+
+
+class WhisperEncoderSettings(_EncoderFields):
+    """Whisper audio encoder: last hidden states, one per two mel frames."""
+
+    modality_encoder_type: Literal["whisper"]
+
+
+EncoderSettings = Annotated[
+    ClipEncoderSettings | SiglipEncoderSettings | WhisperEncoderSettings,
+    Field(discriminator="modality_encoder_type"),
+]
+ENCODER_MODALITIES = {"clip": "image", "siglip": "image", "whisper": "audio"}
+
+
+class LlavaProjectorSettings(StrictModel):
+    """Linear -> GELU -> Linear on every encoder token (one LM embedding per patch)."""
+
+    projector_type: Literal["llava"]
+
+
+class CAbstractorSettings(StrictModel):
+    """C-Abstractor (Honeybee): conv blocks, adaptive pooling to n_modality_embeddings tokens, conv blocks."""
+
+    projector_type: Literal["c_abs"]
+    depth: int = Field(1, ge=0, description="Residual conv blocks before and after the pooling.")
+
+
+ProjectorSettings = Annotated[
+    LlavaProjectorSettings | CAbstractorSettings,
+    Field(discriminator="projector_type"),
+    BeforeValidator(normalize_projector),
+]
+
+
+def present(mapping: dict[str, Any] | None) -> dict[str, Any]:
+    """The entries of a modality mapping that are set (files may write "audio": null)."""
+    return {key: value for key, value in (mapping or {}).items() if value is not None}
+
+
+def check_modality_mappings(
+    encoders: dict[str, Any], projectors: dict[str, Any], readers: dict[str, Any] | None
+) -> None:
+    """Every modality has an encoder and a projector (and a reader), and they fit each other."""
+    encoders, projectors = present(encoders), present(projectors)
+    readers = present(readers) if readers is not None else None
+    for name, mapping in (("modality_projector_mapping", projectors), ("modality_reader_settings", readers)):
+        if mapping is None:
+            continue
+        if set(mapping) != set(encoders):
+            raise ValueError(
+                f"{name} has modalities {sorted(mapping)} but modality_encoder_settings_mapping has "
+                f"{sorted(encoders)}; give each modality an encoder, a reader and a projector"
+            )
+    for modality, encoder in encoders.items():
+        if ENCODER_MODALITIES[encoder.modality_encoder_type] != modality:
+            raise ValueError(
+                f"modality_encoder_settings_mapping.{modality}: a {encoder.modality_encoder_type} encoder "
+                f"reads {ENCODER_MODALITIES[encoder.modality_encoder_type]}, not {modality}"
+            )
+        reader = (readers or {}).get(modality)
+        if reader is None:
+            continue
+        if encoder.is_pickle != (reader.reader_type == "pickle"):
+            raise ValueError(
+                f"{modality}: reader_type '{reader.reader_type}' with "
+                f"is_pickle: {str(encoder.is_pickle).lower()}; pre-encoded features need "
+                "reader_type: pickle and is_pickle: true, raw media neither"
+            )
+        if reader.reader_type != "pickle" and MEDIA_READER_TYPES[reader.reader_type] != modality:
+            raise ValueError(
+                f"{modality}: a {reader.reader_type} reader reads {MEDIA_READER_TYPES[reader.reader_type]}"
+            )
+
+
+def check_square(projectors: dict[str, Any], n_modality_embeddings: int) -> None:
+    for modality, projector in present(projectors).items():
+        side = math.isqrt(n_modality_embeddings)
+        if projector.projector_type == "c_abs" and side * side != n_modality_embeddings:
+            raise ValueError(
+                f"modality_projector_mapping.{modality}: c_abs pools to a square grid, so "
+                f"n_modality_embeddings must be a perfect square; {n_modality_embeddings} is not "
+                f"(nearest: {side * side} or {(side + 1) ** 2})"
+            )

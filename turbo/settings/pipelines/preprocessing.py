@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from turbo.settings.base import StrictModel
+from turbo.settings.multimodal import (
+    ENCODER_MODALITIES,
+    MEDIA_READER_TYPES,
+    EncoderSettings,
+    Modality,
+    ReaderSettings,
+)
+from turbo.settings.paths import InputPath
+
+
+class PreprocessMultimodalSettings(StrictModel):
+    """Encode every media file of a folder once, so training can read features (reader_type: pickle)."""
+
+    modality: Modality
+    reader_settings: ReaderSettings
+    encoder_settings: EncoderSettings
+    dataset_path: InputPath = Field(description="A folder of media, searched recursively.")
+    batch_size: int = Field(32, gt=0)
+    output_file_path: Path = Field(
+        description="Folder for <modality>.<encoder>.safetensors (key: media path relative to "
+        "dataset_path) and its .json config."
+    )
+    num_workers: int = Field(2, ge=0, description="Threads that decode media while the encoder runs.")
+    extensions: list[str] | None = Field(
+        None, description="File endings to encode. Default: common image or audio endings."
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> PreprocessMultimodalSettings:
+        if self.reader_settings.reader_type == "pickle" or self.encoder_settings.is_pickle:
+            raise ValueError("preprocessing reads raw media: use a media reader_type and is_pickle: false")
+        for what, kind in (
+            ("reader_settings", MEDIA_READER_TYPES[self.reader_settings.reader_type]),
+            ("encoder_settings", ENCODER_MODALITIES[self.encoder_settings.modality_encoder_type]),
+        ):
+            if kind != self.modality:
+                raise ValueError(f"{what} reads {kind} but modality is {self.modality}")
+        return self
+
+    @property
+    def output_file(self) -> Path:
+        return Path(self.output_file_path) / (
+            f"{self.modality}.{self.encoder_settings.modality_encoder_type}.safetensors"
+        )
