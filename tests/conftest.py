@@ -25,6 +25,14 @@ def fixture_models() -> Path:
     return build_all()
 
 
+@pytest.fixture(scope="session")
+def multimodal_models(fixture_models: Path) -> Path:
+    """tests/fixtures/models/{clip_tiny, siglip_tiny, whisper_tiny} beside llama_tiny, and the drawn media."""
+    from build_multimodal import build_all
+
+    return build_all(fixture_models)
+
+
 def run_turbo(*args: str | Path, expect: int | None = 0, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m turbo ARGS` from the repository root, as a user runs it; checks the exit code."""
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}

@@ -41,13 +41,23 @@ def dataset_fields(settings: BaseModel, prefix: str = "") -> list[tuple[str, Any
     return found
 
 
+def model_entries(settings: Any) -> list[Any]:
+    """The blocks that name a model (and its tokenizer): the settings themselves, each inference
+    entry, or a nested block such as a sampling file's reward model."""
+    if hasattr(settings, "model_settings"):
+        return [settings]
+    if hasattr(settings, "inference_settings"):
+        return list(settings.inference_settings)
+    return [
+        value
+        for name in type(settings).model_fields
+        if hasattr(value := getattr(settings, name), "model_settings")
+    ]
+
+
 def summary(command: Command, settings: Any) -> list[str]:
     lines = [f"valid settings for {command.name}"]
-    entries = (
-        [settings]
-        if hasattr(settings, "model_settings")
-        else list(getattr(settings, "inference_settings", []))
-    )
+    entries = model_entries(settings)
     for index, entry in enumerate(entries):
         model = entry.model_settings
         peft = (
@@ -71,24 +81,80 @@ def summary(command: Command, settings: Any) -> list[str]:
     return lines
 
 
-def data_summary(settings: Any) -> list[str]:
-    """Tokenise every dataset with the (first) model's tokenizer and report lengths and drops."""
+class _FileExists:
+    """Media check for `validate --data`: the file is there (decoding waits for the pipeline)."""
+
+    def missing(self, item: Any) -> str | None:
+        return None if item.path.is_file() else f"{item.where}: {item.path} does not exist"
+
+
+def _chat(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
     from turbo.data.chat import build_chat_samples
+
+    return build_chat_samples(dataset, tokenizer, seed=seed, inference=generation)
+
+
+def _pair_preferences(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    from turbo.data.pair_preferences import build_pair_samples
+
+    return build_pair_samples(dataset, tokenizer, seed=seed)
+
+
+def _kto(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    from turbo.data.kto import build_kto_samples
+
+    return build_kto_samples(dataset, tokenizer, seed=seed)
+
+
+def _classification(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    from turbo.data.classification import build_classification_samples
+
+    return build_classification_samples(dataset, tokenizer, seed=seed, require_labels=not generation)
+
+
+def _sampling(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    from turbo.data.sampling import read_sampling_records
+
+    return read_sampling_records(dataset, seed)
+
+
+def _multimodal(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    from turbo.data.multimodal import add_modality_tokens, build_multimodal_samples
+
+    add_modality_tokens(tokenizer, dataset)
+    checkers = {modality: _FileExists() for modality in dataset.modality_token_mapping}
+    return build_multimodal_samples(dataset, tokenizer, checkers, seed=seed, inference=generation)
+
+
+DATA_BUILDERS = {
+    "chat": _chat,
+    "pair_preferences": _pair_preferences,
+    "kto": _kto,
+    "classification": _classification,
+    "sampling": _sampling,
+    "multimodal": _multimodal,
+}
+
+
+def data_summary(settings: Any) -> list[str]:
+    """Read and tokenise every dataset with the (first) model's tokenizer; report lengths and drops."""
     from turbo.modeling.tokenizer import load_tokenizer
 
-    entry = settings if hasattr(settings, "model_settings") else settings.inference_settings[0]
-    tokenizer = load_tokenizer(
-        entry.tokenizer_settings, entry.model_settings, getattr(settings, "special_tokens_settings", None)
+    entries = model_entries(settings)
+    special = getattr(settings, "special_tokens_settings", None)
+    tokenizer = (
+        load_tokenizer(entries[0].tokenizer_settings, entries[0].model_settings, special) if entries else None
     )
     seed = getattr(settings, "seed", 42)
     lines = []
     for where, dataset, generation in dataset_fields(settings):
-        samples, report = build_chat_samples(dataset, tokenizer, seed=seed, inference=generation)
+        samples, report = DATA_BUILDERS[dataset.dataset_type](dataset, tokenizer, seed, generation)
         lines.append(f"  {where}: {len(samples)} samples")
         for source in report.sources:
-            percentiles = ", ".join(f"p{p}={n}" for p, n in source.percentiles().items())
             lines.append(f"    {source.summary()}")
-            lines.append(f"    token lengths: {percentiles}")
+            if source.lengths:
+                percentiles = ", ".join(f"p{p}={n}" for p, n in source.percentiles().items())
+                lines.append(f"    token lengths: {percentiles}")
     return lines
 
 
