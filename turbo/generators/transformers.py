@@ -99,12 +99,21 @@ def generate_answers(
     return answers
 
 
-def answer_rows(samples: list[ChatSample], answers: list[list[str]]) -> list[dict[str, Any]]:
-    """The output JSONL rows: each record as read, its dataset name and its answers."""
+def answer_rows(
+    samples: list[ChatSample],
+    answers: list[list[str]],
+    extras: list[list[dict[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
+    """The output JSONL rows: each record as read, its dataset name and its answers (each answer with
+    its `extras` fields, such as log-probabilities, when given)."""
     rows = []
-    for sample, texts in zip(samples, answers, strict=True):
+    for index, (sample, texts) in enumerate(zip(samples, answers, strict=True)):
         row = sample.record.record.model_dump(mode="json", exclude_none=True)
         row["dataset_name"] = sample.source
-        row["answers"] = [{"id": str(k), "content": text} for k, text in enumerate(texts)]
+        fields = extras[index] if extras is not None else [{}] * len(texts)
+        row["answers"] = [
+            {"id": str(k), "content": text, **more}
+            for k, (text, more) in enumerate(zip(texts, fields, strict=True))
+        ]
         rows.append(row)
     return rows

