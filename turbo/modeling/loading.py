@@ -8,6 +8,7 @@ from typing import Any
 from turbo.errors import ModelError
 from turbo.modeling.embeddings import fit_embeddings_to_tokenizer, initialize_new_embeddings
 from turbo.modeling.peft import apply_peft
+from turbo.modeling.quantization import prepare_for_adapter_training, quantization_config
 from turbo.modeling.tokenizer import SPECIAL_TOKEN_NAMES
 from turbo.settings.model import ModelSettings
 from turbo.settings.tokenizer import TokenizerSettings
@@ -26,6 +27,9 @@ def load_base_model(settings: ModelSettings) -> Any:
     kwargs: dict[str, Any] = dict(settings.model_kwargs)
     dtype = settings.transformers_settings.dtype
     kwargs["dtype"] = (dtype if dtype == "auto" else getattr(torch, dtype)) if dtype else torch.float32
+    quantization = quantization_config(settings)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
     if settings.transformers_settings.low_cpu_mem_usage is not None:
         kwargs["low_cpu_mem_usage"] = settings.transformers_settings.low_cpu_mem_usage
     auto_class = getattr(transformers, AUTO_CLASSES[settings.model_type])
@@ -47,6 +51,7 @@ def load_model(settings: ModelSettings, tokenizer: Any, tokenizer_settings: Toke
     if settings.embeddings_initialization_strategy:
         initialize_new_embeddings(model, tokenizer, settings.embeddings_initialization_strategy)
     copy_special_token_ids(model, tokenizer)
+    model = prepare_for_adapter_training(model, settings)
     return apply_peft(model, settings, Path(tokenizer_settings.tokenizer_path or settings.model_path))
 
 

@@ -22,6 +22,32 @@ class ModelTransformersSettings(StrictModel):
     low_cpu_mem_usage: bool | None = None
 
 
+class BnbSettings(StrictModel):
+    """4-/8-bit loading with bitsandbytes (QLoRA when a LoRA trains on top)."""
+
+    load_in_4bit: bool = False
+    load_in_8bit: bool = False
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    bnb_4bit_use_double_quant: bool = Field(False, description="Quantise the quantisation constants too.")
+    bnb_4bit_compute_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None, description="Dtype of the 4-bit matmuls; None: transformers_settings.dtype, else float32."
+    )
+    llm_int8_skip_modules: list[str] | None = Field(
+        None, description="Modules kept unquantised (transformers keeps the output head by default)."
+    )
+
+    @model_validator(mode="after")
+    def _one_width(self) -> BnbSettings:
+        if self.load_in_4bit == self.load_in_8bit:
+            raise ValueError("set exactly one of load_in_4bit or load_in_8bit to true")
+        four_bit = {"bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_compute_dtype"}
+        if self.load_in_8bit and four_bit & self.model_fields_set:
+            raise ValueError(
+                f"{', '.join(sorted(four_bit & self.model_fields_set))} apply to load_in_4bit only"
+            )
+        return self
+
+
 class LoraSettings(StrictModel):
     name: Literal["LORA"]
     r: int = Field(16, gt=0)
@@ -89,6 +115,9 @@ class ModelSettings(StrictModel):
         "the text's sub-token embeddings.",
     )
     peft_settings: PeftSettings | None = None
+    bnb_settings: BnbSettings | None = Field(
+        None, description="Load the weights in 4 or 8 bits (bitsandbytes); training then needs an adapter."
+    )
 
     @model_validator(mode="after")
     def _one_adapter(self) -> ModelSettings:
@@ -102,3 +131,8 @@ class ModelSettings(StrictModel):
                 "set trust_remote_code in model_settings.transformers_settings, not model_kwargs"
             )
         return self
+
+    @property
+    def trains_adapter(self) -> bool:
+        """A new adapter (peft_settings) or a loaded one that trains further."""
+        return self.peft_settings is not None or (self.adapter_path is not None and self.is_trainable)

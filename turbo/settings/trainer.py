@@ -62,8 +62,15 @@ class TrainerSettings(StrictModel):
     label_smoothing_factor: float = Field(0.0, ge=0, lt=1)
     neftune_noise_alpha: float | None = None
     deepspeed: str | dict[str, Any] | None = Field(
-        None, description="Path to a DeepSpeed JSON, or the config."
+        None,
+        description="A DeepSpeed preset (zero1, zero2, zero2_offload, zero3, zero3_offload), a path to a "
+        "DeepSpeed JSON, or the config. Batch size, accumulation, clipping and precision come from these "
+        'trainer settings (write "auto" or leave them out of the DeepSpeed config).',
     )
+    fsdp: str | None = Field(
+        None, description='FSDP of transformers.Trainer, e.g. "full_shard auto_wrap" (needs GPUs).'
+    )
+    fsdp_config: dict[str, Any] | None = None
     seed: int | None = Field(None, description="Defaults to the experiment's seed.")
     data_seed: int | None = None
     full_determinism: bool = False
@@ -91,6 +98,14 @@ class TrainerSettings(StrictModel):
             )
         if self.eval_strategy == "steps" and self.eval_steps is None:
             raise ValueError("eval_strategy 'steps' needs eval_steps")
+        if self.deepspeed is not None and self.fsdp is not None:
+            raise ValueError("set either deepspeed or fsdp, not both")
+        if self.deepspeed is not None:
+            from turbo.trainers.deepspeed import conflicts, load_config  # pure Python, no torch
+
+            problems = conflicts(load_config(self.deepspeed), self.model_dump())
+            if problems:
+                raise ValueError("deepspeed: " + "; ".join(problems))
         return self
 
     def training_arguments(self) -> dict[str, Any]:
@@ -98,4 +113,8 @@ class TrainerSettings(StrictModel):
         kwargs = self.model_dump(exclude={"warmup_ratio", "resume_from_checkpoint", "seed"})
         if self.warmup_ratio:
             kwargs["warmup_steps"] = self.warmup_ratio
+        if self.deepspeed is not None:
+            from turbo.trainers.deepspeed import resolve
+
+            kwargs["deepspeed"] = resolve(self.deepspeed)
         return {key: value for key, value in kwargs.items() if value is not None}

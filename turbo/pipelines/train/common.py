@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -11,13 +12,14 @@ from typing import Any
 from turbo.data.chat import ChatSample, segments_preview
 from turbo.data.report import DatasetReport
 from turbo.errors import SettingsError, TurboError
-from turbo.io import atomic_open, replace_dir, write_json
+from turbo.io import atomic_open, replace_dir, write_json, write_jsonl
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 
 logger = logging.getLogger("turbo")
 
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
+METRICS = "metrics.jsonl"
 PREVIEW_SAMPLES = 3
 
 
@@ -79,22 +81,88 @@ def training_arguments(settings: BaseTrainExperimentSettings, folder: Path, **ex
     )
 
 
+def is_complete_checkpoint(path: Path) -> bool:
+    """transformers writes trainer_state.json last (after the weights, optimizer, scheduler and RNG
+    states): a checkpoint folder is complete once that file is whole."""
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and "global_step" in state
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name.rsplit("-", 1)[1])
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """The complete checkpoint-N folders under folder/checkpoints, oldest step first."""
+    checkpoints = folder / CHECKPOINTS
+    if not checkpoints.is_dir():
+        return []
+    found = [path for path in checkpoints.glob("checkpoint-*") if path.name.split("-", 1)[1].isdigit()]
+    return sorted((path for path in found if is_complete_checkpoint(path)), key=checkpoint_step)
+
+
+def remove_incomplete_checkpoints(folder: Path) -> list[Path]:
+    """Delete what a killed run left half-written (checkpoint folders without a whole trainer state),
+    so that nothing later mistakes them for checkpoints. Main process only."""
+    checkpoints = folder / CHECKPOINTS
+    if not is_main_process() or not checkpoints.is_dir():
+        return []
+    complete = set(complete_checkpoints(folder))
+    removed = [path for path in checkpoints.glob("checkpoint-*") if path.is_dir() and path not in complete]
+    for path in removed:
+        logger.warning("removing the incomplete checkpoint %s (a run was stopped while writing it)", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 def resume_checkpoint(settings: BaseTrainExperimentSettings, folder: Path) -> str | None:
-    """The checkpoint to resume from: the newest one (true) or the given path."""
+    """The checkpoint to resume from: the newest complete one (true) or the given path.
+
+    Checkpoint folders a killed run left incomplete are removed first. When resuming, the metrics
+    log keeps only the steps up to the checkpoint, so the resumed steps are not logged twice.
+    """
+    remove_incomplete_checkpoints(folder)
     resume = settings.trainer_settings.resume_from_checkpoint
     if resume in (None, False):
         return None
     if resume is True:
-        from transformers.trainer_utils import get_last_checkpoint
+        complete = complete_checkpoints(folder)
+        if not complete:
+            raise TurboError(
+                f"trainer_settings.resume_from_checkpoint: no complete checkpoint in {folder / CHECKPOINTS}"
+            )
+        checkpoint = complete[-1]
+    else:
+        checkpoint = Path(resume)
+        if not checkpoint.is_dir():
+            raise TurboError(f"trainer_settings.resume_from_checkpoint: {resume} is not a checkpoint folder")
+        if not is_complete_checkpoint(checkpoint):
+            raise TurboError(
+                f"trainer_settings.resume_from_checkpoint: {resume} is incomplete (no whole "
+                "trainer_state.json); resume from an earlier checkpoint"
+            )
+    step = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
+    trim_metrics_log(folder / METRICS, step)
+    logger.info("resuming from %s (step %d)", checkpoint, step)
+    return str(checkpoint)
 
-        checkpoints = folder / CHECKPOINTS
-        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-        if last is None:
-            raise TurboError(f"trainer_settings.resume_from_checkpoint: no checkpoint in {checkpoints}")
-        return last
-    if not Path(resume).is_dir():
-        raise TurboError(f"trainer_settings.resume_from_checkpoint: {resume} is not a checkpoint folder")
-    return str(resume)
+
+def trim_metrics_log(path: Path, step: int) -> None:
+    """Keep the rows logged up to `step` (and drop a line cut short by a kill). Main process only."""
+    if not is_main_process() or not path.is_file():
+        return
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("step", 0) <= step:
+            rows.append(row)
+    write_jsonl(path, rows)
 
 
 def write_data_reports(
@@ -119,7 +187,12 @@ def write_data_reports(
 
 
 def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
-    """The final model or adapter plus tokenizer, written to a temporary folder and renamed."""
+    """The final model or adapter plus tokenizer, written to a temporary folder and renamed.
+
+    The last step of every training pipeline: under DeepSpeed ZeRO-3 every rank takes part in
+    gathering the weights, and the process group of a distributed run is ended afterwards (leaving
+    it to the interpreter's exit can crash).
+    """
     target = folder / FINAL
     tmp = folder / f".{FINAL}.tmp"
     if trainer.is_world_process_zero():
@@ -131,4 +204,12 @@ def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
         tokenizer.save_pretrained(tmp)
         replace_dir(tmp, target)
     trainer.accelerator.wait_for_everyone()
+    end_distributed()
     return target
+
+
+def end_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from turbo.data.chat import build_chat_samples
+from turbo.data.chat import ChatSample, build_chat_samples
+from turbo.data.packing import PackedCollator, pack_features
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
@@ -15,6 +16,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
     write_data_reports,
 )
+from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -53,15 +55,36 @@ def run(settings: SftExperimentSettings) -> None:
                 settings.cherry_pick_settings, cherry_picks, tokenizer, folder / "cherry_picks"
             )
         )
+    packing = settings.train_dataset_settings.pack_to_max_length or (
+        settings.val_dataset_settings is not None and settings.val_dataset_settings.pack_to_max_length
+    )
+    collator = (
+        PackedCollator(tokenizer.pad_token_id)  # takes unpacked rows too
+        if packing
+        else DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    )
     trainer = Trainer(
         model=model,
         args=training_arguments(settings, folder),
-        train_dataset=[sample.features() for sample in train],
-        eval_dataset=[sample.features() for sample in val] or None,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+        train_dataset=features(train, settings.train_dataset_settings),
+        eval_dataset=features(val, settings.val_dataset_settings) or None,
+        data_collator=collator,
         processing_class=tokenizer,
         callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)
+
+
+def features(samples: list[ChatSample], settings: ChatDatasetSettings | None) -> list[dict[str, list[int]]]:
+    """The trainer's rows: one per sample, or several samples per row with pack_to_max_length."""
+    rows = [sample.features() for sample in samples]
+    if settings is None or not settings.pack_to_max_length or not rows:
+        return rows
+    assert settings.max_tokens_count is not None  # the settings require it with packing
+    packed = pack_features(rows, settings.max_tokens_count)
+    logger.info(
+        "packed %d samples into %d rows of up to %d tokens", len(rows), len(packed), settings.max_tokens_count
+    )
+    return packed

@@ -3,7 +3,7 @@ from __future__ import annotations
 import string
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
@@ -45,8 +45,19 @@ class ChatDatasetSettings(StrictModel):
     only_last_replica_loss: bool = Field(False, description="Train only on the last bot message.")
     keep_end: bool = Field(False, description="Truncate from the start instead of the end.")
     random_cut: bool = Field(False, description="End each sample at a random bot message (seeded).")
+    pack_to_max_length: bool = Field(
+        False,
+        description="Training: pack several samples into one sequence of up to max_tokens_count tokens; "
+        "attention stays within each sample (position ids restart) and the loss is unchanged.",
+    )
 
     @field_validator("sources")
     @classmethod
     def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
         return check_unique_source_names(sources)
+
+    @model_validator(mode="after")
+    def _packing_has_a_length(self) -> ChatDatasetSettings:
+        if self.pack_to_max_length and self.max_tokens_count is None:
+            raise ValueError("pack_to_max_length packs samples up to max_tokens_count; set max_tokens_count")
+        return self

@@ -29,6 +29,11 @@ class BaseTrainExperimentSettings(StrictModel):
             raise ValueError(
                 f"seed ({self.seed}) and trainer_settings.seed ({trainer_seed}) disagree; set one of them"
             )
+        if self.model_settings.bnb_settings is not None and not self.model_settings.trains_adapter:
+            raise ValueError(
+                "model_settings.bnb_settings loads frozen quantised weights; train an adapter on top "
+                "(model_settings.peft_settings, or adapter_path with is_trainable: true)"
+            )
         return self
 
     @property

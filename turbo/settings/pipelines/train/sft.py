@@ -24,3 +24,23 @@ class SftExperimentSettings(BaseTrainExperimentSettings):
                 "cherry_pick_settings runs at each evaluation; set trainer_settings.eval_strategy"
             )
         return self
+
+    @model_validator(mode="after")
+    def _packing_fits(self) -> SftExperimentSettings:
+        packed = self.train_dataset_settings.pack_to_max_length or (
+            self.val_dataset_settings is not None and self.val_dataset_settings.pack_to_max_length
+        )
+        peft = self.model_settings.peft_settings
+        if packed and peft is not None and peft.name != "LORA":
+            raise ValueError(
+                f"pack_to_max_length cannot be used with {peft.name}: its virtual tokens break the "
+                "per-sample positions of a packed row; use LORA or turn packing off"
+            )
+        if (
+            self.cherry_pick_settings is not None
+            and self.cherry_pick_settings.dataset_settings.pack_to_max_length
+        ):
+            raise ValueError(
+                "cherry_pick_settings.dataset_settings: pack_to_max_length applies to training data only"
+            )
+        return self

@@ -1,0 +1,114 @@
+"""train_sft under launchers: DDP (accelerate launch) and DeepSpeed ZeRO-2/3 (torchrun), 2 processes.
+
+Two processes with 2 samples each and one process with 4 see the same global batches (sequential
+order), so the runs must log the same losses and token counts and end with the same weights: each
+rank read its own shard, the metrics were reduced across ranks, and only rank 0 wrote the files.
+"""
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ..conftest import CONFIGS, REPO, read_jsonl, run_turbo
+
+SFT = CONFIGS / "train" / "sft" / "lora.json"
+STEPS = 4
+COMMON = [
+    *("--set", f"trainer_settings.max_steps={STEPS}"),
+    *("--set", "trainer_settings.save_steps=2"),
+    *("--set", "trainer_settings.train_sampling_strategy=sequential"),
+    *("--set", "trainer_settings.evaluation_strategy=no"),
+    *("--set", "cherry_pick_settings=null"),
+]
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(launcher: list[str], folder: Path, *settings: str, timeout: int = 600) -> None:
+    """`<launcher> -m turbo train_sft ...` with 2 processes of 2 samples each."""
+    command = [sys.executable, "-m", *launcher, "-m", "turbo", "train_sft", "--experiment_settings_path"]
+    command += [str(SFT), "--set", f"log_path={folder}", *COMMON, *settings]
+    command += ["--set", "trainer_settings.per_device_train_batch_size=2"]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-3000:]}\n{result.stderr[-8000:]}"
+
+
+def torchrun() -> list[str]:
+    return ["torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+
+
+def accelerate() -> list[str]:
+    port = str(free_port())
+    return ["accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", port]
+
+
+@pytest.fixture(scope="module")
+def single(fixture_models, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("single") / "run"
+    run_turbo(
+        "train_sft",
+        *("--experiment_settings_path", SFT, "--set", f"log_path={folder}"),
+        *COMMON,
+        *("--set", "trainer_settings.per_device_train_batch_size=4"),
+    )
+    return folder
+
+
+def train_rows(folder: Path) -> list[dict]:
+    return [row for row in read_jsonl(folder / "metrics.jsonl") if "loss" in row]
+
+
+def assert_same_run(folder: Path, reference: Path) -> None:
+    rows, expected = train_rows(folder), train_rows(reference)
+    assert [row["step"] for row in rows] == list(range(1, STEPS + 1))  # written once, by rank 0
+    assert [row["num_input_tokens_seen"] for row in rows] == [r["num_input_tokens_seen"] for r in expected]
+    assert [row["loss"] for row in rows] == pytest.approx([r["loss"] for r in expected], abs=1e-5)
+    actual = load_file(folder / "final" / "adapter_model.safetensors")
+    weights = load_file(reference / "final" / "adapter_model.safetensors")
+    lora = [name for name in weights if "lora_" in name]
+    assert lora and set(lora) <= actual.keys()
+    for name in actual:  # ZeRO-3 leaves out the frozen copies of resized embeddings
+        torch.testing.assert_close(actual[name], weights[name], atol=1e-4, rtol=0, msg=name)
+    assert all(actual[name].abs().sum() > 0 for name in lora if "lora_B" in name)  # B starts at zero
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert json.loads((folder / "experiment_settings.json").read_text())["log_path"] == str(folder)
+
+
+def test_ddp_with_accelerate_launch_matches_one_process(single: Path, tmp_path: Path) -> None:
+    launch(accelerate(), tmp_path / "ddp")
+    assert_same_run(tmp_path / "ddp", single)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed")
+@pytest.mark.parametrize("preset", ["zero2", "zero3"])
+def test_deepspeed_with_torchrun_matches_one_process(single: Path, tmp_path: Path, preset: str) -> None:
+    """The first run compiles DeepSpeed's CPU helpers into TORCH_EXTENSIONS_DIR (about a minute)."""
+    launch(torchrun(), tmp_path / preset, "--set", f"trainer_settings.deepspeed={preset}")
+    assert_same_run(tmp_path / preset, single)
+    assert (tmp_path / preset / "checkpoints" / "checkpoint-4" / "global_step4").is_dir()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_fsdp_on_gpus_matches_one_process(single: Path, tmp_path: Path) -> None:
+    fsdp = ["--set", "trainer_settings.fsdp=full_shard auto_wrap"]
+    fsdp += ["--set", 'trainer_settings.fsdp_config={"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}']
+    launch(torchrun(), tmp_path / "fsdp", *fsdp)
+    rows, expected = train_rows(tmp_path / "fsdp"), train_rows(single)
+    assert [row["loss"] for row in rows] == pytest.approx([r["loss"] for r in expected], abs=1e-3)
+    assert (tmp_path / "fsdp" / "final" / "adapter_model.safetensors").is_file()

@@ -1,0 +1,93 @@
+import json
+
+import pytest
+import torch
+
+from turbo.data.chat import IGNORE_INDEX, build_chat_samples
+from turbo.data.packing import PackedCollator, pack_features, pack_lengths, padding_share
+from turbo.settings.datasets import ChatDatasetSettings
+
+from ...conftest import CONFIGS
+
+
+def test_pack_lengths_fills_bins_best_fit_and_keeps_every_sample_once() -> None:
+    lengths = [7, 3, 9, 2, 5, 8, 1]
+    bins = pack_lengths(lengths, 10)
+    assert sorted(i for group in bins for i in group) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in group) <= 10 for group in bins)
+    assert len(bins) == 4  # 35 tokens need at least 4 rows of 10
+    assert all(group == sorted(group) for group in bins)
+
+
+def test_pack_lengths_rejects_a_sample_longer_than_a_row() -> None:
+    with pytest.raises(ValueError, match="12 tokens"):
+        pack_lengths([3, 12], 10)
+
+
+def test_packed_rows_restart_positions_and_ignore_each_first_label() -> None:
+    features = [
+        {"input_ids": [5, 6, 7], "labels": [5, 6, 7]},
+        {"input_ids": [8, 9], "labels": [IGNORE_INDEX, 9]},
+    ]
+    [row] = pack_features(features, 8)
+    assert row["input_ids"] == [5, 6, 7, 8, 9]
+    assert row["position_ids"] == [0, 1, 2, 0, 1]
+    assert row["labels"] == [IGNORE_INDEX, 6, 7, IGNORE_INDEX, 9]
+
+
+def test_collator_pads_as_a_block_of_its_own_without_attention_mask() -> None:
+    batch = PackedCollator(pad_token_id=0)(
+        [
+            {"input_ids": [5, 6, 7], "labels": [5, 6, 7], "position_ids": [0, 0, 1]},
+            {"input_ids": [8], "labels": [8]},
+        ]
+    )
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["labels"].tolist() == [[5, 6, 7], [8, IGNORE_INDEX, IGNORE_INDEX]]
+    assert batch["position_ids"].tolist() == [[0, 0, 1], [0, 0, 1]]
+    assert "attention_mask" not in batch and batch["use_cache"] is False
+
+
+def test_padding_share() -> None:
+    assert padding_share([4, 2, 3, 3], 2) == pytest.approx(1 - 12 / 14)
+    assert padding_share([], 2) == 0.0
+
+
+@pytest.fixture(scope="module")
+def model_and_features(fixture_models):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(fixture_models / "llama_tiny")
+    data = json.loads((CONFIGS / "train" / "sft" / "lora.json").read_text())["train_dataset_settings"]
+    samples, _ = build_chat_samples(ChatDatasetSettings.model_validate(data), tokenizer, seed=0)
+    model = AutoModelForCausalLM.from_pretrained(fixture_models / "llama_tiny", dtype=torch.float32)
+    model.resize_token_embeddings(len(tokenizer))
+    return model.train(), tokenizer, [sample.features() for sample in samples[:10]]
+
+
+def test_packed_loss_equals_the_unpacked_loss_of_the_same_samples(model_and_features) -> None:
+    from transformers import DataCollatorForSeq2Seq
+
+    model, tokenizer, features = model_and_features
+    rows = pack_features(features, 120)
+    assert len(rows) < len(features)
+    unpacked = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)(features)
+    packed = PackedCollator(tokenizer.pad_token_id)(rows)
+    assert (packed["labels"] != IGNORE_INDEX).sum() == (unpacked["labels"] != IGNORE_INDEX).sum()
+    torch.manual_seed(0)  # (no dropout in the fixture; seeded anyway)
+    expected = model(**unpacked).loss
+    actual = model(**packed).loss
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+
+
+def test_no_sample_attends_to_another_in_a_packed_row(model_and_features) -> None:
+    model, tokenizer, features = model_and_features
+    row = pack_features(features, 120)[0]
+    packed = PackedCollator(tokenizer.pad_token_id)([row])
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in packed.items() if k != "labels"}).logits[0]
+        starts = [i for i, position in enumerate(row["position_ids"]) if position == 0]
+        assert len(starts) > 1
+        for start, end in zip(starts, [*starts[1:], len(row["input_ids"])], strict=True):
+            alone = model(input_ids=torch.tensor([row["input_ids"][start:end]])).logits[0]
+            torch.testing.assert_close(logits[start:end], alone, atol=1e-5, rtol=0)

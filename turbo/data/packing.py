@@ -1,0 +1,94 @@
+"""Packing: several tokenised samples in one row, each attending only to itself.
+
+A packed row is the samples' token ids one after another, with position ids that restart at 0 for
+each sample and no attention mask: transformers reads the restarts as sample boundaries and builds
+a block-diagonal causal mask (flash-attention kernels use them as variable-length sequences). The
+first label of every sample is ignored, so no sample is trained to predict the next one's first
+token, just as unpacked: the loss of a packed batch is the token-mean loss of the same samples
+unpacked.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+IGNORE_INDEX = -100
+
+
+def pack_lengths(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Group sample indices into bins of total length <= capacity (best fit, longest first).
+
+    Each bin lists its indices in their original order; bins are ordered by their longest sample.
+    """
+    too_long = [length for length in lengths if length > capacity]
+    if too_long:
+        raise ValueError(f"a sample of {max(too_long)} tokens does not fit a packed row of {capacity}")
+    bins: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # (room left, bin index), sorted
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        size = lengths[index]
+        slot = bisect.bisect_left(free, (size, -1))  # the fullest bin that still has room
+        if slot == len(free):
+            bins.append([index])
+            bisect.insort(free, (capacity - size, len(bins) - 1))
+        else:
+            room, chosen = free.pop(slot)
+            bins[chosen].append(index)
+            bisect.insort(free, (room - size, chosen))
+    return [sorted(group) for group in bins]
+
+
+def pack_features(features: list[dict[str, list[int]]], capacity: int) -> list[dict[str, list[int]]]:
+    """Rows of input_ids, labels and position_ids, each holding whole samples up to `capacity` tokens."""
+    rows = []
+    for group in pack_lengths([len(feature["input_ids"]) for feature in features], capacity):
+        input_ids: list[int] = []
+        labels: list[int] = []
+        position_ids: list[int] = []
+        for index in group:
+            feature = features[index]
+            input_ids += feature["input_ids"]
+            labels += [IGNORE_INDEX, *feature["labels"][1:]]
+            position_ids += range(len(feature["input_ids"]))
+        rows.append({"input_ids": input_ids, "labels": labels, "position_ids": position_ids})
+    return rows
+
+
+def padding_share(lengths: list[int], batch_size: int) -> float:
+    """The share of pad tokens when rows are batched in order and padded to the longest of each batch."""
+    batches = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
+    padded = sum(len(batch) * max(batch) for batch in batches)
+    return 1 - sum(lengths) / padded if padded else 0.0
+
+
+@dataclass(frozen=True)
+class PackedCollator:
+    """Pads rows (packed or not) on the right; the padding is its own block of positions from 0.
+
+    No attention mask is returned (a mask would hide the sample boundaries); causal attention keeps
+    real tokens from seeing the padding after them. `use_cache=False`: a cache turns off the
+    detection of packed rows in transformers.
+    """
+
+    pad_token_id: int
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(feature["input_ids"]) for feature in features)
+        input_ids, labels, position_ids = [], [], []
+        for feature in features:
+            length = len(feature["input_ids"])
+            pad = width - length
+            input_ids.append(feature["input_ids"] + [self.pad_token_id] * pad)
+            labels.append(feature["labels"] + [IGNORE_INDEX] * pad)
+            positions = feature.get("position_ids") or list(range(length))
+            position_ids.append(positions + list(range(pad)))
+        return {
+            "input_ids": torch.tensor(input_ids),
+            "labels": torch.tensor(labels),
+            "position_ids": torch.tensor(position_ids),
+            "use_cache": False,
+        }
