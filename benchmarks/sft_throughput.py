@@ -33,7 +33,23 @@ LORA = {
     "lora_dropout": 0.0,
     "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
 }
-WORDS = "the a of river mountain city light small quick answer question because under over between".split()
+WORDS = [
+    "the",
+    "a",
+    "of",
+    "river",
+    "mountain",
+    "city",
+    "light",
+    "small",
+    "quick",
+    "answer",
+    "question",
+    "because",
+    "under",
+    "over",
+    "between",
+]
 
 
 def make_records(count: int, seed: int = 0) -> list[dict]:

@@ -70,14 +70,18 @@ def too_small(data, tmp_path):
 
 
 CASES = {
-    unknown_field: r"trainer_settings.per_device_train_batch: unknown field; did you mean 'per_device_train_batch_size'?",
+    unknown_field: (
+        r"trainer_settings.per_device_train_batch: unknown field; did you mean 'per_device_train_batch_size'?"
+    ),
     wrong_type: r"trainer_settings.max_steps: Input should be a valid integer",
     both_amounts: r"train_dataset_settings.sources.0: set exactly one of num_samples or sample_rate",
     missing_records: r"train_dataset_settings.sources.0.records_path: no/such/file.jsonl does not exist",
     malformed_line: r"records.jsonl:2: not valid JSON",
     unknown_role: r"records.jsonl:2: messages.0.role: Input should be 'user', 'bot' or 'system'",
     role_not_in_template: r"train_chat.jsonl:1: role 'system' is not in prompt_template.role_tag_mapping",
-    too_small: r"no usable record in the dataset: train_chat: 0 of 16 sampled records used; 16 dropped: longer",
+    too_small: (
+        r"no usable record in the dataset: train_chat: 0 of 16 sampled records used; 16 dropped: longer"
+    ),
 }
 
 

@@ -11,7 +11,10 @@ SFT = CONFIGS / "train" / "sft" / "lora.json"
 LOGGERS = {
     "tensorboard": ({"logging_type": "tensorboard"}, "tensorboard/events.out.tfevents.*"),
     # the old turbo-alignment form: a wandb block without logging_type
-    "wandb": ({"project_name": "turbo-tests", "run_name": "sft", "mode": "offline"}, "wandb/offline-run-*/*.wandb"),
+    "wandb": (
+        {"project_name": "turbo-tests", "run_name": "sft", "mode": "offline"},
+        "wandb/offline-run-*/*.wandb",
+    ),
 }
 
 

@@ -47,7 +47,8 @@ CONVERSATION = {
 
 
 def trained_text(sample, tokenizer) -> str:
-    return tokenizer.decode([t for t, label in zip(sample.input_ids, sample.labels) if label != IGNORE_INDEX])
+    pairs = zip(sample.input_ids, sample.labels, strict=True)
+    return tokenizer.decode([token for token, label in pairs if label != IGNORE_INDEX])
 
 
 def test_labels_only_on_bot_turns_with_eos(tmp_path, tokenizer) -> None:
