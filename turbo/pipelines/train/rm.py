@@ -1,0 +1,69 @@
+"""Reward-model training on pair preferences (full or PEFT): -log sigmoid(r_w - r_l)."""
+
+from __future__ import annotations
+
+import logging
+
+from turbo.data.pair_preferences import PairCollator, build_pair_samples
+from turbo.errors import ModelError
+from turbo.modeling.loading import load_model
+from turbo.modeling.tokenizer import load_tokenizer
+from turbo.pipelines.train.common import (
+    check_logging_backend,
+    prepare_experiment_folder,
+    resume_checkpoint,
+    save_final,
+    training_arguments,
+)
+from turbo.pipelines.train.dpo import write_pair_reports
+from turbo.settings.pipelines.train.rm import RmExperimentSettings
+
+logger = logging.getLogger("turbo")
+
+
+def run(settings: RmExperimentSettings) -> None:
+    from transformers import set_seed
+
+    from turbo.trainers.callbacks import MetricsLogCallback
+    from turbo.trainers.rm import RmTrainer
+
+    check_logging_backend(settings)
+    folder = prepare_experiment_folder(settings)
+    resume = resume_checkpoint(settings, folder)
+    set_seed(settings.training_seed)
+
+    tokenizer = load_tokenizer(
+        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    )
+    train, train_report = build_pair_samples(settings.train_dataset_settings, tokenizer, seed=settings.seed)
+    reports = {"train": train_report}
+    val = []
+    if settings.val_dataset_settings is not None:
+        val, reports["val"] = build_pair_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
+    write_pair_reports(folder, reports, train, tokenizer)
+
+    model_settings = settings.model_settings
+    if "num_labels" not in model_settings.model_kwargs:  # a causal LM checkpoint gets a new 1-output head
+        model_settings = model_settings.model_copy(
+            update={"model_kwargs": {**model_settings.model_kwargs, "num_labels": 1}}
+        )
+    model = load_model(model_settings, tokenizer, settings.tokenizer_settings)
+    if model.config.num_labels != 1:
+        raise ModelError(
+            f"{model_settings.model_path}: a reward model has one output, "
+            f"this one has {model.config.num_labels}"
+        )
+    trainer = RmTrainer(
+        model=model,
+        args=training_arguments(settings, folder),
+        train_dataset=[sample.features() for sample in train],
+        eval_dataset=[sample.features() for sample in val] or None,
+        data_collator=PairCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    final = save_final(trainer, tokenizer, folder)
+    logger.info(
+        "saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "reward model", final
+    )

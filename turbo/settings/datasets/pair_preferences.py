@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from turbo.settings.aliases import nest_chat_settings
+from turbo.settings.base import StrictModel
+from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
+from turbo.settings.datasets.rendering import ChatRenderSettings
+
+
+class PairPreferencesDatasetSettings(StrictModel):
+    """Records `{"id", "context": [messages], "answer_w": message, "answer_l": message,
+    "precomputed_margin": optional float}`, or the flat `{"prompt", "chosen", "rejected"}` form.
+
+    The chosen and rejected answers share the prompt tokens exactly. Samples longer than
+    max_tokens_count lose their earliest context messages (never an answer). `prompt_template` and
+    `max_tokens_count` may also be written at the top level, as in a chat dataset.
+    """
+
+    dataset_type: Literal["pair_preferences"]
+    sources: list[DatasetSourceSettings] = Field(min_length=1)
+    chat_settings: ChatRenderSettings = Field(
+        ChatRenderSettings(keep_end=True),
+        description="How context + answer are rendered; truncation always keeps the end of the context.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_chat_fields(cls, data: Any) -> Any:
+        return nest_chat_settings(data)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
+        return check_unique_source_names(sources)
+
+    @field_validator("chat_settings")
+    @classmethod
+    def _keeps_the_end(cls, value: ChatRenderSettings) -> ChatRenderSettings:
+        if "keep_end" in value.model_fields_set and not value.keep_end:
+            raise ValueError(
+                "pair preferences always drop the earliest context messages (keep_end: true); "
+                "remove keep_end: false"
+            )
+        return value.model_copy(update={"keep_end": True})

@@ -1,0 +1,29 @@
+"""inference_rm: score records with one or more reward models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from turbo.settings.base import StrictModel
+from turbo.settings.datasets.chat import ChatDatasetSettings
+from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
+from turbo.settings.datasets.sampling import SamplingDatasetSettings
+from turbo.settings.pipelines.sampling import RewardModelSettings
+
+RmDatasetSettings = Annotated[
+    PairPreferencesDatasetSettings | ChatDatasetSettings | SamplingDatasetSettings,
+    Field(discriminator="dataset_type"),
+]
+
+
+class RmInferenceExperimentSettings(StrictModel):
+    """Each record gets its rewards: pair preferences {"answer_w", "answer_l"}, a chat conversation one
+    "reward", a sampling record {answer id: reward} per answer."""
+
+    inference_settings: list[RewardModelSettings] = Field(min_length=1)
+    dataset_settings: RmDatasetSettings
+    save_path: Path = Field(description="Folder for one JSONL of scored records per model and source.")
+    seed: int = 42

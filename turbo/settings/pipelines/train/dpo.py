@@ -1,0 +1,110 @@
+"""train_dpo: direct preference optimisation and its relatives on pair preferences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from turbo.settings.base import StrictModel
+from turbo.settings.cherry_pick import ChatCherryPickSettings
+from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
+from turbo.settings.dpo_losses import DpoLossSettings, SigmoidLossSettings
+from turbo.settings.model import ModelSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.trainer import TrainerSettings
+
+DPO_FIELDS = {"loss_settings", "use_ref_model", "precompute_ref_log_probs", "sync_ref_settings"}
+
+
+class SyncRefModelSettings(StrictModel):
+    """TR-DPO (Gorbatovski et al. 2024, arXiv:2404.09656): every sync_steps optimizer steps the
+    reference becomes alpha * policy + (1 - alpha) * reference."""
+
+    sync_ref_model: bool = False
+    alpha: float = Field(1.0, gt=0, le=1, description="Share of the policy in the new reference.")
+    sync_steps: int = Field(1, gt=0, description="Optimizer steps between two updates of the reference.")
+
+
+class DpoTrainerSettings(TrainerSettings):
+    loss_settings: DpoLossSettings = SigmoidLossSettings(loss_type="sigmoid")
+    use_ref_model: bool = Field(
+        True,
+        description="Keep a separate frozen reference model (ref_model_settings, or a copy of the "
+        "starting model). With PEFT, false uses the same model with the adapter disabled (no second "
+        "copy in memory). Losses without a reference (simpo, orpo, asft; cpo, hinge, slic_hf without "
+        "norm) load none.",
+    )
+    precompute_ref_log_probs: bool = Field(
+        False,
+        description="Compute the reference log-probs of every pair once before training and cache them "
+        "(the reference model is freed afterwards).",
+    )
+    sync_ref_settings: SyncRefModelSettings = SyncRefModelSettings()
+
+    def training_arguments(self) -> dict[str, Any]:
+        kwargs = super().training_arguments()
+        return {key: value for key, value in kwargs.items() if key not in DPO_FIELDS}
+
+
+class DpoExperimentSettings(BaseTrainExperimentSettings):
+    train_dataset_settings: PairPreferencesDatasetSettings
+    val_dataset_settings: PairPreferencesDatasetSettings | None = None
+    ref_model_settings: ModelSettings | None = Field(
+        None, description="The reference model; None: the starting model (model_settings)."
+    )
+    trainer_settings: DpoTrainerSettings = DpoTrainerSettings()
+    cherry_pick_settings: ChatCherryPickSettings | None = None
+
+    @property
+    def trains_adapter(self) -> bool:
+        model = self.model_settings
+        return model.peft_settings is not None or (model.adapter_path is not None and model.is_trainable)
+
+    @property
+    def uses_reference(self) -> bool:
+        return self.trainer_settings.loss_settings.uses_reference
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DpoExperimentSettings:
+        trainer = self.trainer_settings
+        loss_type = trainer.loss_settings.loss_type
+        if self.model_settings.model_type != "causal":
+            raise ValueError("model_settings.model_type must be 'causal' for train_dpo")
+        if trainer.eval_strategy != "no" and self.val_dataset_settings is None:
+            raise ValueError(
+                f"trainer_settings.eval_strategy is '{trainer.eval_strategy}' "
+                "but there is no val_dataset_settings"
+            )
+        if self.cherry_pick_settings is not None and trainer.eval_strategy == "no":
+            raise ValueError(
+                "cherry_pick_settings runs at each evaluation; set trainer_settings.eval_strategy"
+            )
+        if self.ref_model_settings is not None and not trainer.use_ref_model:
+            raise ValueError("ref_model_settings is read only with trainer_settings.use_ref_model: true")
+        needs_model = self.uses_reference and not trainer.precompute_ref_log_probs
+        if needs_model and not trainer.use_ref_model and not self.trains_adapter:
+            raise ValueError(
+                f"loss_type '{loss_type}' needs a reference: set trainer_settings.use_ref_model: true or "
+                "precompute_ref_log_probs: true (or train a PEFT adapter, whose base model is the reference)"
+            )
+        if trainer.precompute_ref_log_probs and not self.uses_reference:
+            raise ValueError(
+                f"loss_type '{loss_type}' reads no reference log-probs; remove precompute_ref_log_probs"
+            )
+        if trainer.sync_ref_settings.sync_ref_model:
+            self._check_sync()
+        return self
+
+    def _check_sync(self) -> None:
+        trainer = self.trainer_settings
+        if not self.uses_reference or not trainer.use_ref_model or trainer.precompute_ref_log_probs:
+            raise ValueError(
+                "sync_ref_settings.sync_ref_model updates a separate reference model: it needs a loss with "
+                "a reference, use_ref_model: true and precompute_ref_log_probs: false"
+            )
+        if self.model_settings.peft_settings is not None or self.model_settings.adapter_path is not None:
+            raise ValueError(
+                "sync_ref_settings.sync_ref_model mixes the policy's weights into the reference, so it needs "
+                "full fine-tuning (no peft_settings or adapter_path)"
+            )

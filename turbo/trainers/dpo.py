@@ -1,0 +1,201 @@
+"""A `transformers.Trainer` for the DPO-family losses: one forward pass over [chosen; rejected]."""
+
+from __future__ import annotations
+
+import inspect
+from collections import defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from turbo.data.chat import IGNORE_INDEX
+from turbo.settings.dpo_losses import BaseLossSettings
+from turbo.settings.pipelines.train.dpo import SyncRefModelSettings
+from turbo.trainers.losses.dpo import LOSSES, PairLoss
+
+
+@dataclass
+class SequenceLogps:
+    """Per sequence of a [chosen; rejected] batch: summed answer log-probs, answer token counts, and
+    the mean logit over the answer tokens (detached)."""
+
+    sums: torch.Tensor
+    counts: torch.Tensor
+    mean_logits: torch.Tensor
+
+
+def sequence_logps(model: Any, batch: dict[str, torch.Tensor]) -> SequenceLogps:
+    labels = batch["labels"]
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = logits[:, -labels.shape[1] :][:, :-1].float()  # prompt-learning PEFT prepends virtual tokens
+    targets = labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    picked = torch.gather(logits, 2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
+    per_token = (picked - logits.logsumexp(-1)) * mask
+    counts = mask.sum(-1)
+    mean_logits = (logits.detach().mean(-1) * mask).sum(-1) / counts.clamp(min=1)
+    return SequenceLogps(per_token.sum(-1), counts, mean_logits)
+
+
+@torch.no_grad()
+def reference_sums(model: Any, batch: dict[str, torch.Tensor], disable_adapter: bool) -> torch.Tensor:
+    """Summed answer log-probs under the reference: `model`, or `model` with its adapter disabled."""
+    with model.disable_adapter() if disable_adapter else nullcontext():
+        return sequence_logps(model, batch).sums
+
+
+def precompute_reference_logps(
+    features: list[dict[str, Any]], model: Any, collator: Any, batch_size: int, disable_adapter: bool
+) -> list[dict[str, Any]]:
+    """The features with ref_chosen_logps and ref_rejected_logps (summed) added, computed once."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(features), batch_size):
+        chunk = features[start : start + batch_size]
+        batch = {key: value.to(device) for key, value in collator(chunk).items()}
+        chosen, rejected = reference_sums(model, batch, disable_adapter).chunk(2)
+        for feature, ref_w, ref_l in zip(chunk, chosen.tolist(), rejected.tolist(), strict=True):
+            out.append({**feature, "ref_chosen_logps": ref_w, "ref_rejected_logps": ref_l})
+    model.train(was_training)
+    return out
+
+
+class DpoTrainer(Trainer):
+    """Reference log-probs come from the batch (precomputed), a separate frozen `ref_model`, or the
+    policy with its adapter disabled, in that order; losses without a reference read none."""
+
+    def __init__(
+        self,
+        *args: Any,
+        loss_settings: BaseLossSettings,
+        ref_model: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_type: str = loss_settings.loss_type  # type: ignore[attr-defined]
+        self.loss_spec = LOSSES[self.loss_type]
+        self.loss_kwargs = loss_settings.model_dump(exclude={"loss_type"})
+        self.uses_reference = loss_settings.uses_reference
+        self.ref_model = ref_model
+        if ref_model is not None:
+            ref_model.requires_grad_(False)
+            self.ref_model = ref_model.to(self.args.device).eval()
+        self.model_accepts_loss_kwargs = False  # the loss is a mean over pairs; scale it for accumulation
+        self.loss_is_scaled_for_ga = False
+        self._pair_metrics: dict[str, dict[str, list[float]]] = {
+            "train": defaultdict(list),
+            "eval": defaultdict(list),
+        }
+
+    def _reference(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if not self.uses_reference:
+            return None
+        if "ref_chosen_logps" in inputs:
+            return torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]])
+        if self.ref_model is not None:
+            return reference_sums(self.ref_model, inputs, disable_adapter=False)
+        return reference_sums(self.accelerator.unwrap_model(model), inputs, disable_adapter=True)
+
+    def pair_loss(
+        self, policy: SequenceLogps, reference: torch.Tensor | None, margin: torch.Tensor | None
+    ) -> tuple[PairLoss, dict[str, torch.Tensor]]:
+        """The loss on log-probs summed or averaged over the answer, as the loss type needs."""
+        divisor = policy.counts.clamp(min=1) if self.loss_spec.average_log_prob else 1
+        tensors = dict(
+            zip(("policy_chosen", "policy_rejected"), (policy.sums / divisor).chunk(2), strict=True)
+        )
+        if reference is not None:
+            names = ("reference_chosen", "reference_rejected")
+            tensors.update(zip(names, (reference / divisor).chunk(2), strict=True))
+        if margin is not None:
+            tensors["margin"] = margin
+        accepted = inspect.signature(self.loss_spec.function).parameters
+        inputs = {name: value for name, value in tensors.items() if name in accepted}
+        return self.loss_spec.function(**inputs, **self.loss_kwargs), tensors
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        policy = sequence_logps(model, inputs)
+        reference = self._reference(model, inputs)
+        result, tensors = self.pair_loss(policy, reference, inputs.get("margin"))
+        loss = result.losses.mean()
+        self._record("train" if model.training else "eval", loss, result, tensors, policy)
+        if return_outputs:
+            return loss, {
+                "chosen_rewards": result.chosen_rewards,
+                "rejected_rewards": result.rejected_rewards,
+            }
+        return loss
+
+    def _record(
+        self,
+        split: str,
+        loss: torch.Tensor,
+        result: PairLoss,
+        tensors: dict[str, torch.Tensor],
+        policy: SequenceLogps,
+    ) -> None:
+        metrics = self._pair_metrics[split]
+        chosen, rejected = result.chosen_rewards, result.rejected_rewards
+        metrics["rewards/chosen"] += chosen.tolist()
+        metrics["rewards/rejected"] += rejected.tolist()
+        metrics["rewards/margins"] += (chosen - rejected).tolist()
+        metrics["rewards/accuracies"] += (chosen > rejected).float().tolist()
+        logits_chosen, logits_rejected = policy.mean_logits.chunk(2)
+        metrics["logits/chosen"] += logits_chosen.tolist()
+        metrics["logits/rejected"] += logits_rejected.tolist()
+        for name, key in (("chosen", "policy_chosen"), ("rejected", "policy_rejected")):
+            metrics[f"logps/{name}"] += tensors[key].detach().tolist()
+            if f"reference_{name}" in tensors:
+                metrics[f"logps/ref_{name}"] += tensors[f"reference_{name}"].detach().tolist()
+        metrics[f"loss/{self.loss_type}"].append(loss.item())
+        for part, values in result.parts.items():
+            metrics[f"loss/{self.loss_type}/{part}"] += values.tolist()
+
+    def prediction_step(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: Any = None,
+    ) -> tuple[torch.Tensor, None, None]:
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the means of the pair metrics gathered since the last log (eval_ prefixed at evaluation)."""
+        split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
+        prefix = "eval_" if split == "eval" else ""
+        for name, values in self._pair_metrics[split].items():
+            if values:
+                logs[f"{prefix}{name}"] = sum(values) / len(values)
+        self._pair_metrics[split] = defaultdict(list)
+        super().log(logs, start_time)
+
+
+class SyncRefModelCallback(TrainerCallback):
+    """TR-DPO: every sync_steps optimizer steps, reference <- alpha * policy + (1 - alpha) * reference."""
+
+    def __init__(self, ref_model: Any, settings: SyncRefModelSettings) -> None:
+        self.ref_model = ref_model
+        self.settings = settings
+
+    @torch.no_grad()
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if model is None or state.global_step % self.settings.sync_steps:
+            return
+        policy = dict(model.named_parameters())
+        for name, reference in self.ref_model.named_parameters():
+            reference.lerp_(policy[name].detach().to(reference.dtype), self.settings.alpha)
