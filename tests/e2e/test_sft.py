@@ -1,7 +1,6 @@
 """train_sft end to end through the CLI on the tiny llama, then merge and inference on its output."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -183,29 +182,3 @@ def test_prompt_learning_methods_train(fixture_models, tmp_path: Path, peft: dic
         folder / "final" / "adapter_model.safetensors",
         frozen_parts=("embed_tokens", "lm_head"),
     )
-
-
-def test_resume_continues_from_the_checkpoint_step(lora_run: Path, tmp_path: Path) -> None:
-    common = ["--set", "trainer_settings.max_steps=12", "--set", "trainer_settings.save_steps=6"]
-    common += ["--set", "trainer_settings.evaluation_strategy=no", "--set", "cherry_pick_settings=null"]
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    run_turbo("train_sft", "--experiment_settings_path", SFT, "--set", f"log_path={straight}", *common)
-    shutil.copytree(straight / "checkpoints" / "checkpoint-6", resumed / "checkpoints" / "checkpoint-6")
-    run_turbo(
-        "train_sft",
-        "--experiment_settings_path",
-        SFT,
-        "--set",
-        f"log_path={resumed}",
-        "--set",
-        "trainer_settings.resume_from_checkpoint=true",
-        *common,
-    )
-    steps = [row["step"] for row in read_jsonl(resumed / "metrics.jsonl") if "loss" in row]
-    assert steps == list(range(7, 13))
-    state = json.loads((resumed / "checkpoints" / "checkpoint-12" / "trainer_state.json").read_text())
-    assert state["global_step"] == 12
-    expected = load_file(straight / "final" / "adapter_model.safetensors")
-    actual = load_file(resumed / "final" / "adapter_model.safetensors")
-    for name, tensor in expected.items():
-        torch.testing.assert_close(actual[name], tensor, atol=1e-6, rtol=0)

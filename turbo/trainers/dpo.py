@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import inspect
-from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import TrainerCallback
 
 from turbo.data.chat import IGNORE_INDEX
 from turbo.settings.dpo_losses import BaseLossSettings
 from turbo.settings.pipelines.train.dpo import SyncRefModelSettings
+from turbo.trainers.base import MetricsTrainer
 from turbo.trainers.losses.dpo import LOSSES, PairLoss
 
 
@@ -65,7 +65,7 @@ def precompute_reference_logps(
     return out
 
 
-class DpoTrainer(Trainer):
+class DpoTrainer(MetricsTrainer):
     """Reference log-probs come from the batch (precomputed), a separate frozen `ref_model`, or the
     policy with its adapter disabled, in that order; losses without a reference read none."""
 
@@ -85,12 +85,6 @@ class DpoTrainer(Trainer):
         if ref_model is not None:
             ref_model.requires_grad_(False)
             self.ref_model = ref_model.to(self.args.device).eval()
-        self.model_accepts_loss_kwargs = False  # the loss is a mean over pairs; scale it for accumulation
-        self.loss_is_scaled_for_ga = False
-        self._pair_metrics: dict[str, dict[str, list[float]]] = {
-            "train": defaultdict(list),
-            "eval": defaultdict(list),
-        }
 
     def _reference(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if not self.uses_reference:
@@ -145,7 +139,7 @@ class DpoTrainer(Trainer):
         tensors: dict[str, torch.Tensor],
         policy: SequenceLogps,
     ) -> None:
-        metrics = self._pair_metrics[split]
+        metrics = self._metrics[split]
         chosen, rejected = result.chosen_rewards, result.rejected_rewards
         metrics["rewards/chosen"] += chosen.tolist()
         metrics["rewards/rejected"] += rejected.tolist()
@@ -161,28 +155,6 @@ class DpoTrainer(Trainer):
         metrics[f"loss/{self.loss_type}"].append(loss.item())
         for part, values in result.parts.items():
             metrics[f"loss/{self.loss_type}/{part}"] += values.tolist()
-
-    def prediction_step(
-        self,
-        model: torch.nn.Module,
-        inputs: dict[str, Any],
-        prediction_loss_only: bool,
-        ignore_keys: Any = None,
-    ) -> tuple[torch.Tensor, None, None]:
-        inputs = self._prepare_inputs(inputs)
-        with torch.no_grad():
-            loss = self.compute_loss(model, inputs)
-        return loss.detach(), None, None
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds the means of the pair metrics gathered since the last log (eval_ prefixed at evaluation)."""
-        split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
-        prefix = "eval_" if split == "eval" else ""
-        for name, values in self._pair_metrics[split].items():
-            if values:
-                logs[f"{prefix}{name}"] = sum(values) / len(values)
-        self._pair_metrics[split] = defaultdict(list)
-        super().log(logs, start_time)
 
 
 class SyncRefModelCallback(TrainerCallback):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from contextlib import nullcontext
 from typing import Any
 
 import torch
-from transformers import Trainer
 
 from turbo.data.chat import IGNORE_INDEX
+from turbo.trainers.base import MetricsTrainer
 from turbo.trainers.losses.kto import kto_loss
 
 
@@ -60,7 +59,7 @@ def precompute_reference_logps(
     return out
 
 
-class KtoTrainer(Trainer):
+class KtoTrainer(MetricsTrainer):
     """Reference log-probs come from the batch (precomputed), a separate frozen `ref_model`, or the
     policy with its adapter disabled, in that order."""
 
@@ -82,10 +81,6 @@ class KtoTrainer(Trainer):
             ref_model.requires_grad_(False)
             ref_model.eval()
             self.ref_model = ref_model.to(self.args.device)
-        self._kto_metrics: dict[str, dict[str, list[float]]] = {
-            "train": defaultdict(list),
-            "eval": defaultdict(list),
-        }
 
     def _reference(self, model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         if "reference_logps" in inputs:
@@ -125,31 +120,9 @@ class KtoTrainer(Trainer):
         desirable: torch.Tensor,
         kl: torch.Tensor,
     ) -> None:
-        metrics = self._kto_metrics[split]
+        metrics = self._metrics[split]
         metrics["kl"].append(kl.clamp(min=0).item())  # the reference point the loss used
         for name, mask in (("chosen", desirable), ("rejected", ~desirable)):
             metrics[f"rewards/{name}"] += rewards[mask].tolist()
             metrics[f"logps/{name}"] += policy.detach()[mask].tolist()
             metrics[f"logps/ref_{name}"] += reference.detach()[mask].tolist()
-
-    def prediction_step(
-        self,
-        model: torch.nn.Module,
-        inputs: dict[str, Any],
-        prediction_loss_only: bool,
-        ignore_keys: Any = None,
-    ) -> tuple[torch.Tensor, None, None]:
-        inputs = self._prepare_inputs(inputs)
-        with torch.no_grad():
-            loss = self.compute_loss(model, inputs)
-        return loss.detach(), None, None
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds the means of the KTO metrics gathered since the last log (eval_ prefixed at evaluation)."""
-        split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
-        prefix = "eval_" if split == "eval" else ""
-        for name, values in self._kto_metrics[split].items():
-            if values:
-                logs[f"{prefix}{name}"] = sum(values) / len(values)
-        self._kto_metrics[split] = defaultdict(list)
-        super().log(logs, start_time)

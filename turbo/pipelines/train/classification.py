@@ -6,16 +6,13 @@ import logging
 
 from turbo.data.classification import build_classification_samples, check_labels
 from turbo.errors import SettingsError
-from turbo.io import write_json
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
-    check_logging_backend,
-    is_main_process,
-    prepare_experiment_folder,
-    resume_checkpoint,
     save_final,
+    start_experiment,
     training_arguments,
+    write_data_reports,
 )
 from turbo.settings.pipelines.train.classification import ClassificationExperimentSettings
 
@@ -23,16 +20,13 @@ logger = logging.getLogger("turbo")
 
 
 def run(settings: ClassificationExperimentSettings) -> None:
-    from transformers import DataCollatorWithPadding, set_seed
+    from transformers import DataCollatorWithPadding
 
     from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.classification import ClassificationTrainer
     from turbo.trainers.losses.focal import balanced_class_weights
 
-    check_logging_backend(settings)
-    folder = prepare_experiment_folder(settings)
-    resume = resume_checkpoint(settings, folder)
-    set_seed(settings.training_seed)
+    folder, resume = start_experiment(settings)
 
     tokenizer = load_tokenizer(
         settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
@@ -46,13 +40,7 @@ def run(settings: ClassificationExperimentSettings) -> None:
         val, reports["val"] = build_classification_samples(
             settings.val_dataset_settings, tokenizer, seed=settings.seed, require_labels=True
         )
-    for split, report in reports.items():
-        logger.info("%s data: %s", split, report.summary())
-    if is_main_process():
-        write_json(
-            folder / "data_report.json",
-            {split: [source.as_dict() for source in report.sources] for split, report in reports.items()},
-        )
+    write_data_reports(folder, reports)
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
     num_labels = model.config.num_labels

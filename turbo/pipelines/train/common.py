@@ -165,10 +165,31 @@ def trim_metrics_log(path: Path, step: int) -> None:
     write_jsonl(path, rows)
 
 
+def start_experiment(settings: BaseTrainExperimentSettings) -> tuple[Path, str | None]:
+    """The first steps of every training pipeline, before any data or model loads: check the logger,
+    create the experiment folder with the settings as run, find the checkpoint to resume, seed."""
+    from transformers import set_seed
+
+    check_logging_backend(settings)
+    folder = prepare_experiment_folder(settings)
+    resume = resume_checkpoint(settings, folder)
+    set_seed(settings.training_seed)
+    return folder, resume
+
+
+def chat_previews(samples: list[ChatSample], tokenizer: Any) -> list[str]:
+    return [
+        f"### sample {i} (record {sample.record.record.id}, {sample.record.where}); "
+        f"trained tokens are in [[...]]\n{segments_preview(sample, tokenizer)}\n"
+        for i, sample in enumerate(samples[:PREVIEW_SAMPLES])
+    ]
+
+
 def write_data_reports(
-    folder: Path, reports: dict[str, DatasetReport], samples: list[ChatSample], tokenizer: Any
+    folder: Path, reports: dict[str, DatasetReport], previews: list[str] | None = None
 ) -> None:
-    """Log what each dataset kept and dropped; preview the first samples with their label masks."""
+    """Log what each dataset kept and dropped (data_report.json); write the first samples as the model
+    sees them, trained tokens marked (samples_preview.txt), so a masking mistake shows before training."""
     for split, report in reports.items():
         logger.info("%s data: %s", split, report.summary())
     if not is_main_process():
@@ -177,13 +198,9 @@ def write_data_reports(
         folder / "data_report.json",
         {split: [source.as_dict() for source in report.sources] for split, report in reports.items()},
     )
-    preview = [
-        f"### sample {i} (record {sample.record.record.id}, {sample.record.where}); "
-        f"trained tokens are in [[...]]\n{segments_preview(sample, tokenizer)}\n"
-        for i, sample in enumerate(samples[:PREVIEW_SAMPLES])
-    ]
-    with atomic_open(folder / "samples_preview.txt") as handle:
-        handle.write("\n".join(preview))
+    if previews:
+        with atomic_open(folder / "samples_preview.txt") as handle:
+            handle.write("\n".join(previews))
 
 
 def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from turbo.data.chat import build_chat_samples
 from turbo.data.pair_preferences import PairCollator, PairSample, build_pair_samples
-from turbo.data.report import DatasetReport
-from turbo.io import atomic_open, write_json
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
-    check_logging_backend,
-    is_main_process,
-    prepare_experiment_folder,
-    resume_checkpoint,
     save_final,
+    start_experiment,
     training_arguments,
+    write_data_reports,
 )
 from turbo.settings.pipelines.train.dpo import DpoExperimentSettings
 
@@ -27,27 +22,15 @@ logger = logging.getLogger("turbo")
 PREVIEW_PAIRS = 3
 
 
-def write_pair_reports(
-    folder: Path, reports: dict[str, DatasetReport], samples: list[PairSample], tokenizer: Any
-) -> None:
-    """Log what each dataset kept and dropped; preview the first pairs as the model sees them."""
-    for split, report in reports.items():
-        logger.info("%s data: %s", split, report.summary())
-    if not is_main_process():
-        return
-    write_json(
-        folder / "data_report.json",
-        {split: [source.as_dict() for source in report.sources] for split, report in reports.items()},
-    )
-    previews = [
+def pair_previews(samples: list[PairSample], tokenizer: Any) -> list[str]:
+    """The first pairs as the model sees them, answers (the trained tokens) in [[...]]."""
+    return [
         f"### pair {i} ({sample.name}, {sample.record.where})\n"
         f"prompt: {tokenizer.decode(sample.prompt_ids)}\n"
         f"chosen: [[{tokenizer.decode(sample.chosen_ids)}]]\n"
         f"rejected: [[{tokenizer.decode(sample.rejected_ids)}]]\n"
         for i, sample in enumerate(samples[:PREVIEW_PAIRS])
     ]
-    with atomic_open(folder / "samples_preview.txt") as handle:
-        handle.write("\n".join(previews))
 
 
 def load_reference(settings: DpoExperimentSettings, tokenizer: Any) -> Any:
@@ -63,15 +46,11 @@ def load_reference(settings: DpoExperimentSettings, tokenizer: Any) -> Any:
 
 
 def run(settings: DpoExperimentSettings) -> None:
-    from transformers import set_seed
 
     from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
     from turbo.trainers.dpo import DpoTrainer, SyncRefModelCallback, precompute_reference_logps
 
-    check_logging_backend(settings)
-    folder = prepare_experiment_folder(settings)
-    resume = resume_checkpoint(settings, folder)
-    set_seed(settings.training_seed)
+    folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
     need_margin = trainer_settings.loss_settings.uses_margin
 
@@ -92,7 +71,7 @@ def run(settings: DpoExperimentSettings) -> None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
             settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
         )
-    write_pair_reports(folder, reports, train, tokenizer)
+    write_data_reports(folder, reports, pair_previews(train, tokenizer))
     train_features = [sample.features() for sample in train]
     val_features = [sample.features() for sample in val]
 

@@ -6,16 +6,13 @@ import logging
 
 from turbo.data.chat import build_chat_samples
 from turbo.data.kto import KtoCollator, build_kto_samples, kto_features
-from turbo.io import write_json
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
-    check_logging_backend,
-    is_main_process,
-    prepare_experiment_folder,
-    resume_checkpoint,
     save_final,
+    start_experiment,
     training_arguments,
+    write_data_reports,
 )
 from turbo.settings.pipelines.train.kto import KtoExperimentSettings
 
@@ -23,15 +20,11 @@ logger = logging.getLogger("turbo")
 
 
 def run(settings: KtoExperimentSettings) -> None:
-    from transformers import set_seed
 
     from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
     from turbo.trainers.kto import KtoTrainer, precompute_reference_logps
 
-    check_logging_backend(settings)
-    folder = prepare_experiment_folder(settings)
-    resume = resume_checkpoint(settings, folder)
-    set_seed(settings.training_seed)
+    folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
 
     tokenizer = load_tokenizer(
@@ -51,13 +44,7 @@ def run(settings: KtoExperimentSettings) -> None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
             settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
         )
-    for split, report in reports.items():
-        logger.info("%s data: %s", split, report.summary())
-    if is_main_process():
-        write_json(
-            folder / "data_report.json",
-            {split: [source.as_dict() for source in report.sources] for split, report in reports.items()},
-        )
+    write_data_reports(folder, reports)
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
     collator = KtoCollator(tokenizer.pad_token_id)

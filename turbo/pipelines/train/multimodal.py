@@ -18,10 +18,9 @@ from turbo.modeling.multimodal.parts import (
 )
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
-    check_logging_backend,
-    prepare_experiment_folder,
-    resume_checkpoint,
+    chat_previews,
     save_final,
+    start_experiment,
     training_arguments,
     write_data_reports,
 )
@@ -65,13 +64,11 @@ def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: 
 
 
 def run(settings: MultimodalExperimentSettings) -> None:
-    from transformers import set_seed
 
     from turbo.data.multimodal_batches import MultimodalCollator, MultimodalTorchDataset
     from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.multimodal import MultimodalTrainer
 
-    check_logging_backend(settings)
     dataset_settings = settings.train_dataset_settings
     shapes = check_shapes(
         settings.encoders,
@@ -79,9 +76,7 @@ def run(settings: MultimodalExperimentSettings) -> None:
         dataset_settings.n_modality_embeddings,
         "train_dataset_settings.",
     )
-    folder = prepare_experiment_folder(settings)
-    resume = resume_checkpoint(settings, folder)
-    set_seed(settings.training_seed)
+    folder, resume = start_experiment(settings)
 
     tokenizer = load_tokenizer(
         settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
@@ -100,7 +95,7 @@ def run(settings: MultimodalExperimentSettings) -> None:
         val, reports["val"] = build_multimodal_samples(
             settings.val_dataset_settings, tokenizer, val_readers, seed=settings.seed
         )
-    write_data_reports(folder, reports, train, tokenizer)  # type: ignore[arg-type]
+    write_data_reports(folder, reports, chat_previews(train, tokenizer))  # type: ignore[arg-type]
 
     model = build_model(settings, tokenizer, shapes)
     write_json(folder / "parameters.json", parameter_report(model))

@@ -9,28 +9,23 @@ from turbo.errors import ModelError
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
-    check_logging_backend,
-    prepare_experiment_folder,
-    resume_checkpoint,
     save_final,
+    start_experiment,
     training_arguments,
+    write_data_reports,
 )
-from turbo.pipelines.train.dpo import write_pair_reports
+from turbo.pipelines.train.dpo import pair_previews
 from turbo.settings.pipelines.train.rm import RmExperimentSettings
 
 logger = logging.getLogger("turbo")
 
 
 def run(settings: RmExperimentSettings) -> None:
-    from transformers import set_seed
 
     from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.rm import RmTrainer
 
-    check_logging_backend(settings)
-    folder = prepare_experiment_folder(settings)
-    resume = resume_checkpoint(settings, folder)
-    set_seed(settings.training_seed)
+    folder, resume = start_experiment(settings)
 
     tokenizer = load_tokenizer(
         settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
@@ -40,7 +35,7 @@ def run(settings: RmExperimentSettings) -> None:
     val = []
     if settings.val_dataset_settings is not None:
         val, reports["val"] = build_pair_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
-    write_pair_reports(folder, reports, train, tokenizer)
+    write_data_reports(folder, reports, pair_previews(train, tokenizer))
 
     model_settings = settings.model_settings
     if "num_labels" not in model_settings.model_kwargs:  # a causal LM checkpoint gets a new 1-output head

@@ -9,10 +9,9 @@ from turbo.data.packing import PackedCollator, pack_features
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
-    check_logging_backend,
-    prepare_experiment_folder,
-    resume_checkpoint,
+    chat_previews,
     save_final,
+    start_experiment,
     training_arguments,
     write_data_reports,
 )
@@ -23,14 +22,11 @@ logger = logging.getLogger("turbo")
 
 
 def run(settings: SftExperimentSettings) -> None:
-    from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
+    from transformers import DataCollatorForSeq2Seq, Trainer
 
     from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
 
-    check_logging_backend(settings)
-    folder = prepare_experiment_folder(settings)
-    resume = resume_checkpoint(settings, folder)
-    set_seed(settings.training_seed)
+    folder, resume = start_experiment(settings)
 
     tokenizer = load_tokenizer(
         settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
@@ -45,7 +41,7 @@ def run(settings: SftExperimentSettings) -> None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
             settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
         )
-    write_data_reports(folder, reports, train, tokenizer)
+    write_data_reports(folder, reports, chat_previews(train, tokenizer))
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
     callbacks = [MetricsLogCallback(folder / "metrics.jsonl")]
