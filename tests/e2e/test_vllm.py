@@ -113,7 +113,7 @@ def test_n_answers_per_record_with_the_same_schema(answers: Path) -> None:
 def test_logprobs_are_written_per_answer(answers: Path) -> None:
     for row in rows(answers, 1, 3):
         (answer,) = row["answers"]
-        assert 1 <= len(answer["logprobs"]) <= 6 and all(value <= 0 for value in answer["logprobs"])
+        assert len(answer["logprobs"]) in range(1, 7) and all(value <= 0 for value in answer["logprobs"])
         assert math.isclose(sum(answer["logprobs"]), answer["cumulative_logprob"], rel_tol=1e-4, abs_tol=1e-4)
 
 
