@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,13 +16,21 @@ class _MustExist:
 InputPath = Annotated[Path, _MustExist()]
 
 
+def _is_input_path(field: Any) -> bool:
+    """InputPath, also inside an optional (`InputPath | None`, where the marker sits in the union)."""
+    metadata = list(field.metadata)
+    for arg in typing.get_args(field.annotation):
+        metadata += list(getattr(arg, "__metadata__", ()))
+    return any(isinstance(meta, _MustExist) for meta in metadata)
+
+
 def missing_input_paths(settings: BaseModel, prefix: str = "") -> list[str]:
     """Every marked path in `settings` that does not exist, as 'field.path: value'."""
     missing: list[str] = []
     for name, field in type(settings).model_fields.items():
         value = getattr(settings, name)
         where = f"{prefix}{name}"
-        if any(isinstance(meta, _MustExist) for meta in field.metadata):
+        if _is_input_path(field):
             if value is not None and not Path(value).exists():
                 missing.append(f"{where}: {value} does not exist")
             continue

@@ -136,3 +136,19 @@ def test_validation_and_schema_import_no_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_missing_inputs_are_found_also_in_optional_fields() -> None:
+    from turbo.settings.paths import missing_input_paths
+    from turbo.settings.pipelines.merge import MergeAdaptersSettings
+
+    settings = MergeAdaptersSettings(
+        model_settings={"model_path": "tests/fixtures/configs"},
+        tokenizer_settings={"tokenizer_path": "no/tokenizer"},
+        adapter_path="no/adapter",
+        save_path="out",
+    )
+    assert missing_input_paths(settings) == [
+        "tokenizer_settings.tokenizer_path: no/tokenizer does not exist",
+        "adapter_path: no/adapter does not exist",
+    ]
