@@ -39,3 +39,14 @@ class BaseTrainExperimentSettings(StrictModel):
     @property
     def training_seed(self) -> int:
         return self.trainer_settings.seed if self.trainer_settings.seed is not None else self.seed
+
+
+def check_evaluation(trainer: TrainerSettings, val_dataset: object, cherry_pick: object = None) -> None:
+    """Evaluation needs validation data; cherry-picks run at evaluation, so they need one too."""
+    if trainer.eval_strategy != "no" and val_dataset is None:
+        raise ValueError(
+            f"trainer_settings.eval_strategy is '{trainer.eval_strategy}' "
+            "but there is no val_dataset_settings"
+        )
+    if cherry_pick is not None and trainer.eval_strategy == "no":
+        raise ValueError("cherry_pick_settings runs at each evaluation; set trainer_settings.eval_strategy")

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.datasets.classification import ClassificationDatasetSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
 from turbo.settings.trainer import TrainerSettings
 
 
@@ -49,11 +49,7 @@ class ClassificationExperimentSettings(BaseTrainExperimentSettings):
     def _consistent(self) -> ClassificationExperimentSettings:
         if self.model_settings.model_type != "seq_cls":
             raise ValueError("model_settings.model_type must be 'seq_cls' for train_classification")
-        if self.trainer_settings.eval_strategy != "no" and self.val_dataset_settings is None:
-            raise ValueError(
-                "trainer_settings.eval_strategy is "
-                f"'{self.trainer_settings.eval_strategy}' but there is no val_dataset_settings"
-            )
+        check_evaluation(self.trainer_settings, self.val_dataset_settings)
         alpha = self.trainer_settings.loss_settings.alpha
         num_labels = self.model_settings.model_kwargs.get("num_labels")
         if isinstance(alpha, list) and isinstance(num_labels, int) and len(alpha) != num_labels:

@@ -11,7 +11,7 @@ from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.dpo_losses import DpoLossSettings, SigmoidLossSettings
 from turbo.settings.model import ModelSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
 from turbo.settings.trainer import TrainerSettings
 
 DPO_FIELDS = {"loss_settings", "use_ref_model", "precompute_ref_log_probs", "sync_ref_settings"}
@@ -71,15 +71,7 @@ class DpoExperimentSettings(BaseTrainExperimentSettings):
         loss_type = trainer.loss_settings.loss_type
         if self.model_settings.model_type != "causal":
             raise ValueError("model_settings.model_type must be 'causal' for train_dpo")
-        if trainer.eval_strategy != "no" and self.val_dataset_settings is None:
-            raise ValueError(
-                f"trainer_settings.eval_strategy is '{trainer.eval_strategy}' "
-                "but there is no val_dataset_settings"
-            )
-        if self.cherry_pick_settings is not None and trainer.eval_strategy == "no":
-            raise ValueError(
-                "cherry_pick_settings runs at each evaluation; set trainer_settings.eval_strategy"
-            )
+        check_evaluation(trainer, self.val_dataset_settings, self.cherry_pick_settings)
         if self.ref_model_settings is not None and not trainer.use_ref_model:
             raise ValueError("ref_model_settings is read only with trainer_settings.use_ref_model: true")
         needs_model = self.uses_reference and not trainer.precompute_ref_log_probs

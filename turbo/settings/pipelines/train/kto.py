@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets.kto import KtoDatasetSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
 from turbo.settings.trainer import TrainerSettings
 
 KTO_FIELDS = {"beta", "desirable_weight", "undesirable_weight", "use_ref_model", "precompute_ref_log_probs"}
@@ -50,15 +50,7 @@ class KtoExperimentSettings(BaseTrainExperimentSettings):
         trainer = self.trainer_settings
         if self.model_settings.model_type != "causal":
             raise ValueError("model_settings.model_type must be 'causal' for train_kto")
-        if trainer.eval_strategy != "no" and self.val_dataset_settings is None:
-            raise ValueError(
-                f"trainer_settings.eval_strategy is '{trainer.eval_strategy}' "
-                "but there is no val_dataset_settings"
-            )
-        if self.cherry_pick_settings is not None and trainer.eval_strategy == "no":
-            raise ValueError(
-                "cherry_pick_settings runs at each evaluation; set trainer_settings.eval_strategy"
-            )
+        check_evaluation(trainer, self.val_dataset_settings, self.cherry_pick_settings)
         if not (trainer.use_ref_model or trainer.precompute_ref_log_probs or self.trains_adapter):
             raise ValueError(
                 "full fine-tuning needs a reference model: set trainer_settings.use_ref_model: true "

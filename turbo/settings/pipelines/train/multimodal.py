@@ -12,7 +12,7 @@ from turbo.settings.multimodal import (
     present,
 )
 from turbo.settings.paths import InputPath
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
 
 
 class MultimodalExperimentSettings(BaseTrainExperimentSettings):
@@ -45,11 +45,7 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
             != self.train_dataset_settings.n_modality_embeddings
         ):
             raise ValueError("train and val datasets must have the same n_modality_embeddings")
-        if self.trainer_settings.eval_strategy != "no" and self.val_dataset_settings is None:
-            raise ValueError(
-                f"trainer_settings.eval_strategy is '{self.trainer_settings.eval_strategy}' "
-                "but there is no val_dataset_settings"
-            )
+        check_evaluation(self.trainer_settings, self.val_dataset_settings)
         unknown = set(present(self.modality_projector_initialization_mapping)) - set(self.projectors)
         if unknown:
             raise ValueError(

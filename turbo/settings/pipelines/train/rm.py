@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import model_validator
 
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
 
 
 class RmExperimentSettings(BaseTrainExperimentSettings):
@@ -22,9 +22,5 @@ class RmExperimentSettings(BaseTrainExperimentSettings):
         num_labels = model.model_kwargs.get("num_labels", 1)
         if num_labels != 1:
             raise ValueError(f"a reward model has one output; model_kwargs.num_labels is {num_labels}")
-        if self.trainer_settings.eval_strategy != "no" and self.val_dataset_settings is None:
-            raise ValueError(
-                f"trainer_settings.eval_strategy is '{self.trainer_settings.eval_strategy}' "
-                "but there is no val_dataset_settings"
-            )
+        check_evaluation(self.trainer_settings, self.val_dataset_settings)
         return self

@@ -4,7 +4,7 @@ from pydantic import model_validator
 
 from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets import ChatDatasetSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
 
 
 class SftExperimentSettings(BaseTrainExperimentSettings):
@@ -14,15 +14,7 @@ class SftExperimentSettings(BaseTrainExperimentSettings):
 
     @model_validator(mode="after")
     def _evaluation_has_data(self) -> SftExperimentSettings:
-        if self.trainer_settings.eval_strategy != "no" and self.val_dataset_settings is None:
-            raise ValueError(
-                "trainer_settings.eval_strategy is "
-                f"'{self.trainer_settings.eval_strategy}' but there is no val_dataset_settings"
-            )
-        if self.cherry_pick_settings is not None and self.trainer_settings.eval_strategy == "no":
-            raise ValueError(
-                "cherry_pick_settings runs at each evaluation; set trainer_settings.eval_strategy"
-            )
+        check_evaluation(self.trainer_settings, self.val_dataset_settings, self.cherry_pick_settings)
         return self
 
     @model_validator(mode="after")
