@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--num_workers", type=int, default=2)
     args = parser.parse_args()
 
-    from turbo.data.multimodal import MediaItem
+    from turbo.media import MediaItem
     from turbo.modeling.multimodal.encoders import build_encoder as load_encoder
     from turbo.modeling.multimodal.readers import build_reader
     from turbo.pipelines.preprocessing.multimodal import find_media, run

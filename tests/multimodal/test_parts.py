@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from turbo.data.multimodal import MediaItem
+from turbo.media import MediaItem
 from turbo.modeling.multimodal.encoders import ENCODERS, build_encoder, encoder_shape
 from turbo.modeling.multimodal.model import MultimodalModel
 from turbo.modeling.multimodal.parts import build_encoders

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from turbo.cli import app
-from turbo.cli.commands import COMMANDS, load_object
+from turbo.settings.commands import COMMANDS, load_object
 from turbo.cli.reference import render
 
 from ..conftest import REPO

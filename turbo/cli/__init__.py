@@ -1,4 +1,4 @@
-"""The Typer app. Thin: parse, load settings, call a pipeline. Heavy imports happen in pipelines."""
+"""The CLI entry point. Thin: parse, load settings, call a pipeline. Heavy imports happen in pipelines."""
 
 from __future__ import annotations
 
@@ -6,50 +6,12 @@ import logging
 import os
 import sys
 import traceback
-from pathlib import Path
 
-import typer
+from turbo.cli import tools  # noqa: F401  (registers validate, schema, convert_gguf)
+from turbo.cli.app import SET_HELP, app
+from turbo.errors import TurboError
 
-from turbo.cli.commands import COMMANDS, Command, load_object
-from turbo.errors import SettingsError, TurboError
-
-app = typer.Typer(
-    name="turbo",
-    help="Train, align and run language and vision-language models from one JSON experiment file.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-
-SET_HELP = "Override a setting: KEY.PATH=VALUE (VALUE parsed as JSON where it parses). Repeatable."
-
-
-def run_command(command: Command, settings_path: Path, overrides: list[str]) -> None:
-    from turbo.settings.loading import load_settings
-    from turbo.settings.paths import missing_input_paths
-
-    settings = load_settings(settings_path, load_object(command.settings), overrides)
-    missing = missing_input_paths(settings)
-    if missing:
-        raise SettingsError(f"{settings_path}: missing input files:\n  " + "\n  ".join(missing))
-    load_object(command.pipeline)(settings)
-
-
-def _register(command: Command) -> None:
-    def pipeline_command(
-        settings_path: Path = typer.Option(..., f"--{command.flag}", help="The settings JSON file."),
-        overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
-    ) -> None:
-        run_command(command, settings_path, overrides)
-
-    app.command(command.name, help=command.help)(pipeline_command)
-
-
-for _command in COMMANDS.values():
-    _register(_command)
-
-from turbo.cli import tools  # noqa: E402,F401  (registers validate, schema, convert_gguf)
-
+__all__ = ["SET_HELP", "app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: `--debug` anywhere shows tracebacks; user errors exit with code 2."""

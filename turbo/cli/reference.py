@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from turbo.cli.commands import COMMANDS, load_object
+from turbo.settings.commands import COMMANDS, load_object
 
 
 def _type_name(annotation: Any) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from turbo.cli import SET_HELP, app
-from turbo.cli.commands import COMMANDS, load_object
+from turbo.cli.app import SET_HELP, app
+from turbo.settings.commands import COMMANDS, load_object
 from turbo.errors import SettingsError
 
 

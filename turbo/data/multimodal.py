@@ -17,6 +17,7 @@ from turbo.data.readers import Located, read_jsonl, sample_source
 from turbo.data.records import ROLE_ALIASES, ChatMessage, ChatRecord, Record
 from turbo.data.report import DatasetReport, SourceReport
 from turbo.errors import DataError
+from turbo.media import MediaItem
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 
 LLAVA_IMAGE = "<image>"
@@ -79,14 +80,6 @@ class MultimodalRecord(Record):
         if isinstance(data, dict) and "conversations" in data and "messages" not in data:
             return from_llava(data)
         return data
-
-
-@dataclass(frozen=True)
-class MediaItem:
-    modality: str
-    key: str  # the path relative to the media root, as preprocess_multimodal_dataset names it
-    path: Path
-    where: str  # file:line of the record
 
 
 class MediaChecker(Protocol):

@@ -101,7 +101,7 @@ class TrainerSettings(StrictModel):
         if self.deepspeed is not None and self.fsdp is not None:
             raise ValueError("set either deepspeed or fsdp, not both")
         if self.deepspeed is not None:
-            from turbo.trainers.deepspeed import conflicts, load_config  # pure Python, no torch
+            from turbo.settings.deepspeed import conflicts, load_config  # pure Python, no torch
 
             problems = conflicts(load_config(self.deepspeed), self.model_dump())
             if problems:
@@ -114,7 +114,7 @@ class TrainerSettings(StrictModel):
         if self.warmup_ratio:
             kwargs["warmup_steps"] = self.warmup_ratio
         if self.deepspeed is not None:
-            from turbo.trainers.deepspeed import resolve
+            from turbo.settings.deepspeed import resolve
 
             kwargs["deepspeed"] = resolve(self.deepspeed)
         return {key: value for key, value in kwargs.items() if value is not None}

@@ -12,7 +12,7 @@ from turbo.settings.loading import validate_settings
 from turbo.settings.model import BnbSettings
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 from turbo.settings.trainer import TrainerSettings
-from turbo.trainers.deepspeed import PRESETS, load_config, resolve
+from turbo.settings.deepspeed import PRESETS, load_config, resolve
 
 from ...conftest import CONFIGS
 

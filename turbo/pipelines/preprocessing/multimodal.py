@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from turbo.data.multimodal import MediaItem
+from turbo.media import MediaItem
 from turbo.errors import DataError
 from turbo.io import write_json
 from turbo.settings.pipelines.preprocessing import PreprocessMultimodalSettings

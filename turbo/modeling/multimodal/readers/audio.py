@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from turbo.data.multimodal import MediaItem
+from turbo.media import MediaItem
 from turbo.errors import DataError, ModelError
 
 

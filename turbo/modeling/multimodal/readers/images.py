@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from turbo.data.multimodal import MediaItem
+from turbo.media import MediaItem
 from turbo.errors import DataError, ModelError
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from turbo.data.multimodal import MediaItem
+from turbo.media import MediaItem
 from turbo.errors import ModelError
 
 
