@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from turbo.cli import app
-from turbo.settings.commands import COMMANDS, load_object
 from turbo.cli.reference import render
+from turbo.settings.commands import COMMANDS, load_object
 
 from ..conftest import REPO
 

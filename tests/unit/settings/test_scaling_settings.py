@@ -8,11 +8,11 @@ from pydantic import ValidationError
 
 from turbo.errors import SettingsError
 from turbo.settings.datasets import ChatDatasetSettings
+from turbo.settings.deepspeed import PRESETS, load_config, resolve
 from turbo.settings.loading import validate_settings
 from turbo.settings.model import BnbSettings
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 from turbo.settings.trainer import TrainerSettings
-from turbo.settings.deepspeed import PRESETS, load_config, resolve
 
 from ...conftest import CONFIGS
 
