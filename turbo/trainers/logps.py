@@ -5,6 +5,7 @@ A batch holds rows of `input_ids` and `labels` (`IGNORE_INDEX` off the answer), 
 (packed rows, see turbo.data.packing: several samples per row, the padding its own block). Keys
 may carry a prefix (KTO's KL rows are `kl_input_ids`, `kl_attention_mask`, `kl_labels`).
 
+- `answer_rows`: such a batch from prompt and answer token ids (the answers of a generator).
 - `token_logps`: per target position, log p(token t+1 | tokens <= t) of each answer token, the mask of
   answer positions, and optionally the entropy of the next-token distribution (PPO, GRPO).
 - `answer_logps`: per sample, the sum over its answer tokens, their count, `means`, and the mean
@@ -57,6 +58,23 @@ class AnswerLogps:
 def rows(batch: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
     """The row tensors of `batch` stored under `prefix` (input_ids, labels, and the mask or positions)."""
     return {key: batch[prefix + key] for key in ROW_KEYS if prefix + key in batch}
+
+
+def answer_rows(
+    prompts: list[list[int]], answers: list[list[int]], pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """Right-padded rows of prompt + answer token ids with labels on the answers: a batch to score
+    answers given their prompts (generated ones in PPO and GRPO)."""
+    width = max(len(prompt) + len(answer) for prompt, answer in zip(prompts, answers, strict=True))
+    input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(prompts), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
+        length = len(prompt) + len(answer)
+        input_ids[row, :length] = torch.tensor(prompt + answer, dtype=torch.long)
+        labels[row, len(prompt) : length] = torch.tensor(answer, dtype=torch.long)
+        attention_mask[row, :length] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 def _is_prompt_learning(model: Any) -> bool:

@@ -16,6 +16,7 @@ from turbo.trainers.dpo import REFERENCE_KEYS as DPO_KEYS
 from turbo.trainers.kto import REFERENCE_KEYS as KTO_KEYS
 from turbo.trainers.logps import (
     answer_logps,
+    answer_rows,
     precompute_reference_logps,
     reference_logps,
     token_logps,
@@ -87,6 +88,13 @@ def test_padded_rows_equal_the_hand_computation_sum_and_mean() -> None:
             tokens.logps[row, start : start + len(answer)], expected, atol=1e-5, rtol=0
         )
         assert tokens.logps[row][~tokens.mask[row]].abs().sum() == 0
+
+
+def test_answer_rows_put_the_labels_on_the_answers() -> None:
+    batch = answer_rows([p for p, _ in SAMPLES], [a for _, a in SAMPLES], pad_token_id=0)
+    expected = padded_batch(SAMPLES)
+    assert batch.keys() == expected.keys()
+    assert all(torch.equal(batch[key], expected[key]) for key in batch)
 
 
 @torch.no_grad()
