@@ -3,66 +3,19 @@
 from __future__ import annotations
 
 import inspect
-from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
 
-from turbo.data.chat import IGNORE_INDEX
 from turbo.settings.dpo_losses import BaseLossSettings
 from turbo.settings.pipelines.train.dpo import SyncRefModelSettings
 from turbo.trainers.base import MetricsTrainer
+from turbo.trainers.logps import AnswerLogps, answer_logps, reference_logps
 from turbo.trainers.losses.dpo import LOSSES, PairLoss
 
-
-@dataclass
-class SequenceLogps:
-    """Per sequence of a [chosen; rejected] batch: summed answer log-probs, answer token counts, and
-    the mean logit over the answer tokens (detached)."""
-
-    sums: torch.Tensor
-    counts: torch.Tensor
-    mean_logits: torch.Tensor
-
-
-def sequence_logps(model: Any, batch: dict[str, torch.Tensor]) -> SequenceLogps:
-    labels = batch["labels"]
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logits = logits[:, -labels.shape[1] :][:, :-1].float()  # prompt-learning PEFT prepends virtual tokens
-    targets = labels[:, 1:]
-    mask = targets != IGNORE_INDEX
-    picked = torch.gather(logits, 2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
-    per_token = (picked - logits.logsumexp(-1)) * mask
-    counts = mask.sum(-1)
-    mean_logits = (logits.detach().mean(-1) * mask).sum(-1) / counts.clamp(min=1)
-    return SequenceLogps(per_token.sum(-1), counts, mean_logits)
-
-
-@torch.no_grad()
-def reference_sums(model: Any, batch: dict[str, torch.Tensor], disable_adapter: bool) -> torch.Tensor:
-    """Summed answer log-probs under the reference: `model`, or `model` with its adapter disabled."""
-    with model.disable_adapter() if disable_adapter else nullcontext():
-        return sequence_logps(model, batch).sums
-
-
-def precompute_reference_logps(
-    features: list[dict[str, Any]], model: Any, collator: Any, batch_size: int, disable_adapter: bool
-) -> list[dict[str, Any]]:
-    """The features with ref_chosen_logps and ref_rejected_logps (summed) added, computed once."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(features), batch_size):
-        chunk = features[start : start + batch_size]
-        batch = {key: value.to(device) for key, value in collator(chunk).items()}
-        chosen, rejected = reference_sums(model, batch, disable_adapter).chunk(2)
-        for feature, ref_w, ref_l in zip(chunk, chosen.tolist(), rejected.tolist(), strict=True):
-            out.append({**feature, "ref_chosen_logps": ref_w, "ref_rejected_logps": ref_l})
-    model.train(was_training)
-    return out
+# the precomputed reference log-probs: [chosen; rejected] rows, one feature key per block
+REFERENCE_KEYS = {"": ("ref_chosen_logps", "ref_rejected_logps")}
 
 
 class DpoTrainer(MetricsTrainer):
@@ -89,14 +42,11 @@ class DpoTrainer(MetricsTrainer):
     def _reference(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if not self.uses_reference:
             return None
-        if "ref_chosen_logps" in inputs:
-            return torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]])
-        if self.ref_model is not None:
-            return reference_sums(self.ref_model, inputs, disable_adapter=False)
-        return reference_sums(self.accelerator.unwrap_model(model), inputs, disable_adapter=True)
+        policy = self.accelerator.unwrap_model(model)
+        return reference_logps(policy, inputs, REFERENCE_KEYS[""], ref_model=self.ref_model)
 
     def pair_loss(
-        self, policy: SequenceLogps, reference: torch.Tensor | None, margin: torch.Tensor | None
+        self, policy: AnswerLogps, reference: torch.Tensor | None, margin: torch.Tensor | None
     ) -> tuple[PairLoss, dict[str, torch.Tensor]]:
         """The loss on log-probs summed or averaged over the answer, as the loss type needs."""
         divisor = policy.counts.clamp(min=1) if self.loss_spec.average_log_prob else 1
@@ -119,7 +69,7 @@ class DpoTrainer(MetricsTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        policy = sequence_logps(model, inputs)
+        policy = answer_logps(model, inputs)
         reference = self._reference(model, inputs)
         result, tensors = self.pair_loss(policy, reference, inputs.get("margin"))
         loss = result.losses.mean()
@@ -137,7 +87,7 @@ class DpoTrainer(MetricsTrainer):
         loss: torch.Tensor,
         result: PairLoss,
         tensors: dict[str, torch.Tensor],
-        policy: SequenceLogps,
+        policy: AnswerLogps,
     ) -> None:
         metrics = self._metrics[split]
         chosen, rejected = result.chosen_rewards, result.rejected_rewards

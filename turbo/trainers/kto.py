@@ -2,61 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import torch
 
-from turbo.data.chat import IGNORE_INDEX
 from turbo.trainers.base import MetricsTrainer
+from turbo.trainers.logps import answer_logps, reference_logps, rows
 from turbo.trainers.losses.kto import kto_loss
 
-
-def answer_logps(
-    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-) -> torch.Tensor:
-    """Summed log-probs of the labelled (answer) tokens of each sequence: [batch]."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
-    targets = labels[:, 1:]
-    mask = targets != IGNORE_INDEX
-    per_token = torch.gather(logits.log_softmax(-1), 2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
-    return (per_token * mask).sum(-1)
-
-
-def _adapter_disabled(model: Any) -> Any:
-    """The PEFT model with its adapter off (the base model is the reference)."""
-    if not hasattr(model, "disable_adapter"):
-        raise ValueError("no reference: the model has no adapter to disable and no reference model was given")
-    return model.disable_adapter()
-
-
-@torch.no_grad()
-def reference_pair_logps(
-    model: Any, batch: dict[str, torch.Tensor], disable_adapter: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference log-probs of the answers and of their KL pairs."""
-    with _adapter_disabled(model) if disable_adapter else nullcontext():
-        main = answer_logps(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
-        kl = answer_logps(model, batch["kl_input_ids"], batch["kl_attention_mask"], batch["kl_labels"])
-    return main, kl
-
-
-def precompute_reference_logps(
-    features: list[dict[str, Any]], model: Any, collator: Any, batch_size: int, disable_adapter: bool
-) -> list[dict[str, Any]]:
-    """The features with reference_logps and reference_kl_logps added, computed once."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(features), batch_size):
-        chunk = features[start : start + batch_size]
-        batch = {k: v.to(device) for k, v in collator(chunk).items()}
-        main, kl = reference_pair_logps(model, batch, disable_adapter)
-        for feature, ref, ref_kl in zip(chunk, main.tolist(), kl.tolist(), strict=True):
-            out.append({**feature, "reference_logps": ref, "reference_kl_logps": ref_kl})
-    model.train(was_training)
-    return out
+# the precomputed reference log-probs: of the answers, and of their KL pairs (the rows under kl_)
+REFERENCE_KEYS = {"": ("reference_logps",), "kl_": ("reference_kl_logps",)}
 
 
 class KtoTrainer(MetricsTrainer):
@@ -83,11 +38,13 @@ class KtoTrainer(MetricsTrainer):
             self.ref_model = ref_model.to(self.args.device)
 
     def _reference(self, model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        if "reference_logps" in inputs:
-            return inputs["reference_logps"], inputs["reference_kl_logps"]
-        if self.ref_model is not None:
-            return reference_pair_logps(self.ref_model, inputs, disable_adapter=False)
-        return reference_pair_logps(self.accelerator.unwrap_model(model), inputs, disable_adapter=True)
+        """The reference log-probs of the answers and of their KL pairs."""
+        policy = self.accelerator.unwrap_model(model)
+        main, kl = (
+            reference_logps(policy, inputs, keys, prefix, self.ref_model)
+            for prefix, keys in REFERENCE_KEYS.items()
+        )
+        return main, kl
 
     def compute_loss(
         self,
@@ -96,11 +53,9 @@ class KtoTrainer(MetricsTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        policy = answer_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        policy = answer_logps(model, rows(inputs)).sums
         with torch.no_grad():
-            policy_kl = answer_logps(
-                model, inputs["kl_input_ids"], inputs["kl_attention_mask"], inputs["kl_labels"]
-            )
+            policy_kl = answer_logps(model, rows(inputs, "kl_")).sums
         reference, reference_kl = self._reference(model, inputs)
         kl = self.accelerator.gather((policy_kl - reference_kl).mean().detach()).mean()
         desirable = inputs["is_desirable"]

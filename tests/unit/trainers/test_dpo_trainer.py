@@ -6,7 +6,8 @@ import torch
 
 from turbo.data.pair_preferences import PairCollator
 from turbo.settings.pipelines.train.dpo import SyncRefModelSettings
-from turbo.trainers.dpo import SyncRefModelCallback, sequence_logps
+from turbo.trainers.dpo import SyncRefModelCallback
+from turbo.trainers.logps import answer_logps
 
 
 class TinyLM(torch.nn.Module):
@@ -16,18 +17,18 @@ class TinyLM(torch.nn.Module):
         self.embed = torch.nn.Embedding(11, 5)
         self.head = torch.nn.Linear(5, 11)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> SimpleNamespace:
         return SimpleNamespace(logits=self.head(self.embed(input_ids)))
 
 
-def test_sequence_logps_sum_the_answer_tokens_only() -> None:
+def test_answer_logps_sum_the_answer_tokens_only() -> None:
     model = TinyLM()
     features = [
         {"prompt_ids": [1, 2, 3], "chosen_ids": [4, 5], "rejected_ids": [6]},
         {"prompt_ids": [1, 7], "chosen_ids": [8, 9, 10], "rejected_ids": [4, 4]},
     ]
     batch = PairCollator(pad_token_id=0)(features)
-    result = sequence_logps(model, batch)
+    result = answer_logps(model, batch)
     rows = [(f["prompt_ids"], f[key]) for key in ("chosen_ids", "rejected_ids") for f in features]
     for row, (prompt, answer) in enumerate(rows):
         ids = torch.tensor([prompt + answer])

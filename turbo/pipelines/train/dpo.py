@@ -48,7 +48,8 @@ def load_reference(settings: DpoExperimentSettings, tokenizer: Any) -> Any:
 def run(settings: DpoExperimentSettings) -> None:
 
     from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
-    from turbo.trainers.dpo import DpoTrainer, SyncRefModelCallback, precompute_reference_logps
+    from turbo.trainers.dpo import REFERENCE_KEYS, DpoTrainer, SyncRefModelCallback
+    from turbo.trainers.logps import precompute_reference_logps
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
@@ -82,8 +83,12 @@ def run(settings: DpoExperimentSettings) -> None:
         reference = ref_model if ref_model is not None else model
         disable = ref_model is None and settings.trains_adapter
         batch = trainer_settings.per_device_eval_batch_size
-        train_features = precompute_reference_logps(train_features, reference, collator, batch, disable)
-        val_features = precompute_reference_logps(val_features, reference, collator, batch, disable)
+        train_features = precompute_reference_logps(
+            train_features, reference, collator, batch, disable, REFERENCE_KEYS
+        )
+        val_features = precompute_reference_logps(
+            val_features, reference, collator, batch, disable, REFERENCE_KEYS
+        )
         ref_model = None
         logger.info(
             "precomputed the reference log-probs of %d pairs", len(train_features) + len(val_features)

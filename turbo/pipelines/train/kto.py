@@ -22,7 +22,8 @@ logger = logging.getLogger("turbo")
 def run(settings: KtoExperimentSettings) -> None:
 
     from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
-    from turbo.trainers.kto import KtoTrainer, precompute_reference_logps
+    from turbo.trainers.kto import REFERENCE_KEYS, KtoTrainer
+    from turbo.trainers.logps import precompute_reference_logps
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
@@ -59,8 +60,12 @@ def run(settings: KtoExperimentSettings) -> None:
         reference = ref_model if ref_model is not None else model
         disable = ref_model is None and settings.trains_adapter
         batch = trainer_settings.per_device_eval_batch_size
-        train_features = precompute_reference_logps(train_features, reference, collator, batch, disable)
-        val_features = precompute_reference_logps(val_features, reference, collator, batch, disable)
+        train_features = precompute_reference_logps(
+            train_features, reference, collator, batch, disable, REFERENCE_KEYS
+        )
+        val_features = precompute_reference_logps(
+            val_features, reference, collator, batch, disable, REFERENCE_KEYS
+        )
         ref_model = None
         logger.info(
             "precomputed the reference log-probs of %d samples", len(train_features) + len(val_features)

@@ -1,0 +1,206 @@
+"""Answer log-probs and the reference model: the one seam every method that scores answers shares.
+
+A batch holds rows of `input_ids` and `labels` (`IGNORE_INDEX` off the answer), and either an
+`attention_mask` (padded rows: one sample per row) or `position_ids` that restart at 0 for each sample
+(packed rows, see turbo.data.packing: several samples per row, the padding its own block). Keys
+may carry a prefix (KTO's KL rows are `kl_input_ids`, `kl_attention_mask`, `kl_labels`).
+
+- `answer_rows`: such a batch from prompt and answer token ids (the answers of a generator).
+- `token_logps`: per target position, log p(token t+1 | tokens <= t) of each answer token, the mask of
+  answer positions, and optionally the entropy of the next-token distribution (PPO, GRPO).
+- `answer_logps`: per sample, the sum over its answer tokens, their count, `means`, and the mean
+  logit (a metric). Prompt-learning adapters (prompt tuning, P-tuning) prepend virtual tokens to the
+  sequence: their logits are dropped, so position t always predicts label t+1.
+- `reference_logps`: the reference's summed answer log-probs, precomputed (carried in the batch),
+  from a separate frozen model, or from the policy with its adapter disabled, in that order;
+  `precompute_reference_logps` fills them in once before training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from turbo.data.chat import IGNORE_INDEX
+
+ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels")
+
+
+@dataclass
+class TokenLogps:
+    """Per row and target position t (the prediction of token t + 1), [rows, length - 1] each."""
+
+    logps: torch.Tensor  # log-prob of the answer token; 0 off the answer
+    mask: torch.Tensor  # bool: the target is an answer token
+    mean_logits: torch.Tensor  # the mean logit over the vocabulary (detached)
+    segments: torch.Tensor  # the sample of the target within its row (0 for padded rows)
+    entropy: torch.Tensor | None = None  # entropy of the next-token distribution, when asked for
+
+
+@dataclass
+class AnswerLogps:
+    """Per sample (one a row when padded, one a packed sample otherwise), in batch order."""
+
+    sums: torch.Tensor  # summed answer log-probs
+    counts: torch.Tensor  # answer tokens
+    mean_logits: torch.Tensor  # the mean logit over the answer tokens (detached)
+
+    @property
+    def means(self) -> torch.Tensor:
+        """Answer log-probs averaged over the answer tokens (0 for an empty answer)."""
+        return self.sums / self.counts.clamp(min=1)
+
+
+def rows(batch: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
+    """The row tensors of `batch` stored under `prefix` (input_ids, labels, and the mask or positions)."""
+    return {key: batch[prefix + key] for key in ROW_KEYS if prefix + key in batch}
+
+
+def answer_rows(
+    prompts: list[list[int]], answers: list[list[int]], pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """Right-padded rows of prompt + answer token ids with labels on the answers: a batch to score
+    answers given their prompts (generated ones in PPO and GRPO)."""
+    width = max(len(prompt) + len(answer) for prompt, answer in zip(prompts, answers, strict=True))
+    input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(prompts), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
+        length = len(prompt) + len(answer)
+        input_ids[row, :length] = torch.tensor(prompt + answer, dtype=torch.long)
+        labels[row, len(prompt) : length] = torch.tensor(answer, dtype=torch.long)
+        attention_mask[row, :length] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def _is_prompt_learning(model: Any) -> bool:
+    config = getattr(getattr(model, "module", model), "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
+def answer_logits(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The model's logits aligned with `batch["labels"]`: [rows, length, vocab], virtual tokens dropped."""
+    labels = batch["labels"]
+    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
+    if "position_ids" in inputs and _is_prompt_learning(model):
+        raise ValueError("packed rows (position_ids) cannot be scored with a prompt-learning adapter")
+    logits = model(**inputs, use_cache=False).logits
+    return logits[:, logits.shape[1] - labels.shape[1] :]  # prompt learning prepends virtual tokens
+
+
+def _segments(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The sample of each target position within its row: a new one at each position id 0."""
+    positions = batch.get("position_ids")
+    if positions is None:
+        return torch.zeros_like(batch["labels"][:, 1:])
+    return (positions == 0).long().cumsum(-1)[:, 1:] - 1
+
+
+def token_logps(model: Any, batch: Mapping[str, torch.Tensor], entropy: bool = False) -> TokenLogps:
+    """Per-token answer log-probs of `batch` under `model` (one forward pass)."""
+    logits = answer_logits(model, batch)[:, :-1].float()
+    targets = batch["labels"][:, 1:]
+    mask = targets != IGNORE_INDEX
+    if "position_ids" in batch:
+        mask &= batch["position_ids"][:, 1:] != 0  # a sample's first token is never predicted from another
+    log_norm = logits.logsumexp(-1)
+    picked = torch.gather(logits, 2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
+    logps = (picked - log_norm) * mask
+    token_entropy = None
+    if entropy:
+        token_entropy = log_norm - (logits.softmax(-1) * logits).sum(-1)
+    return TokenLogps(logps, mask, logits.detach().mean(-1), _segments(batch), token_entropy)
+
+
+def reduce_answers(tokens: TokenLogps) -> AnswerLogps:
+    """Sum the per-token log-probs over each sample's answer. Padded rows are one sample each (an
+    answerless row included); in packed rows a block without answer tokens (the padding) is no sample."""
+    mask = tokens.mask
+    if not bool((tokens.segments > 0).any()):
+        counts = mask.sum(-1)
+        mean_logits = (tokens.mean_logits * mask).sum(-1) / counts.clamp(min=1)
+        return AnswerLogps(tokens.logps.sum(-1), counts, mean_logits)
+    per_row = tokens.segments.amax(-1) + 1
+    offsets = torch.cumsum(per_row, 0) - per_row
+    index = (tokens.segments + offsets.unsqueeze(1))[mask]
+    total = int(per_row.sum())
+    sums = tokens.logps.new_zeros(total).index_add_(0, index, tokens.logps[mask])
+    counts = torch.zeros(total, dtype=torch.long, device=mask.device).index_add_(
+        0, index, torch.ones_like(index)
+    )
+    logit_sums = tokens.mean_logits.new_zeros(total).index_add_(0, index, tokens.mean_logits[mask])
+    keep = counts > 0
+    return AnswerLogps(sums[keep], counts[keep], logit_sums[keep] / counts[keep])
+
+
+def answer_logps(model: Any, batch: Mapping[str, torch.Tensor]) -> AnswerLogps:
+    """Per-sample answer log-probs (sum, count, mean) of `batch` under `model`, with gradients."""
+    return reduce_answers(token_logps(model, batch))
+
+
+def adapter_disabled(model: Any) -> Any:
+    """A context in which the PEFT `model` runs as its base model (the reference of adapter training)."""
+    if not hasattr(model, "disable_adapter"):
+        raise ValueError("no reference: the model has no adapter to disable and no reference model was given")
+    return model.disable_adapter()
+
+
+@torch.no_grad()
+def model_reference_logps(
+    model: Any, batch: Mapping[str, torch.Tensor], disable_adapter: bool
+) -> torch.Tensor:
+    """Summed answer log-probs under `model` (a frozen reference), or under it with its adapter disabled."""
+    with adapter_disabled(model) if disable_adapter else nullcontext():
+        return answer_logps(model, batch).sums
+
+
+def reference_logps(
+    policy: Any,
+    batch: Mapping[str, torch.Tensor],
+    keys: tuple[str, ...],
+    prefix: str = "",
+    ref_model: Any = None,
+) -> torch.Tensor:
+    """The reference's summed answer log-probs of the rows under `prefix`: the precomputed values in
+    `batch[keys]` (one key per block of rows, in order), else `ref_model`, else the unwrapped `policy`
+    with its adapter disabled."""
+    if all(key in batch for key in keys):
+        return torch.cat([batch[key] for key in keys])
+    if ref_model is not None:
+        return model_reference_logps(ref_model, rows(batch, prefix), disable_adapter=False)
+    return model_reference_logps(policy, rows(batch, prefix), disable_adapter=True)
+
+
+def precompute_reference_logps(
+    features: list[dict[str, Any]],
+    model: Any,
+    collator: Any,
+    batch_size: int,
+    disable_adapter: bool,
+    keys: Mapping[str, tuple[str, ...]],
+) -> list[dict[str, Any]]:
+    """The features with the reference's summed answer log-probs added, computed once.
+
+    `keys` maps a row prefix of the collated batch to the feature keys it fills: the rows split into
+    as many equal blocks as keys, in order (DPO: `{"": ("ref_chosen_logps", "ref_rejected_logps")}`
+    over [chosen; rejected]; KTO: `{"": ("reference_logps",), "kl_": ("reference_kl_logps",)}`).
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(features), batch_size):
+        chunk = features[start : start + batch_size]
+        batch = {key: value.to(device) for key, value in collator(chunk).items()}
+        values: dict[str, list[float]] = {}
+        for prefix, names in keys.items():
+            sums = model_reference_logps(model, rows(batch, prefix), disable_adapter)
+            values.update(zip(names, (block.tolist() for block in sums.chunk(len(names))), strict=True))
+        for i, feature in enumerate(chunk):
+            out.append({**feature, **{name: column[i] for name, column in values.items()}})
+    model.train(was_training)
+    return out
