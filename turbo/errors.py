@@ -15,3 +15,7 @@ class DataError(TurboError):
 
 class ModelError(TurboError):
     """A model, tokenizer or adapter that cannot be loaded or does not fit the settings."""
+
+
+class RunComplete(Exception):
+    """Not an error: a resumed run that has nothing left to train. The CLI prints it and exits 0."""

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,15 +46,26 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def replace_dir(source: Path, target: Path) -> None:
-    """Move the complete folder `source` to `target`, replacing what was there."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
+    """Move the complete folder `source` to `target`, replacing what was there.
+
+    The old `target` is first renamed to a fresh hidden sibling (never a name that may already hold
+    something), put back if the new folder cannot be moved in, and deleted only once the new one is in
+    place. Callers decide beforehand that `target` may be replaced (see turbo.settings.outputs).
+    """
+    source, target = Path(source), Path(target)
+    if not target.exists():
         source.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise NotADirectoryError(f"{target} is not a plain folder; not replacing it with {source}")
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
+    target.rename(old)
+    try:
         source.rename(target)
+    except BaseException:
+        old.rename(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager

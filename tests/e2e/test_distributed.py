@@ -1,4 +1,5 @@
-"""train_sft under launchers: DDP (accelerate launch) and DeepSpeed ZeRO-2/3 (torchrun), 2 processes.
+"""train_sft under launchers: DDP (torchrun, accelerate launch) and DeepSpeed ZeRO-2/3 (torchrun), 2
+processes, with trainer_settings as users write them on a CPU machine (no use_cpu).
 
 Two processes with 2 samples each and one process with 4 see the same global batches (sequential
 order), so the runs must log the same losses and token counts and end with the same weights: each
@@ -8,14 +9,18 @@ rank read its own shard, the metrics were reduced across ranks, and only rank 0 
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from turbo.pipelines.train.common import is_complete_checkpoint
 
 from ..conftest import CONFIGS, REPO, read_jsonl, run_turbo
 
@@ -27,6 +32,7 @@ COMMON = [
     *("--set", "trainer_settings.train_sampling_strategy=sequential"),
     *("--set", "trainer_settings.evaluation_strategy=no"),
     *("--set", "cherry_pick_settings=null"),
+    *("--set", "trainer_settings.no_cuda=false"),  # the fixture sets it; users on CPU do not
 ]
 
 pytestmark = pytest.mark.slow
@@ -38,13 +44,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(launcher: list[str], folder: Path, *settings: str, timeout: int = 600) -> None:
+ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def train_command(launcher: list[str], folder: Path, *settings: str) -> list[str]:
     """`<launcher> -m turbo train_sft ...` with 2 processes of 2 samples each."""
     command = [sys.executable, "-m", *launcher, "-m", "turbo", "train_sft", "--experiment_settings_path"]
     command += [str(SFT), "--set", f"log_path={folder}", *COMMON, *settings]
-    command += ["--set", "trainer_settings.per_device_train_batch_size=2"]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return command + ["--set", "trainer_settings.per_device_train_batch_size=2"]
+
+
+def launch(launcher: list[str], folder: Path, *settings: str, timeout: int = 600) -> None:
+    command = train_command(launcher, folder, *settings)
+    result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-3000:]}\n{result.stderr[-8000:]}"
 
 
@@ -69,6 +81,13 @@ def single(fixture_models, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def ddp(single: Path, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ddp") / "run"
+    launch(torchrun(), folder)
+    return folder
+
+
 def train_rows(folder: Path) -> list[dict]:
     return [row for row in read_jsonl(folder / "metrics.jsonl") if "loss" in row]
 
@@ -87,6 +106,12 @@ def assert_same_run(folder: Path, reference: Path) -> None:
     assert all(actual[name].abs().sum() > 0 for name in lora if "lora_B" in name)  # B starts at zero
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
     assert json.loads((folder / "experiment_settings.json").read_text())["log_path"] == str(folder)
+    assert sorted(path.name for path in folder.iterdir() if path.name.startswith(".")) == []  # no leftovers
+
+
+def test_ddp_with_torchrun_writes_each_step_once(ddp: Path, single: Path) -> None:
+    """Every rank used to think it was the main one: each logged every step and wrote final/."""
+    assert_same_run(ddp, single)
 
 
 def test_ddp_with_accelerate_launch_matches_one_process(single: Path, tmp_path: Path) -> None:
@@ -101,6 +126,34 @@ def test_deepspeed_with_torchrun_matches_one_process(single: Path, tmp_path: Pat
     launch(torchrun(), tmp_path / preset, "--set", f"trainer_settings.deepspeed={preset}")
     assert_same_run(tmp_path / preset, single)
     assert (tmp_path / preset / "checkpoints" / "checkpoint-4" / "global_step4").is_dir()
+
+
+def test_ddp_killed_and_resumed_gives_the_uninterrupted_weights(ddp: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "killed"
+    process = subprocess.Popen(
+        train_command(torchrun(), folder), cwd=REPO, env=ENV, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    first, deadline = folder / "checkpoints" / "checkpoint-2", time.monotonic() + 300
+    try:
+        while not is_complete_checkpoint(first):
+            if process.poll() is not None:
+                raise AssertionError(f"training ended before its first checkpoint:\n{process.stderr.read()}")
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.005)
+        assert process.poll() is None, "training finished before it could be killed"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the launcher and both ranks
+        process.wait()
+        process.stderr.close()
+    assert not (folder / "final").exists()
+
+    launch(torchrun(), folder, "--set", "trainer_settings.resume_from_checkpoint=true")
+    expected = load_file(ddp / "final" / "adapter_model.safetensors")
+    actual = load_file(folder / "final" / "adapter_model.safetensors")
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(actual[name], tensor) for name, tensor in expected.items())  # bit-exact
+    assert [row["step"] for row in train_rows(folder)] == list(range(1, STEPS + 1))
 
 
 @pytest.mark.gpu

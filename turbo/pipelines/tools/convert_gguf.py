@@ -6,7 +6,8 @@ import importlib.util
 from pathlib import Path
 
 from turbo.errors import ModelError
-from turbo.io import atomic_dir
+from turbo.io import atomic_dir, write_json
+from turbo.settings.outputs import MANIFEST, gguf_output_problems, manifest, refuse
 
 
 def find_packaged_gguf(package: str) -> Path:
@@ -22,12 +23,16 @@ def find_packaged_gguf(package: str) -> Path:
     return files[0]
 
 
-def convert(gguf_path: Path, save_path: Path) -> Path:
+def convert(gguf_path: Path, save_path: Path, overwrite: bool = False) -> Path:
+    """Write the plain model to save_path: a new or empty folder, or an earlier convert_gguf output
+    when `overwrite` is set."""
+    if not gguf_path.is_file():
+        raise ModelError(f"{gguf_path}: GGUF file does not exist")
+    refuse(gguf_output_problems(gguf_path, save_path, overwrite))
+
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    if not gguf_path.is_file():
-        raise ModelError(f"{gguf_path}: GGUF file does not exist")
     folder, name = gguf_path.parent, gguf_path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
@@ -40,4 +45,5 @@ def convert(gguf_path: Path, save_path: Path) -> Path:
     with atomic_dir(save_path) as tmp:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        write_json(tmp / MANIFEST, manifest("convert_gguf", gguf_path=gguf_path))
     return save_path

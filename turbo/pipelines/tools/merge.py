@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 
 from turbo.errors import ModelError
-from turbo.io import atomic_dir
+from turbo.io import atomic_dir, write_json
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
+from turbo.settings.outputs import MANIFEST, manifest, merge_output_problems, refuse
 from turbo.settings.pipelines.merge import MergeAdaptersSettings
 
 logger = logging.getLogger("turbo")
 
 
 def run(settings: MergeAdaptersSettings) -> None:
+    refuse(merge_output_problems(settings))  # before any weights load
     model_settings = settings.model_settings.model_copy(
         update={"adapter_path": settings.adapter, "is_trainable": False}
     )
@@ -28,4 +30,6 @@ def run(settings: MergeAdaptersSettings) -> None:
     with atomic_dir(settings.save_path) as folder:
         merged.save_pretrained(folder, max_shard_size=settings.max_shard_size)
         tokenizer.save_pretrained(folder)
+        inputs = {"model_path": settings.model_settings.model_path, "adapter_path": settings.adapter}
+        write_json(folder / MANIFEST, manifest("merge_adapters_to_base", **inputs))
     logger.info("saved the merged model to %s", settings.save_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import Any
 
 from turbo.data.chat import ChatSample, segments_preview
 from turbo.data.report import DatasetReport
-from turbo.errors import SettingsError, TurboError
+from turbo.errors import RunComplete, SettingsError, TurboError
 from turbo.io import atomic_open, replace_dir, write_json, write_jsonl
+from turbo.settings.outputs import experiment_folder_problems, is_turbo_entry, refuse
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -66,9 +68,17 @@ def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:
 
 
 def training_arguments(settings: BaseTrainExperimentSettings, folder: Path, **extra: Any) -> Any:
+    import torch
     from transformers import TrainingArguments
 
     run_name = getattr(settings.logging_settings, "run_name", None)
+    kwargs = settings.trainer_settings.training_arguments()
+    if not torch.accelerator.is_available():
+        # On a machine without GPUs, accelerate sets up a process that torchrun (or any launcher)
+        # started as one of several only with use_cpu (a gloo group); without it every rank runs
+        # alone: each one is the main process and writes the logs and final/, and DeepSpeed counts a
+        # world size of 1 ("auto" batch sizes fail). The run is on the CPU either way.
+        kwargs["use_cpu"] = True
     return TrainingArguments(
         output_dir=str(folder / CHECKPOINTS),
         seed=settings.training_seed,
@@ -76,7 +86,7 @@ def training_arguments(settings: BaseTrainExperimentSettings, folder: Path, **ex
         run_name=run_name,
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,
-        **settings.trainer_settings.training_arguments(),
+        **kwargs,
         **extra,
     )
 
@@ -118,13 +128,8 @@ def remove_incomplete_checkpoints(folder: Path) -> list[Path]:
     return removed
 
 
-def resume_checkpoint(settings: BaseTrainExperimentSettings, folder: Path) -> str | None:
-    """The checkpoint to resume from: the newest complete one (true) or the given path.
-
-    Checkpoint folders a killed run left incomplete are removed first. When resuming, the metrics
-    log keeps only the steps up to the checkpoint, so the resumed steps are not logged twice.
-    """
-    remove_incomplete_checkpoints(folder)
+def find_checkpoint(settings: BaseTrainExperimentSettings, folder: Path) -> Path | None:
+    """The checkpoint to resume from: the newest complete one (true) or the given path. Reads only."""
     resume = settings.trainer_settings.resume_from_checkpoint
     if resume in (None, False):
         return None
@@ -134,20 +139,74 @@ def resume_checkpoint(settings: BaseTrainExperimentSettings, folder: Path) -> st
             raise TurboError(
                 f"trainer_settings.resume_from_checkpoint: no complete checkpoint in {folder / CHECKPOINTS}"
             )
-        checkpoint = complete[-1]
+        return complete[-1]
+    checkpoint = Path(resume)
+    if not checkpoint.is_dir():
+        raise TurboError(f"trainer_settings.resume_from_checkpoint: {resume} is not a checkpoint folder")
+    if not is_complete_checkpoint(checkpoint):
+        raise TurboError(
+            f"trainer_settings.resume_from_checkpoint: {resume} is incomplete (no whole "
+            "trainer_state.json); resume from an earlier checkpoint"
+        )
+    return checkpoint
+
+
+def stop_if_complete(settings: BaseTrainExperimentSettings, folder: Path, checkpoint: Path | None) -> None:
+    """A resumed run whose checkpoint is already at its last step has nothing to train: say so (the CLI
+    exits 0) and leave final/ as it is. (transformers would train one step more from a checkpoint that
+    ends mid-epoch.)"""
+    if checkpoint is None:
+        return
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    step, trainer = state["global_step"], settings.trainer_settings
+    if trainer.max_steps > 0:
+        last = trainer.max_steps
+    elif state.get("num_train_epochs") == math.ceil(trainer.num_train_epochs):
+        last = state.get("max_steps", math.inf)
     else:
-        checkpoint = Path(resume)
-        if not checkpoint.is_dir():
-            raise TurboError(f"trainer_settings.resume_from_checkpoint: {resume} is not a checkpoint folder")
-        if not is_complete_checkpoint(checkpoint):
-            raise TurboError(
-                f"trainer_settings.resume_from_checkpoint: {resume} is incomplete (no whole "
-                "trainer_state.json); resume from an earlier checkpoint"
-            )
+        return  # another number of epochs: transformers plans the steps again
+    if step < last:
+        return
+    if not (folder / FINAL).is_dir():
+        raise TurboError(
+            f"trainer_settings.resume_from_checkpoint: {checkpoint} is the last step ({step}) of the "
+            f"run, but {folder / FINAL} is missing (the run was stopped while saving it); the trained "
+            f"weights are in {checkpoint}, or raise trainer_settings.max_steps to train on"
+        )
+    raise RunComplete(
+        f"the run in {folder} is complete: {checkpoint.name} is its last step ({step}); {folder / FINAL} "
+        "is left as it is (raise trainer_settings.max_steps to train on)"
+    )
+
+
+def resume_checkpoint(settings: BaseTrainExperimentSettings, folder: Path) -> str | None:
+    """The checkpoint to resume from (see find_checkpoint), as the trainer takes it.
+
+    Checkpoint folders a killed run left incomplete are removed first. When resuming, the metrics
+    log keeps only the steps up to the checkpoint, so the resumed steps are not logged twice.
+    """
+    remove_incomplete_checkpoints(folder)
+    checkpoint = find_checkpoint(settings, folder)
+    if checkpoint is None:
+        return None
     step = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
     trim_metrics_log(folder / METRICS, step)
     logger.info("resuming from %s (step %d)", checkpoint, step)
     return str(checkpoint)
+
+
+def clear_experiment(folder: Path) -> None:
+    """overwrite_log_path: delete what an earlier run wrote here (only turbo's own entries; the check
+    before refuses a folder with anything else). Main process only."""
+    if not is_main_process() or not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if is_turbo_entry(path.name):
+            logger.warning("overwrite_log_path: deleting %s of the earlier run", path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def trim_metrics_log(path: Path, step: int) -> None:
@@ -166,12 +225,20 @@ def trim_metrics_log(path: Path, step: int) -> None:
 
 
 def start_experiment(settings: BaseTrainExperimentSettings) -> tuple[Path, str | None]:
-    """The first steps of every training pipeline, before any data or model loads: check the logger,
-    create the experiment folder with the settings as run, find the checkpoint to resume, seed."""
+    """The first steps of every training pipeline, before any data or model loads: check the logger and
+    log_path (a new folder, or the earlier run that this one resumes or restarts), stop if a resumed
+    run is already complete, create the experiment folder with the settings as run, find the checkpoint
+    to resume, seed."""
     from transformers import set_seed
 
     check_logging_backend(settings)
-    folder = prepare_experiment_folder(settings)
+    if is_main_process():  # other ranks would race with the main one creating the folder
+        refuse(experiment_folder_problems(settings))
+    folder = Path(settings.log_path)
+    stop_if_complete(settings, folder, find_checkpoint(settings, folder))
+    if settings.overwrite_log_path:
+        clear_experiment(folder)
+    prepare_experiment_folder(settings)
     resume = resume_checkpoint(settings, folder)
     set_seed(settings.training_seed)
     return folder, resume

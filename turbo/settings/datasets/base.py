@@ -3,13 +3,16 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
+from turbo.settings.outputs import FileName
 from turbo.settings.paths import InputPath
 
 
 class DatasetSourceSettings(StrictModel):
     """One JSONL file and how much of it to use."""
 
-    name: str = Field(min_length=1, description="Names the source in logs and output files.")
+    name: FileName = Field(
+        description="Names the source in logs and output files (a plain name: no '/', '..' or absolute path)."
+    )
     records_path: InputPath
     num_samples: int | None = Field(None, ge=0, description="Take this many records (seeded).")
     sample_rate: float | None = Field(

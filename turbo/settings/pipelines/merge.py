@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.model import ModelSettings
+from turbo.settings.outputs import OutputFolder
 from turbo.settings.paths import InputPath
 from turbo.settings.tokenizer import TokenizerSettings
 
@@ -14,7 +15,12 @@ class MergeAdaptersSettings(StrictModel):
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
     adapter_path: InputPath | None = Field(None, description="Or model_settings.adapter_path.")
-    save_path: Path
+    save_path: OutputFolder = Field(
+        description="A new or empty folder for the merged model (written beside it, then renamed)."
+    )
+    overwrite: bool = Field(
+        False, description="Replace save_path if it holds an earlier merge_adapters_to_base output."
+    )
     max_shard_size: str = "5GB"
 
     @model_validator(mode="after")

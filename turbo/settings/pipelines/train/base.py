@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.logging import LoggingSettings
 from turbo.settings.model import ModelSettings
+from turbo.settings.outputs import OutputFolder
 from turbo.settings.tokenizer import SpecialTokensSettings, TokenizerSettings
 from turbo.settings.trainer import TrainerSettings
 
 
 class BaseTrainExperimentSettings(StrictModel):
-    log_path: Path = Field(description="The experiment folder: settings, checkpoints, outputs, metrics.")
+    log_path: OutputFolder = Field(
+        description="The experiment folder: settings, checkpoints, outputs, metrics. A new or empty folder, "
+        "or an earlier run's folder to resume (trainer_settings.resume_from_checkpoint) or restart "
+        "(overwrite_log_path)."
+    )
+    overwrite_log_path: bool = Field(
+        False,
+        description="Delete the earlier run in log_path (metrics, checkpoints, final model) and start again. "
+        "Without it, a log_path holding an earlier run is refused unless the run resumes.",
+    )
     seed: int = 42
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
@@ -33,6 +41,15 @@ class BaseTrainExperimentSettings(StrictModel):
             raise ValueError(
                 "model_settings.bnb_settings loads frozen quantised weights; train an adapter on top "
                 "(model_settings.peft_settings, or adapter_path with is_trainable: true)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _resume_or_restart(self) -> BaseTrainExperimentSettings:
+        if self.overwrite_log_path and self.trainer_settings.resume_from_checkpoint not in (None, False):
+            raise ValueError(
+                "overwrite_log_path deletes the earlier run that trainer_settings.resume_from_checkpoint "
+                "resumes; set one of them"
             )
         return self
 
