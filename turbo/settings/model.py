@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.paths import InputPath
 
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
@@ -50,8 +50,8 @@ class BnbSettings(StrictModel):
 
 class LoraSettings(StrictModel):
     name: Literal["LORA"]
-    r: int = Field(16, gt=0)
-    lora_alpha: int = Field(16, gt=0)
+    r: PositiveCount = 16
+    lora_alpha: PositiveCount = 16
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     bias: Literal["none", "all", "lora_only"] = "none"
     target_modules: list[str] | str | None = Field(
@@ -65,7 +65,7 @@ class LoraSettings(StrictModel):
 
 class PromptTuningSettings(StrictModel):
     name: Literal["PROMPT_TUNING"]
-    num_virtual_tokens: int = Field(32, gt=0)
+    num_virtual_tokens: PositiveCount = 32
     prompt_tuning_init_text: str | None = Field(
         None, description="Initialise the virtual tokens from this text (else random)."
     )
@@ -74,19 +74,19 @@ class PromptTuningSettings(StrictModel):
 
 class PrefixTuningSettings(StrictModel):
     name: Literal["PREFIX_TUNING"]
-    num_virtual_tokens: int = Field(32, gt=0)
-    encoder_hidden_size: int | None = None
+    num_virtual_tokens: PositiveCount = 32
+    encoder_hidden_size: PositiveCount | None = None
     prefix_projection: bool = False
     task_type: TaskType | None = None
 
 
 class PTuningSettings(StrictModel):
     name: Literal["P_TUNING"]
-    num_virtual_tokens: int = Field(32, gt=0)
-    encoder_hidden_size: int | None = None
+    num_virtual_tokens: PositiveCount = 32
+    encoder_hidden_size: PositiveCount | None = None
     encoder_reparameterization_type: Literal["MLP", "LSTM"] = "MLP"
-    encoder_num_layers: int = 2
-    encoder_dropout: float = 0.0
+    encoder_num_layers: PositiveCount = 2
+    encoder_dropout: float = Field(0.0, ge=0, lt=1)
     task_type: TaskType | None = None
 
 

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
 
 
@@ -40,7 +40,7 @@ class ChatDatasetSettings(StrictModel):
     prompt_template: ChatPromptTemplate | None = Field(
         None, description="None: the tokenizer's own chat template."
     )
-    max_tokens_count: int | None = Field(None, gt=0, description="Longer samples lose whole messages.")
+    max_tokens_count: PositiveCount | None = Field(None, description="Longer samples lose whole messages.")
     only_answer_loss: bool = Field(True, description="Train only on bot messages.")
     only_last_replica_loss: bool = Field(False, description="Train only on the last bot message.")
     keep_end: bool = Field(False, description="Truncate from the start instead of the end.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import Seed, StrictModel
 from turbo.settings.logging import LoggingSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.tokenizer import SpecialTokensSettings, TokenizerSettings
@@ -15,7 +15,7 @@ from turbo.settings.trainer import TrainerSettings
 
 class BaseTrainExperimentSettings(StrictModel):
     log_path: Path = Field(description="The experiment folder: settings, checkpoints, outputs, metrics.")
-    seed: int = 42
+    seed: Seed = 42
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
     special_tokens_settings: SpecialTokensSettings = SpecialTokensSettings()
