@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.paths import InputPath
 
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
+
+# from_pretrained arguments turbo passes itself -> the setting that owns each
+MODEL_KWARGS_OWNED = {
+    "trust_remote_code": "model_settings.transformers_settings.trust_remote_code",
+    "dtype": "model_settings.transformers_settings.dtype",
+    "torch_dtype": "model_settings.transformers_settings.dtype",
+    "low_cpu_mem_usage": "model_settings.transformers_settings.low_cpu_mem_usage",
+    "quantization_config": "model_settings.bnb_settings",
+    "load_in_4bit": "model_settings.bnb_settings",
+    "load_in_8bit": "model_settings.bnb_settings",
+    "local_files_only": "nothing (turbo always loads local files only)",
+    "pretrained_model_name_or_path": "model_settings.model_path",
+}
 
 
 class ModelTransformersSettings(StrictModel):
@@ -126,11 +139,17 @@ class ModelSettings(StrictModel):
                 "set either adapter_path (load a saved adapter; is_trainable: true trains it further) "
                 "or peft_settings (create a new adapter), not both"
             )
-        if "trust_remote_code" in self.model_kwargs:
-            raise ValueError(
-                "set trust_remote_code in model_settings.transformers_settings, not model_kwargs"
-            )
         return self
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _not_owned(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(set(value) & set(MODEL_KWARGS_OWNED))
+        if reserved:
+            raise ValueError(
+                "; ".join(f"{key} is set by turbo: use {MODEL_KWARGS_OWNED[key]}" for key in reserved)
+            )
+        return value
 
     @property
     def trains_adapter(self) -> bool:

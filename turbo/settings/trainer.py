@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import MAX_COUNT, Count, PositiveCount, Seed, StrictModel
 
@@ -84,6 +84,18 @@ class TrainerSettings(StrictModel):
     ddp_find_unused_parameters: bool | None = None
     torch_compile: bool = False
     disable_tqdm: bool | None = None
+
+    @field_validator("deepspeed")
+    @classmethod
+    def _deepspeed_shape(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        if value is not None:
+            from turbo.settings.deepspeed import load_config  # pure Python, no torch
+            from turbo.settings.deepspeed.schema import shape_problems
+
+            problems = shape_problems(load_config(value))
+            if problems:
+                raise ValueError("the DeepSpeed config is malformed: " + "; ".join(problems))
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainerSettings:

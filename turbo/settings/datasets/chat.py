@@ -21,17 +21,28 @@ class ChatPromptTemplate(StrictModel):
     @field_validator("prefix_template")
     @classmethod
     def _has_role(cls, value: str) -> str:
-        fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
-        if fields != ["role"]:
+        fields = _format_fields(value)
+        if fields != [("role", None, "")]:
+            if [name for name, _, _ in fields] == ["role"]:
+                raise ValueError("write {role} plainly, with no !conversion or :format after it")
             raise ValueError("must contain {role} exactly once and no other {field}")
         return value
 
     @field_validator("suffix_template")
     @classmethod
     def _no_fields(cls, value: str) -> str:
-        if any(name is not None for _, name, _, _ in string.Formatter().parse(value)):
+        if _format_fields(value):
             raise ValueError("takes no {field}; write literal braces as {{ and }}")
         return value
+
+
+def _format_fields(template: str) -> list[tuple[str, str | None, str]]:
+    """(name, conversion, format spec) of every {field} in a str.format template."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"{exc}; write literal braces as {{{{ and }}}}") from None
+    return [(name, conversion, spec or "") for _, name, spec, conversion in parsed if name is not None]
 
 
 class ChatDatasetSettings(StrictModel):
