@@ -203,6 +203,15 @@ def write_data_reports(
             handle.write("\n".join(previews))
 
 
+def run_training(trainer: Any, resume: str | None) -> None:
+    """`trainer.train` that stops (TrainingDivergedError, exit code 3) when the loss or gradient norm
+    stops being finite, before another checkpoint or the final model is written."""
+    from turbo.trainers.divergence import DivergenceCallback
+
+    trainer.add_callback(DivergenceCallback())
+    trainer.train(resume_from_checkpoint=resume)
+
+
 def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
     """The final model or adapter plus tokenizer, written to a temporary folder and renamed.
 
@@ -210,6 +219,9 @@ def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
     gathering the weights, and the process group of a distributed run is ended afterwards (leaving
     it to the interpreter's exit can crash).
     """
+    from turbo.trainers.divergence import check_finite_weights
+
+    check_finite_weights(trainer.model, trainer.state.global_step, trainer.args)  # never a NaN final/
     target = folder / FINAL
     tmp = folder / f".{FINAL}.tmp"
     if trainer.is_world_process_zero():
