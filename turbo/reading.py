@@ -82,11 +82,9 @@ def decode_utf8(data: bytes, where: str, error: type[TurboError], line: int = 1,
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         bad_line = line + data.count(b"\n", 0, exc.start)
-        hint = ""
+        hint = "; save it as UTF-8"
         if offset == 0 and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
             hint = "; it looks like UTF-16: save it as UTF-8"
-        elif offset == 0:
-            hint = "; save it as UTF-8"
         raise error(
             f"{where}:{bad_line}: not UTF-8: byte 0x{data[exc.start]:02x} at byte offset "
             f"{offset + exc.start}{hint}"
