@@ -8,11 +8,14 @@ handed to DeepSpeed unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Auto = Literal["auto"]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveSize = Annotated[int, Field(gt=0)] | Annotated[float, Field(gt=0)]
+Size = Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0)]
 
 
 class _Section(BaseModel):
@@ -43,13 +46,13 @@ class _Zero(_Section):
     allgather_partitions: bool | None = None
     reduce_scatter: bool | None = None
     round_robin_gradients: bool | None = None
-    allgather_bucket_size: int | float | Auto | None = Field(None, gt=0)
-    reduce_bucket_size: int | float | Auto | None = Field(None, gt=0)
-    sub_group_size: int | float | None = Field(None, gt=0)
-    stage3_prefetch_bucket_size: int | float | Auto | None = Field(None, ge=0)
-    stage3_param_persistence_threshold: int | float | Auto | None = Field(None, ge=0)
-    stage3_max_live_parameters: int | float | None = Field(None, ge=0)
-    stage3_max_reuse_distance: int | float | None = Field(None, ge=0)
+    allgather_bucket_size: PositiveSize | Auto | None = None
+    reduce_bucket_size: PositiveSize | Auto | None = None
+    sub_group_size: PositiveSize | None = None
+    stage3_prefetch_bucket_size: Size | Auto | None = None
+    stage3_param_persistence_threshold: Size | Auto | None = None
+    stage3_max_live_parameters: Size | None = None
+    stage3_max_reuse_distance: Size | None = None
     stage3_gather_16bit_weights_on_model_save: bool | None = None
 
 
@@ -59,10 +62,10 @@ class _Named(_Section):
 
 
 class DeepSpeedConfig(_Section):
-    train_batch_size: int | Auto | None = Field(None, gt=0)
-    train_micro_batch_size_per_gpu: int | Auto | None = Field(None, gt=0)
-    gradient_accumulation_steps: int | Auto | None = Field(None, gt=0)
-    gradient_clipping: float | int | Auto | None = Field(None, ge=0)
+    train_batch_size: PositiveInt | Auto | None = None
+    train_micro_batch_size_per_gpu: PositiveInt | Auto | None = None
+    gradient_accumulation_steps: PositiveInt | Auto | None = None
+    gradient_clipping: Size | Auto | None = None
     steps_per_print: int | None = Field(None, gt=0)
     wall_clock_breakdown: bool | None = None
     zero_allow_untested_optimizer: bool | None = None
@@ -74,14 +77,37 @@ class DeepSpeedConfig(_Section):
 
 
 def shape_problems(config: dict[str, Any]) -> list[str]:
-    """'fp16: Input should be a valid dictionary' for every section of the wrong shape."""
+    """'fp16: Input should be a JSON object (got 'yes')' for every key of the wrong shape."""
     try:
         DeepSpeedConfig.model_validate(config)
     except ValidationError as exc:
+        found: dict[str, tuple[list[str], Any]] = {}
+        for err in exc.errors():
+            where = _key_path(config, err["loc"])
+            message = "a JSON object" if err["type"] == "model_type" else err["msg"]
+            messages, _ = found.setdefault(where, ([], err.get("input")))
+            messages.append(message.removeprefix("Input should be "))
         return [
-            f"{'.'.join(str(part) for part in err['loc'])}: "
-            f"{'Input should be a JSON object' if err['type'] == 'model_type' else err['msg']} "
-            f"(got {err.get('input')!r:.60})"
-            for err in exc.errors()
+            f"{where}: Input should be {' or '.join(dict.fromkeys(messages))} (got {value!r:.60})"
+            if all(not m.startswith("Field required") for m in messages)
+            else f"{where}: {messages[0]}"
+            for where, (messages, value) in found.items()
         ]
     return []
+
+
+def _key_path(config: Any, loc: tuple[Any, ...]) -> str:
+    """The loc without pydantic's union-member tags: only the keys that exist in the config."""
+    keys, node = [], config
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            keys.append(str(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int):
+            keys.append(str(part))
+            node = node[part] if part < len(node) else None
+        elif not isinstance(node, dict) or isinstance(part, str) and not part.isidentifier():
+            continue  # a union member tag such as "bool" or "literal['auto']"
+        else:
+            keys.append(str(part))  # a missing required key
+    return ".".join(keys)
