@@ -42,6 +42,27 @@ def path_problem(value: str | Path) -> str | None:
     return None
 
 
+def output_folder_problem(path: str | Path) -> str | None:
+    """Why the folder `path` cannot be created or written (under a file, not writable), or None."""
+    problem = path_problem(path)
+    if problem:
+        return f"the path {problem}"
+    folder = Path(path)
+    try:
+        if folder.exists() and not folder.is_dir():
+            return f"{folder} is a file, not a folder"
+        ancestor = folder
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            return f"{ancestor} is a file, so no folder can be made under it"
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            return f"{ancestor} is not writable"
+    except OSError as exc:  # a symlink loop, a name too long for this file system
+        return f"{folder}: {exc.strerror or exc}"
+    return None
+
+
 def open_regular_file(path: str | Path, what: str, error: type[TurboError]) -> BinaryIO:
     """`path` opened for reading in binary, or `error` saying why it cannot be (one line)."""
     problem = path_problem(path)

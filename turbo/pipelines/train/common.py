@@ -13,6 +13,7 @@ from turbo.data.chat import ChatSample, segments_preview
 from turbo.data.report import DatasetReport
 from turbo.errors import SettingsError, TurboError
 from turbo.io import atomic_open, replace_dir, write_json, write_jsonl
+from turbo.reading import output_folder_problem
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -30,6 +31,9 @@ def is_main_process() -> bool:
 def prepare_experiment_folder(settings: BaseTrainExperimentSettings) -> Path:
     """Create log_path and record the settings as run."""
     folder = Path(settings.log_path)
+    problem = output_folder_problem(folder)
+    if problem:
+        raise SettingsError(f"log_path: {problem}")
     if is_main_process():
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "experiment_settings.json", settings.model_dump(mode="json"))
