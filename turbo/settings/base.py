@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,6 +58,18 @@ def allowed_range(field: FieldInfo) -> str:
     return f"{lower}value{upper}" if lower or upper else "any finite number"
 
 
+def _non_finite_at(value: Any, where: str = "") -> str | None:
+    """The key path of the first NaN or infinite float inside plain dicts and lists, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite_at(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 class StrictModel(BaseModel):
     """Frozen, rejects unknown keys and names the closest valid one."""
 
@@ -66,10 +79,13 @@ class StrictModel(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _possible_paths(cls, value: Any) -> Any:
-        """A path that can never name a file (NUL byte, longer than the OS allows) fails here."""
+    def _possible_paths_and_finite_numbers(cls, value: Any) -> Any:
+        """A path that can never name a file (NUL byte, longer than the OS allows) fails here, and so
+        does a NaN or infinite number inside a free-form dict (such as lr_scheduler_kwargs)."""
         if isinstance(value, Path) and (problem := path_problem(value)):
             raise ValueError(f"the path {problem}")
+        if isinstance(value, dict | list) and (where := _non_finite_at(value)) is not None:
+            raise ValueError(f"{where or 'a value'} is not a finite number")
         return value
 
     @model_validator(mode="wrap")

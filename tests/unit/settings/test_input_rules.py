@@ -137,8 +137,26 @@ def test_every_number_in_every_command_is_finite_and_bounded_where_it_counts() -
         assert model.model_config.get("allow_inf_nan") is False, model
         for name, field in model.model_fields.items():
             kinds = set(_flatten(field.annotation))
-            if int in kinds and bool not in kinds and not field.metadata and not any(
-                getattr(arg, "__metadata__", None) for arg in typing.get_args(field.annotation)
+            if (
+                int in kinds
+                and bool not in kinds
+                and not field.metadata
+                and not any(getattr(arg, "__metadata__", None) for arg in typing.get_args(field.annotation))
             ):
                 unbounded.append(f"{model.__name__}.{name}")
     assert unbounded == []
+
+
+def test_numbers_inside_free_form_dicts_are_finite_and_ranges_are_named() -> None:
+    def change(data: dict) -> None:
+        data["trainer_settings"]["lr_scheduler_kwargs"] = {"power": {"a": [1, float("inf")]}}
+        data["trainer_settings"]["save_total_limit"] = 0
+        data["model_settings"]["peft_settings"]["lora_dropout"] = 1.5
+
+    text = problems(change)
+    assert "trainer_settings.lr_scheduler_kwargs: power.a.1 is not a finite number" in text
+    assert (
+        "trainer_settings.save_total_limit: Input should be greater than or equal to 1; allowed: 1 <= value"
+        in text
+    )
+    assert "lora_dropout: Input should be less than 1; allowed: 0 <= value < 1" in text
