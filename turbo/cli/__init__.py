@@ -14,7 +14,8 @@ from turbo.errors import RunComplete, TurboError
 __all__ = ["SET_HELP", "app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: `--debug` anywhere shows tracebacks; user errors exit with code 2."""
+    """Entry point: `--debug` anywhere shows tracebacks; user errors exit with their code (2, or 3 for a
+    diverged run; turbo/errors.py)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("TURBO_DEBUG"))
     args = [arg for arg in args if arg != "--debug"]
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except RunComplete as exc:
         print(exc, file=sys.stderr)
     except KeyboardInterrupt:

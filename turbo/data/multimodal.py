@@ -6,6 +6,7 @@ truncated as one whole message by the chat dataset (so spans stay whole) and nev
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol
@@ -18,13 +19,14 @@ from turbo.data.records import ROLE_ALIASES, ChatMessage, ChatRecord, Record
 from turbo.data.report import DatasetReport, SourceReport
 from turbo.errors import DataError
 from turbo.media import MediaItem
+from turbo.reading import path_problem
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 
 LLAVA_IMAGE = "<image>"
 
 
 class MultimodalMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     role: Literal["user", "bot", "system"]
     type: Literal["text", "image", "audio"] = "text"
@@ -44,7 +46,9 @@ def from_llava(data: dict[str, Any]) -> dict[str, Any]:
     open the first turn.
     """
     images = data.get("image")
-    images = [] if images is None else [images] if isinstance(images, str) else list(images)
+    images = [] if images is None else [images] if isinstance(images, str) else images
+    if not isinstance(images, list) or not all(isinstance(image, str) for image in images):
+        raise ValueError(f"image must be a path or a list of paths, got {json.dumps(data.get('image'))[:60]}")
     queue = list(images)
     messages: list[dict[str, Any]] = []
     turns = data["conversations"]
@@ -127,9 +131,15 @@ def add_modality_tokens(tokenizer: Any, settings: MultimodalDatasetSettings) -> 
 def resolve_media(content: str, root: Path, where: str) -> tuple[str, Path]:
     """(key relative to root, path) of a media reference; it may not leave the root."""
     if not content or PurePosixPath(content).is_absolute() or Path(content).is_absolute():
-        raise DataError(f"{where}: media path {content!r} must be relative to the media root {root}")
+        raise DataError(f"{where}: media path {content!r:.200} must be relative to the media root {root}")
+    problem = path_problem(content)
+    if problem:
+        raise DataError(f"{where}: media path {content!r:.200} {problem}")
     base = root.resolve()
-    path = (base / content).resolve()
+    try:
+        path = (base / content).resolve(strict=False)
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a bad name
+        raise DataError(f"{where}: media path {content!r:.200} cannot be resolved: {exc}") from None
     if not path.is_relative_to(base):
         raise DataError(f"{where}: media path {content!r} leaves the media root {root}")
     return path.relative_to(base).as_posix(), path

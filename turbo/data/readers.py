@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from turbo.errors import DataError
+from turbo.reading import jsonl_lines
 from turbo.settings.datasets import DatasetSourceSettings
 
 R = TypeVar("R", bound=BaseModel)
@@ -39,32 +39,23 @@ def _first_error(exc: ValidationError) -> str:
 def read_jsonl(path: str | Path, record_type: type[R]) -> list[Located[R]]:
     """Every non-empty line of `path` as `record_type`; the first bad line raises DataError."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: dataset file does not exist")
     records: list[Located[R]] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not valid JSON: {exc.msg} (column {exc.colno})") from None
-            if not isinstance(raw, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(raw).__name__}")
-            try:
-                record = record_type.model_validate(raw)
-            except ValidationError as exc:
-                raise DataError(f"{path}:{number}: {_first_error(exc)}") from None
-            record_id = getattr(record, "id", None)
-            if record_id is not None:
-                if record_id in seen:
-                    raise DataError(
-                        f"{path}:{number}: duplicate id {record_id!r} (first at line {seen[record_id]})"
-                    )
-                seen[record_id] = number
-            records.append(Located(record, path, number))
+    for number, raw in jsonl_lines(path, "dataset file", DataError):
+        if not isinstance(raw, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(raw).__name__}")
+        try:
+            record = record_type.model_validate(raw)
+        except ValidationError as exc:
+            raise DataError(f"{path}:{number}: {_first_error(exc)}") from None
+        record_id = getattr(record, "id", None)
+        if record_id is not None:
+            if record_id in seen:
+                raise DataError(
+                    f"{path}:{number}: duplicate id {record_id!r:.100} (first at line {seen[record_id]})"
+                )
+            seen[record_id] = number
+        records.append(Located(record, path, number))
     return records
 
 

@@ -12,7 +12,7 @@ ROLE_ALIASES = {"assistant": "bot", "human": "user", "gpt": "bot"}
 class Record(BaseModel):
     """Records keep unknown keys (they are written back with the answers) but check the known ones."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     id: str
 
@@ -23,7 +23,7 @@ class Record(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     role: Literal["user", "bot", "system"]
     content: str

@@ -16,7 +16,7 @@ from turbo.settings.datasets.sampling import SamplingDatasetSettings
 
 
 class SamplingAnswer(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     id: str
     content: str

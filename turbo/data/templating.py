@@ -44,12 +44,39 @@ def _apply(tokenizer: Any, messages: list[ChatMessage], add_generation_prompt: b
     )
 
 
+EXACT_MESSAGES = 8  # conversations up to this long are rendered prefix by prefix
+MAX_PREFIX_RENDERED = 2000  # beyond this, prefix-by-prefix rendering (quadratic) is refused
+
+
 def render_with_chat_template(
     messages: list[ChatMessage], tokenizer: Any, where: str
 ) -> tuple[list[Segment], str]:
-    """Segments from the tokenizer's chat template, found by rendering message prefixes."""
+    """Segments from the tokenizer's chat template.
+
+    Short conversations are rendered prefix by prefix (exact for any template). Long ones are
+    rendered once with a marker for each content, the per-role text around a message learned from
+    the first messages, and the result checked against the real rendering: linear time. A template
+    for which that check fails is rendered prefix by prefix (quadratic), up to MAX_PREFIX_RENDERED
+    messages.
+    """
     if not getattr(tokenizer, "chat_template", None):
         raise DataError("the tokenizer has no chat template; set prompt_template in the dataset settings")
+    if len(messages) > EXACT_MESSAGES:
+        linear = _render_linear(messages, tokenizer, where)
+        if linear is not None:
+            return linear
+        if len(messages) > MAX_PREFIX_RENDERED:
+            raise DataError(
+                f"{where}: {len(messages)} messages, and the tokenizer's chat template cannot be split "
+                f"into messages in linear time (at most {MAX_PREFIX_RENDERED} messages are rendered "
+                "prefix by prefix); set prompt_template in the dataset settings or split the record"
+            )
+    return _render_by_prefixes(messages, tokenizer, where)
+
+
+def _render_by_prefixes(
+    messages: list[ChatMessage], tokenizer: Any, where: str
+) -> tuple[list[Segment], str]:
     segments = []
     rendered = ""
     for index in range(len(messages)):
@@ -70,3 +97,55 @@ def render_with_chat_template(
         rendered = full
     generation_prefix = _apply(tokenizer, messages, add_generation_prompt=True)[len(rendered) :]
     return segments, generation_prefix
+
+
+def _marker(index: int) -> str:
+    return f"\ue000{index}\ue001"  # private-use characters: never in a template
+
+
+def _render_linear(
+    messages: list[ChatMessage], tokenizer: Any, where: str
+) -> tuple[list[Segment], str] | None:
+    """The segments of `_render_by_prefixes` in linear time, or None where the shortcut does not hold."""
+    marked = [ChatMessage(role=m.role, content=_marker(i)) for i, m in enumerate(messages)]
+    learned, _ = _render_by_prefixes(marked[:EXACT_MESSAGES], tokenizer, where)
+    heads: dict[str, str] = {}
+    tails: dict[str, str] = {}
+    for index, (head, body) in enumerate(learned[1:], start=1):  # the first message may differ
+        role, tail = marked[index].role, body.partition(_marker(index))[2]
+        if heads.setdefault(role, head) != head or tails.setdefault(role, tail) != tail:
+            return None
+    if any(m.role not in tails for m in messages[1:]):
+        return None
+    text = _apply(tokenizer, marked)
+    segments = list(_real_segments(learned[:1], messages[:1]))
+    cursor = len(learned[0][0]) + len(learned[0][1])
+    if not text.startswith(learned[0][0] + learned[0][1]):
+        return None
+    for index in range(1, len(messages)):
+        role = messages[index].role
+        marker = _marker(index)
+        end = text.find(marker, cursor)
+        if end < 0:
+            return None
+        before = text[cursor:end]
+        after_start = end + len(marker)
+        tail = tails[role]
+        if text[after_start : after_start + len(tail)] != tail or not before.startswith(heads[role]):
+            return None
+        head = heads[role]
+        segments.append((head, before[len(head) :] + messages[index].content + tail))
+        cursor = after_start + len(tail)
+    if cursor != len(text):
+        return None
+    full = _apply(tokenizer, messages)
+    if "".join(head + body for head, body in segments) != full:
+        return None
+    return segments, _apply(tokenizer, messages, add_generation_prompt=True)[len(full) :]
+
+
+def _real_segments(marked: list[Segment], messages: list[ChatMessage]) -> list[Segment]:
+    return [
+        (head, body.replace(_marker(index), message.content, 1))
+        for index, ((head, body), message) in enumerate(zip(marked, messages, strict=True))
+    ]

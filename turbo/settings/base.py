@@ -3,18 +3,90 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+import math
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from turbo.reading import path_problem
 from turbo.settings.aliases import apply_renames
+
+MAX_SEED = 2**32 - 1  # numpy's seeds are 0..2**32-1
+MAX_COUNT = 2**31 - 1  # steps, sizes and counts stay within a C int
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+PositiveCount = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+
+_RANGE_ERRORS = {
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "finite_number",
+    "int_parsing_size",
+}
+_LOWER = {annotated_types.Gt: ("gt", "<"), annotated_types.Ge: ("ge", "<=")}
+_UPPER = {annotated_types.Lt: ("lt", "<"), annotated_types.Le: ("le", "<=")}
+
+
+def _constraints(metadata: list[Any]) -> list[Any]:
+    found = []
+    for meta in metadata:
+        found += _constraints(list(meta.metadata)) if isinstance(meta, FieldInfo) else [meta]
+    return found
+
+
+def allowed_range(field: FieldInfo) -> str:
+    """'0 < value <= 1000' from a field's bounds (also inside `X | None` and Annotated types)."""
+    metadata = list(field.metadata)
+    for arg in getattr(field.annotation, "__args__", ()):
+        metadata += list(getattr(arg, "__metadata__", ()))
+    lower = upper = ""
+    for meta in _constraints(metadata):
+        for kinds, is_lower in ((_LOWER, True), (_UPPER, False)):
+            for kind, (attribute, operator) in kinds.items():
+                if isinstance(meta, kind):
+                    bound = getattr(meta, attribute)
+                    if is_lower:
+                        lower = f"{bound} {operator} "
+                    else:
+                        upper = f" {operator} {bound}"
+    return f"{lower}value{upper}" if lower or upper else "any finite number"
+
+
+def _non_finite_at(value: Any, where: str = "") -> str | None:
+    """The key path of the first NaN or infinite float inside plain dicts and lists, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite_at(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 class StrictModel(BaseModel):
     """Frozen, rejects unknown keys and names the closest valid one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), use_enum_values=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, protected_namespaces=(), use_enum_values=True, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _possible_paths_and_finite_numbers(cls, value: Any) -> Any:
+        """A path that can never name a file (NUL byte, longer than the OS allows) fails here, and so
+        does a NaN or infinite number inside a free-form dict (such as lr_scheduler_kwargs)."""
+        if isinstance(value, Path) and (problem := path_problem(value)):
+            raise ValueError(f"the path {problem}")
+        if isinstance(value, dict | list) and (where := _non_finite_at(value)) is not None:
+            raise ValueError(f"{where or 'a value'} is not a finite number")
+        return value
 
     @model_validator(mode="wrap")
     @classmethod
@@ -35,6 +107,12 @@ class StrictModel(BaseModel):
                         if close
                         else f"unknown field; valid fields are: {', '.join(names)}"
                     )
+                elif (
+                    err["type"] in _RANGE_ERRORS
+                    and len(err["loc"]) == 1
+                    and err["loc"][0] in cls.model_fields
+                ):
+                    message = f"{message}; allowed: {allowed_range(cls.model_fields[str(err['loc'][0])])}"
                 errors.append(
                     {
                         "type": PydanticCustomError(

@@ -2,20 +2,20 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import Count, PositiveCount, Seed, StrictModel
 
 
 class GeneratorTransformersSettings(StrictModel):
     """Arguments of `transformers` `generate`."""
 
-    num_beams: int = Field(1, ge=1)
-    max_new_tokens: int = Field(64, gt=0)
+    num_beams: PositiveCount = 1
+    max_new_tokens: PositiveCount = 64
     do_sample: bool = False
     temperature: float | None = Field(None, gt=0)
     top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0)
+    top_k: Count | None = None
     repetition_penalty: float = Field(1.0, gt=0)
-    num_return_sequences: int = Field(1, ge=1)
+    num_return_sequences: PositiveCount = 1
     stop_strings: str | list[str] | None = Field(None, description="Generation stops after any of these.")
 
     @model_validator(mode="after")
@@ -31,30 +31,29 @@ class GeneratorTransformersSettings(StrictModel):
 class CustomGenerationSettings(StrictModel):
     skip_special_tokens: bool = True
     remove_prompt: bool = Field(True, description="Answers hold only the generated text.")
-    batch: int | None = Field(
-        None, gt=0, description="Prompts per generate call (overrides the entry's batch)."
+    batch: PositiveCount | None = Field(
+        None, description="Prompts per generate call (overrides the entry's batch)."
     )
 
 
 class VLLMSamplingSettings(StrictModel):
     """Arguments of vLLM's `SamplingParams` (read only by model entries with `use_vllm: true`)."""
 
-    n: int = Field(1, ge=1, description="Answers per prompt.")
-    max_tokens: int = Field(64, gt=0, description="New tokens per answer at most.")
+    n: PositiveCount = Field(1, description="Answers per prompt.")
+    max_tokens: PositiveCount = Field(64, description="New tokens per answer at most.")
     temperature: float = Field(0.0, ge=0, description="0 is greedy decoding; above 0 samples.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest set of this mass.")
-    top_k: int | None = Field(None, ge=1, description="Sample among the k likeliest tokens; None: all.")
+    top_k: PositiveCount | None = Field(None, description="Sample among the k likeliest tokens; None: all.")
     repetition_penalty: float = Field(1.0, gt=0, description="Above 1 discourages repeated tokens.")
     stop: str | list[str] | None = Field(
         None, description="Generation stops at any of these; the answer ends before it."
     )
-    logprobs: int | None = Field(
+    logprobs: Count | None = Field(
         None,
-        ge=0,
         description="Write each answer's per-token log-probabilities (`logprobs`) and their sum "
         "(`cumulative_logprob`); vLLM computes the top-`logprobs` alternatives at each step.",
     )
-    seed: int | None = Field(None, description="Sampling seed per request; None: the engine's seed.")
+    seed: Seed | None = Field(None, description="Sampling seed per request; None: the engine's seed.")
 
     @model_validator(mode="after")
     def _samples_differ(self) -> VLLMSamplingSettings:

@@ -9,18 +9,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from turbo.errors import SettingsError
+from turbo.reading import parse_json, read_json
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def read_settings_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise SettingsError(f"{path}: settings file does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+    """The JSON object in `path`; unreadable, non-UTF-8 or malformed files are one SettingsError."""
+    data = read_json(path, "settings file", SettingsError)
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: expected a JSON object at the top level")
     return data
@@ -32,10 +28,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise SettingsError(f"--set {text!r}: expected KEY.PATH=VALUE")
     try:
-        value = json.loads(raw)
+        json.loads(raw, parse_int=str)  # syntax only: a value that is not JSON is taken as text
     except json.JSONDecodeError:
-        value = raw
-    return key.strip().split("."), value
+        return key.strip().split("."), raw
+    except RecursionError:
+        pass  # parse_json names the depth
+    return key.strip().split("."), parse_json(raw, f"--set {key.strip()}", SettingsError)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.paths import InputPath
 
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
+
+# from_pretrained arguments turbo passes itself -> the setting that owns each
+MODEL_KWARGS_OWNED = {
+    "trust_remote_code": "model_settings.transformers_settings.trust_remote_code",
+    "dtype": "model_settings.transformers_settings.dtype",
+    "torch_dtype": "model_settings.transformers_settings.dtype",
+    "low_cpu_mem_usage": "model_settings.transformers_settings.low_cpu_mem_usage",
+    "quantization_config": "model_settings.bnb_settings",
+    "load_in_4bit": "model_settings.bnb_settings",
+    "load_in_8bit": "model_settings.bnb_settings",
+    "local_files_only": "nothing (turbo always loads local files only)",
+    "pretrained_model_name_or_path": "model_settings.model_path",
+}
 
 
 class ModelTransformersSettings(StrictModel):
@@ -50,8 +63,8 @@ class BnbSettings(StrictModel):
 
 class LoraSettings(StrictModel):
     name: Literal["LORA"]
-    r: int = Field(16, gt=0)
-    lora_alpha: int = Field(16, gt=0)
+    r: PositiveCount = 16
+    lora_alpha: PositiveCount = 16
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     bias: Literal["none", "all", "lora_only"] = "none"
     target_modules: list[str] | str | None = Field(
@@ -65,7 +78,7 @@ class LoraSettings(StrictModel):
 
 class PromptTuningSettings(StrictModel):
     name: Literal["PROMPT_TUNING"]
-    num_virtual_tokens: int = Field(32, gt=0)
+    num_virtual_tokens: PositiveCount = 32
     prompt_tuning_init_text: str | None = Field(
         None, description="Initialise the virtual tokens from this text (else random)."
     )
@@ -74,19 +87,19 @@ class PromptTuningSettings(StrictModel):
 
 class PrefixTuningSettings(StrictModel):
     name: Literal["PREFIX_TUNING"]
-    num_virtual_tokens: int = Field(32, gt=0)
-    encoder_hidden_size: int | None = None
+    num_virtual_tokens: PositiveCount = 32
+    encoder_hidden_size: PositiveCount | None = None
     prefix_projection: bool = False
     task_type: TaskType | None = None
 
 
 class PTuningSettings(StrictModel):
     name: Literal["P_TUNING"]
-    num_virtual_tokens: int = Field(32, gt=0)
-    encoder_hidden_size: int | None = None
+    num_virtual_tokens: PositiveCount = 32
+    encoder_hidden_size: PositiveCount | None = None
     encoder_reparameterization_type: Literal["MLP", "LSTM"] = "MLP"
-    encoder_num_layers: int = 2
-    encoder_dropout: float = 0.0
+    encoder_num_layers: PositiveCount = 2
+    encoder_dropout: float = Field(0.0, ge=0, lt=1)
     task_type: TaskType | None = None
 
 
@@ -126,11 +139,17 @@ class ModelSettings(StrictModel):
                 "set either adapter_path (load a saved adapter; is_trainable: true trains it further) "
                 "or peft_settings (create a new adapter), not both"
             )
-        if "trust_remote_code" in self.model_kwargs:
-            raise ValueError(
-                "set trust_remote_code in model_settings.transformers_settings, not model_kwargs"
-            )
         return self
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _not_owned(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(set(value) & set(MODEL_KWARGS_OWNED))
+        if reserved:
+            raise ValueError(
+                "; ".join(f"{key} is set by turbo: use {MODEL_KWARGS_OWNED[key]}" for key in reserved)
+            )
+        return value
 
     @property
     def trains_adapter(self) -> bool:

@@ -111,7 +111,7 @@ class CAbstractorSettings(StrictModel):
     """C-Abstractor (Honeybee): conv blocks, adaptive pooling to n_modality_embeddings tokens, conv blocks."""
 
     projector_type: Literal["c_abs"]
-    depth: int = Field(1, ge=0, description="Residual conv blocks before and after the pooling.")
+    depth: int = Field(1, ge=0, le=64, description="Residual conv blocks before and after the pooling.")
 
 
 ProjectorSettings = Annotated[

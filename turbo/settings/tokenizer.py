@@ -2,16 +2,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.paths import InputPath
+
+# AutoTokenizer.from_pretrained arguments turbo passes itself -> the setting that owns each
+TOKENIZER_KWARGS_OWNED = {
+    "use_fast": "tokenizer_settings.use_fast",
+    "trust_remote_code": "model_settings.transformers_settings.trust_remote_code",
+    "local_files_only": "nothing (turbo always loads local files only)",
+    "pretrained_model_name_or_path": "tokenizer_settings.tokenizer_path",
+}
 
 
 class TokenizerSettings(StrictModel):
     tokenizer_path: InputPath | None = Field(None, description="Defaults to model_settings.model_path.")
     use_fast: bool = True
-    tokenizer_kwargs: dict[str, Any] = Field(default_factory=dict)
+    tokenizer_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra AutoTokenizer.from_pretrained kwargs."
+    )
+
+    @field_validator("tokenizer_kwargs")
+    @classmethod
+    def _not_owned(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(set(value) & set(TOKENIZER_KWARGS_OWNED))
+        if reserved:
+            raise ValueError(
+                "; ".join(f"{key} is set by turbo: use {TOKENIZER_KWARGS_OWNED[key]}" for key in reserved)
+            )
+        return value
 
 
 class SpecialTokensSettings(StrictModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import MAX_COUNT, Count, PositiveCount, Seed, StrictModel
 
 SchedulerType = Literal[
     "linear",
@@ -24,25 +24,25 @@ Strategy = Literal["no", "steps", "epoch"]
 
 
 class TrainerSettings(StrictModel):
-    per_device_train_batch_size: int = Field(1, gt=0)
-    per_device_eval_batch_size: int = Field(1, gt=0)
-    gradient_accumulation_steps: int = Field(1, gt=0)
-    learning_rate: float = Field(5e-5, ge=0)
+    per_device_train_batch_size: PositiveCount = 1
+    per_device_eval_batch_size: PositiveCount = 1
+    gradient_accumulation_steps: PositiveCount = 1
+    learning_rate: float = Field(5e-5, gt=0)
     lr_scheduler_type: SchedulerType = "linear"
     lr_scheduler_kwargs: dict[str, Any] | None = None
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: Count = 0
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Warmup as a share of all steps.")
-    num_train_epochs: float = Field(3.0, gt=0)
-    max_steps: int = Field(-1, description="Overrides num_train_epochs when > 0.")
+    num_train_epochs: float = Field(3.0, gt=0, le=MAX_COUNT)
+    max_steps: int = Field(-1, ge=-1, le=MAX_COUNT, description="Overrides num_train_epochs when > 0.")
     eval_strategy: Strategy = "no"
-    eval_steps: float | None = Field(None, gt=0)
+    eval_steps: float | None = Field(None, gt=0, le=MAX_COUNT)
     eval_on_start: bool = False
     save_strategy: Literal["no", "steps", "epoch", "best"] = "steps"
-    save_steps: float = Field(500, gt=0)
-    save_total_limit: int | None = Field(None, gt=0)
+    save_steps: float = Field(500, gt=0, le=MAX_COUNT)
+    save_total_limit: PositiveCount | None = None
     save_only_model: bool = False
     logging_strategy: Strategy = "steps"
-    logging_steps: float = Field(10, gt=0)
+    logging_steps: float = Field(10, gt=0, le=MAX_COUNT)
     logging_first_step: bool = False
     load_best_model_at_end: bool = False
     metric_for_best_model: str | None = None
@@ -55,12 +55,12 @@ class TrainerSettings(StrictModel):
     optim: str = "adamw_torch"
     optim_args: str | None = None
     weight_decay: float = Field(0.0, ge=0)
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_epsilon: float = Field(1e-8, ge=0)
     max_grad_norm: float = Field(1.0, ge=0)
     label_smoothing_factor: float = Field(0.0, ge=0, lt=1)
-    neftune_noise_alpha: float | None = None
+    neftune_noise_alpha: float | None = Field(None, ge=0)
     deepspeed: str | dict[str, Any] | None = Field(
         None,
         description="A DeepSpeed preset (zero1, zero2, zero2_offload, zero3, zero3_offload), a path to a "
@@ -71,19 +71,31 @@ class TrainerSettings(StrictModel):
         None, description='FSDP of transformers.Trainer, e.g. "full_shard auto_wrap" (needs GPUs).'
     )
     fsdp_config: dict[str, Any] | None = None
-    seed: int | None = Field(None, description="Defaults to the experiment's seed.")
-    data_seed: int | None = None
+    seed: Seed | None = Field(None, description="Defaults to the experiment's seed.")
+    data_seed: Seed | None = None
     full_determinism: bool = False
     resume_from_checkpoint: bool | str | None = Field(
         None, description="true: the newest checkpoint in the experiment folder; or a checkpoint path."
     )
     train_sampling_strategy: Literal["random", "sequential", "group_by_length"] = "random"
-    dataloader_num_workers: int = Field(0, ge=0)
+    dataloader_num_workers: int = Field(0, ge=0, le=1024)
     dataloader_drop_last: bool = False
     use_cpu: bool = False
     ddp_find_unused_parameters: bool | None = None
     torch_compile: bool = False
     disable_tqdm: bool | None = None
+
+    @field_validator("deepspeed")
+    @classmethod
+    def _deepspeed_shape(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        if value is not None:
+            from turbo.settings.deepspeed import load_config  # pure Python, no torch
+            from turbo.settings.deepspeed.schema import shape_problems
+
+            problems = shape_problems(load_config(value))
+            if problems:
+                raise ValueError("the DeepSpeed config is malformed: " + "; ".join(problems))
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainerSettings:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.generation import GenerationSettings, VLLMSamplingSettings
 
 TRANSFORMERS_DEFAULT_TOP_K = 50  # what `generate` samples with when top_k is unset
@@ -21,17 +21,18 @@ class VLLMEngineSettings(StrictModel):
         description="Weights and activations dtype. None: model_settings.transformers_settings.dtype, "
         "else float32 (as the transformers path). vLLM's 'auto' loads float32 weights as bfloat16 on CPU.",
     )
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs to split the model over.")
+    tensor_parallel_size: int = Field(1, ge=1, le=1024, description="GPUs to split the model over.")
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="Share of GPU memory vLLM may take (weights plus KV cache)."
     )
-    max_model_len: int | None = Field(
-        None, gt=0, description="Longest prompt plus answer in tokens. None: the model's context length."
+    max_model_len: PositiveCount | None = Field(
+        None, description="Longest prompt plus answer in tokens. None: the model's context length."
     )
-    max_num_seqs: int | None = Field(None, gt=0, description="Sequences decoded together at most.")
+    max_num_seqs: PositiveCount | None = Field(None, description="Sequences decoded together at most.")
     kv_cache_memory_bytes: int | None = Field(
         None,
         gt=0,
+        le=2**63 - 1,
         description="KV cache size in bytes. Needed on CPU (None there: 1 GiB); on GPU None sizes it "
         "from gpu_memory_utilization.",
     )

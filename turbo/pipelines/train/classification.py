@@ -9,6 +9,7 @@ from turbo.errors import SettingsError
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
+    run_training,
     save_final,
     start_experiment,
     training_arguments,
@@ -66,6 +67,6 @@ def run(settings: ClassificationExperimentSettings) -> None:
         gamma=loss_settings.gamma,
         alpha=alpha,
     )
-    trainer.train(resume_from_checkpoint=resume)
+    run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

@@ -14,6 +14,7 @@ from turbo.data.chat import ChatSample, segments_preview
 from turbo.data.report import DatasetReport
 from turbo.errors import RunComplete, SettingsError, TurboError
 from turbo.io import atomic_open, replace_dir, write_json, write_jsonl
+from turbo.reading import output_folder_problem
 from turbo.settings.outputs import experiment_folder_problems, is_turbo_entry, refuse
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 
@@ -32,6 +33,9 @@ def is_main_process() -> bool:
 def prepare_experiment_folder(settings: BaseTrainExperimentSettings) -> Path:
     """Create log_path and record the settings as run."""
     folder = Path(settings.log_path)
+    problem = output_folder_problem(folder)
+    if problem:
+        raise SettingsError(f"log_path: {problem}")
     if is_main_process():
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "experiment_settings.json", settings.model_dump(mode="json"))
@@ -270,6 +274,15 @@ def write_data_reports(
             handle.write("\n".join(previews))
 
 
+def run_training(trainer: Any, resume: str | None) -> None:
+    """`trainer.train` that stops (TrainingDivergedError, exit code 3) when the loss or gradient norm
+    stops being finite, before another checkpoint or the final model is written."""
+    from turbo.trainers.divergence import DivergenceCallback
+
+    trainer.add_callback(DivergenceCallback())
+    trainer.train(resume_from_checkpoint=resume)
+
+
 def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
     """The final model or adapter plus tokenizer, written to a temporary folder and renamed.
 
@@ -277,6 +290,9 @@ def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
     gathering the weights, and the process group of a distributed run is ended afterwards (leaving
     it to the interpreter's exit can crash).
     """
+    from turbo.trainers.divergence import check_finite_weights
+
+    check_finite_weights(trainer.model, trainer.state.global_step, trainer.args)  # never a NaN final/
     target = folder / FINAL
     tmp = folder / f".{FINAL}.tmp"
     if trainer.is_world_process_zero():

@@ -10,6 +10,7 @@ from turbo.data.pair_preferences import PairCollator, PairSample, build_pair_sam
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
+    run_training,
     save_final,
     start_experiment,
     training_arguments,
@@ -125,6 +126,6 @@ def run(settings: DpoExperimentSettings) -> None:
         if ref_model is not None
         else "the model with its adapter disabled",
     )
-    trainer.train(resume_from_checkpoint=resume)
+    run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

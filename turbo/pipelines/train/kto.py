@@ -9,6 +9,7 @@ from turbo.data.kto import KtoCollator, build_kto_samples, kto_features
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
+    run_training,
     save_final,
     start_experiment,
     training_arguments,
@@ -91,6 +92,6 @@ def run(settings: KtoExperimentSettings) -> None:
         desirable_weight=trainer_settings.desirable_weight,
         undesirable_weight=trainer_settings.undesirable_weight,
     )
-    trainer.train(resume_from_checkpoint=resume)
+    run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

@@ -19,6 +19,7 @@ from turbo.modeling.multimodal.parts import (
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
     chat_previews,
+    run_training,
     save_final,
     start_experiment,
     training_arguments,
@@ -119,6 +120,6 @@ def run(settings: MultimodalExperimentSettings) -> None:
         callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
         part_learning_rates=rates,
     )
-    trainer.train(resume_from_checkpoint=resume)
+    run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the projectors, the LM and the tokenizer to %s", final)

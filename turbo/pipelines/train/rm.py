@@ -9,6 +9,7 @@ from turbo.errors import ModelError
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
+    run_training,
     save_final,
     start_experiment,
     training_arguments,
@@ -57,7 +58,7 @@ def run(settings: RmExperimentSettings) -> None:
         processing_class=tokenizer,
         callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
     )
-    trainer.train(resume_from_checkpoint=resume)
+    run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info(
         "saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "reward model", final

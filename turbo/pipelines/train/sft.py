@@ -10,6 +10,7 @@ from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
     chat_previews,
+    run_training,
     save_final,
     start_experiment,
     training_arguments,
@@ -68,7 +69,7 @@ def run(settings: SftExperimentSettings) -> None:
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    trainer.train(resume_from_checkpoint=resume)
+    run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)
 

@@ -6,6 +6,9 @@ from turbo.settings.base import StrictModel
 from turbo.settings.outputs import FileName
 from turbo.settings.paths import InputPath
 
+MAX_RECORDS = 100_000_000  # records a source may yield (repeats included)
+MAX_SAMPLE_RATE = 1000.0
+
 
 class DatasetSourceSettings(StrictModel):
     """One JSONL file and how much of it to use."""
@@ -14,9 +17,14 @@ class DatasetSourceSettings(StrictModel):
         description="Names the source in logs and output files (a plain name: no '/', '..' or absolute path)."
     )
     records_path: InputPath
-    num_samples: int | None = Field(None, ge=0, description="Take this many records (seeded).")
+    num_samples: int | None = Field(
+        None, ge=0, le=MAX_RECORDS, description="Take this many records (seeded)."
+    )
     sample_rate: float | None = Field(
-        None, gt=0, description="Take this share of the records (1.0 = all; above 1 repeats records)."
+        None,
+        gt=0,
+        le=MAX_SAMPLE_RATE,
+        description="Take this share of the records (1.0 = all; above 1 repeats records).",
     )
     system_prompt: str | None = Field(None, description="Prepended as a system message to every record.")
 

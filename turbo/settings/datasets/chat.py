@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
 
 
@@ -21,17 +21,28 @@ class ChatPromptTemplate(StrictModel):
     @field_validator("prefix_template")
     @classmethod
     def _has_role(cls, value: str) -> str:
-        fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
-        if fields != ["role"]:
+        fields = _format_fields(value)
+        if fields != [("role", None, "")]:
+            if [name for name, _, _ in fields] == ["role"]:
+                raise ValueError("write {role} plainly, with no !conversion or :format after it")
             raise ValueError("must contain {role} exactly once and no other {field}")
         return value
 
     @field_validator("suffix_template")
     @classmethod
     def _no_fields(cls, value: str) -> str:
-        if any(name is not None for _, name, _, _ in string.Formatter().parse(value)):
+        if _format_fields(value):
             raise ValueError("takes no {field}; write literal braces as {{ and }}")
         return value
+
+
+def _format_fields(template: str) -> list[tuple[str, str | None, str]]:
+    """(name, conversion, format spec) of every {field} in a str.format template."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"{exc}; write literal braces as {{{{ and }}}}") from None
+    return [(name, conversion, spec or "") for _, name, spec, conversion in parsed if name is not None]
 
 
 class ChatDatasetSettings(StrictModel):
@@ -40,7 +51,7 @@ class ChatDatasetSettings(StrictModel):
     prompt_template: ChatPromptTemplate | None = Field(
         None, description="None: the tokenizer's own chat template."
     )
-    max_tokens_count: int | None = Field(None, gt=0, description="Longer samples lose whole messages.")
+    max_tokens_count: PositiveCount | None = Field(None, description="Longer samples lose whole messages.")
     only_answer_loss: bool = Field(True, description="Train only on bot messages.")
     only_last_replica_loss: bool = Field(False, description="Train only on the last bot message.")
     keep_end: bool = Field(False, description="Truncate from the start instead of the end.")

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from turbo.settings.base import MAX_COUNT
 from turbo.settings.datasets.chat import ChatDatasetSettings
 from turbo.settings.multimodal import Modality, ReaderSettings, present
 from turbo.settings.paths import InputPath
@@ -25,7 +26,9 @@ class MultimodalDatasetSettings(ChatDatasetSettings):
         description="Modality -> how its media are read (raw files or pre-encoded features)."
     )
     n_modality_embeddings: int = Field(
-        gt=0, description="LM tokens per media item; must equal what the encoder and projector give."
+        gt=0,
+        le=MAX_COUNT,
+        description="LM tokens per media item; must equal what the encoder and projector give.",
     )
     start_modality_token: str = Field("<MS>", min_length=1)
     end_modality_token: str = Field("</MS>", min_length=1)
@@ -35,7 +38,10 @@ class MultimodalDatasetSettings(ChatDatasetSettings):
         "default: the folder of each records file. Paths may not leave it.",
     )
     max_media_per_sample: int | None = Field(
-        None, gt=0, description="Records with more media items are dropped (and counted in the report)."
+        None,
+        gt=0,
+        le=MAX_COUNT,
+        description="Records with more media items are dropped (and counted in the report).",
     )
 
     @model_validator(mode="after")

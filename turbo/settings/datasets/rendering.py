@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.datasets.chat import ChatPromptTemplate
 
 
@@ -16,8 +16,8 @@ class ChatRenderSettings(StrictModel):
     prompt_template: ChatPromptTemplate | None = Field(
         None, description="None: the tokenizer's own chat template."
     )
-    max_tokens_count: int | None = Field(
-        None, gt=0, description="Longer samples are truncated (see keep_end); None: no limit."
+    max_tokens_count: PositiveCount | None = Field(
+        None, description="Longer samples are truncated (see keep_end); None: no limit."
     )
     keep_end: bool = Field(
         False, description="Truncate from the start (keep the end of the conversation) instead of the end."

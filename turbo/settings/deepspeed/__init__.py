@@ -8,9 +8,11 @@ config may leave them out, set them to "auto" or repeat turbo's value; any other
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
+
+from turbo.errors import SettingsError
+from turbo.reading import read_json
 
 PRESETS_FOLDER = Path(__file__).parent
 PRESETS = ("zero1", "zero2", "zero2_offload", "zero3", "zero3_offload")
@@ -26,17 +28,22 @@ SHARED_VALUES = {
 GATHER_ON_SAVE = "stage3_gather_16bit_weights_on_model_save"
 
 
+class DeepSpeedConfigError(SettingsError, ValueError):
+    """A DeepSpeed config file that cannot be read (a ValueError, so settings validators report it)."""
+
+
 def load_config(value: str | dict[str, Any]) -> dict[str, Any]:
     """A preset name, a path to a JSON file, or the config itself -> the config (a copy)."""
     if isinstance(value, dict):
         return copy.deepcopy(value)
     path = PRESETS_FOLDER / f"{value}.json" if value in PRESETS else Path(value)
-    if not path.is_file():
+    if not path.exists() and value.isidentifier():
         raise ValueError(f"{value!r} is neither a DeepSpeed preset ({', '.join(PRESETS)}) nor a JSON file")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+        config = read_json(path, "DeepSpeed config", DeepSpeedConfigError)
+    except DeepSpeedConfigError as exc:
+        hint = f" (or give a preset: {', '.join(PRESETS)})" if not path.exists() else ""
+        raise ValueError(f"{exc}{hint}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a JSON object")
     return config

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.multimodal import (
     ENCODER_MODALITIES,
     MEDIA_READER_TYPES,
@@ -22,12 +22,14 @@ class PreprocessMultimodalSettings(StrictModel):
     reader_settings: ReaderSettings
     encoder_settings: EncoderSettings
     dataset_path: InputPath = Field(description="A folder of media, searched recursively.")
-    batch_size: int = Field(32, gt=0)
+    batch_size: PositiveCount = 32
     output_file_path: Path = Field(
         description="Folder for <modality>.<encoder>.safetensors (key: media path relative to "
         "dataset_path) and its .json config."
     )
-    num_workers: int = Field(2, ge=0, description="Threads that decode media while the encoder runs.")
+    num_workers: int = Field(
+        2, ge=0, le=1024, description="Threads that decode media while the encoder runs."
+    )
     extensions: list[str] | None = Field(
         None, description="File endings to encode. Default: common image or audio endings."
     )

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from turbo.settings.aliases import nest_legacy_rm_settings
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets.sampling import SamplingDatasetSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.tokenizer import TokenizerSettings
@@ -19,7 +19,7 @@ class RewardModelSettings(StrictModel):
 
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
-    batch: int = Field(8, gt=0, description="Answers scored per forward pass.")
+    batch: PositiveCount = Field(8, description="Answers scored per forward pass.")
 
     @model_validator(mode="after")
     def _one_output(self) -> RewardModelSettings:
@@ -34,8 +34,8 @@ class RewardModelSettings(StrictModel):
 class BaseSamplingSettings(StrictModel):
     dataset_settings: SamplingDatasetSettings
     save_path: Path = Field(description="Folder for one JSONL of sampled records per source.")
-    num_answers: int = Field(gt=0, description="Keep at most this many answers per record ('N').")
-    seed: int = Field(42, description="Seeds record sampling and random choices.")
+    num_answers: PositiveCount = Field(description="Keep at most this many answers per record ('N').")
+    seed: Seed = Field(42, description="Seeds record sampling and random choices.")
 
 
 class RandomSamplingSettings(BaseSamplingSettings):

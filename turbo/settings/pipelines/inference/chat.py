@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.generation import GenerationSettings
 from turbo.settings.model import ModelSettings
@@ -24,7 +24,7 @@ class ChatInferenceModelSettings(StrictModel):
     vllm_engine_settings: VLLMEngineSettings | None = Field(
         None, description="The vLLM engine (use_vllm: true only). None: the defaults."
     )
-    batch: int = Field(1, gt=0, description="Prompts per generate call.")
+    batch: PositiveCount = Field(1, description="Prompts per generate call.")
 
     @model_validator(mode="after")
     def _vllm_settings_need_vllm(self) -> ChatInferenceModelSettings:
@@ -84,4 +84,4 @@ class ChatInferenceExperimentSettings(StrictModel):
     inference_settings: list[ChatInferenceModelSettings] = Field(min_length=1)
     dataset_settings: ChatDatasetSettings
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
-    seed: int = 42
+    seed: Seed = 42

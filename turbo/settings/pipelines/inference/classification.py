@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets.classification import ClassificationDatasetSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.tokenizer import TokenizerSettings
@@ -15,7 +15,7 @@ from turbo.settings.tokenizer import TokenizerSettings
 class ClassificationInferenceModelSettings(StrictModel):
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
-    batch: int = Field(8, gt=0, description="Records per forward pass.")
+    batch: PositiveCount = Field(8, description="Records per forward pass.")
 
     @model_validator(mode="after")
     def _classifier(self) -> ClassificationInferenceModelSettings:
@@ -28,4 +28,4 @@ class ClassificationInferenceExperimentSettings(StrictModel):
     inference_settings: list[ClassificationInferenceModelSettings] = Field(min_length=1)
     dataset_settings: ClassificationDatasetSettings
     save_path: Path = Field(description="Folder for one JSONL of predictions per model and source.")
-    seed: int = 42
+    seed: Seed = 42

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
     EncoderSettings,
@@ -24,7 +24,9 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
     projections_path: InputPath = Field(
         description="The projector weights train_multimodal wrote (final/projectors.safetensors)."
     )
-    n_modality_embeddings: int = Field(gt=0, description="Must equal the dataset's n_modality_embeddings.")
+    n_modality_embeddings: PositiveCount = Field(
+        description="Must equal the dataset's n_modality_embeddings."
+    )
 
     @model_validator(mode="after")
     def _no_vllm(self) -> MultimodalInferenceModelSettings:
@@ -39,7 +41,7 @@ class MultimodalInferenceExperimentSettings(StrictModel):
     modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(min_length=1)
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(min_length=1)
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
-    seed: int = 42
+    seed: Seed = 42
 
     @model_validator(mode="after")
     def _parts_fit(self) -> MultimodalInferenceExperimentSettings:

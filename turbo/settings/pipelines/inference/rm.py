@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import Seed, StrictModel
 from turbo.settings.datasets.chat import ChatDatasetSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.datasets.sampling import SamplingDatasetSettings
@@ -26,4 +26,4 @@ class RmInferenceExperimentSettings(StrictModel):
     inference_settings: list[RewardModelSettings] = Field(min_length=1)
     dataset_settings: RmDatasetSettings
     save_path: Path = Field(description="Folder for one JSONL of scored records per model and source.")
-    seed: int = 42
+    seed: Seed = 42

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import Seed, StrictModel
 from turbo.settings.logging import LoggingSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.outputs import OutputFolder
@@ -23,7 +23,7 @@ class BaseTrainExperimentSettings(StrictModel):
         description="Delete the earlier run in log_path (metrics, checkpoints, final model) and start again. "
         "Without it, a log_path holding an earlier run is refused unless the run resumes.",
     )
-    seed: int = 42
+    seed: Seed = 42
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
     special_tokens_settings: SpecialTokensSettings = SpecialTokensSettings()

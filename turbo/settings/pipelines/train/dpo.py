@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.dpo_losses import DpoLossSettings, SigmoidLossSettings
@@ -23,7 +23,7 @@ class SyncRefModelSettings(StrictModel):
 
     sync_ref_model: bool = False
     alpha: float = Field(1.0, gt=0, le=1, description="Share of the policy in the new reference.")
-    sync_steps: int = Field(1, gt=0, description="Optimizer steps between two updates of the reference.")
+    sync_steps: PositiveCount = Field(1, description="Optimizer steps between two updates of the reference.")
 
 
 class DpoTrainerSettings(TrainerSettings):

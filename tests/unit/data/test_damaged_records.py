@@ -1,0 +1,143 @@
+"""Damaged records get one file:line message (never a traceback), and long records take linear time."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from turbo.data.chat import build_chat_samples
+from turbo.data.multimodal import MultimodalRecord, resolve_media
+from turbo.data.readers import read_jsonl
+from turbo.data.records import ChatMessage, ChatRecord
+from turbo.data.templating import _render_by_prefixes, render_with_chat_template
+from turbo.errors import DataError
+from turbo.settings.datasets import ChatDatasetSettings
+
+TEMPLATE = {
+    "role_tag_mapping": {"bot": "<bot>", "user": "<user>", "system": "<system>"},
+    "prefix_template": "<RS>{role}",
+    "suffix_template": "</RS>",
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer(fixture_models):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(fixture_models / "llama_tiny")
+
+
+def write(tmp_path: Path, lines: list[str | bytes]) -> Path:
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines))
+    return path
+
+
+GOOD = json.dumps(
+    {"id": "1", "messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "ok"}]}
+)
+
+
+def read_error(path: Path, record_type=ChatRecord) -> str:
+    with pytest.raises(DataError) as info:
+        read_jsonl(path, record_type)
+    return str(info.value)
+
+
+def test_records_that_are_not_utf8(tmp_path: Path) -> None:
+    latin = '{"id": "2", "messages": [{"role": "user", "content": "caf\u00e9"}]}'.encode("latin-1")
+    path = write(tmp_path, [GOOD, latin])
+    offset = len(GOOD) + 1 + latin.index(b"\xe9")
+    assert read_error(path) == f"{path}:2: not UTF-8: byte 0xe9 at byte offset {offset}; save it as UTF-8"
+    path.write_bytes(GOOD.encode("utf-16"))
+    assert "it looks like UTF-16" in read_error(path)
+
+
+def test_lone_surrogates_nul_and_non_finite_numbers_in_records(tmp_path: Path, tokenizer) -> None:
+    surrogate = '{"id": "2", "messages": [{"role": "user", "content": "a \\udc00 b"}]}'
+    assert read_error(write(tmp_path, [GOOD, surrogate])).endswith(
+        ":2: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff without its pair), which is not text"
+    )
+    margin = json.dumps(
+        {
+            "id": "m",
+            "context": [{"role": "user", "content": "q"}],
+            "answer_w": {"role": "bot", "content": "a"},
+            "answer_l": {"role": "bot", "content": "b"},
+        }
+    )
+    from turbo.data.pair_preferences import PairPreferenceRecord
+
+    path = write(tmp_path, [margin[:-1] + ', "precomputed_margin": Infinity}'])
+    assert "records.jsonl:1: precomputed_margin: Input should be a finite number" in read_error(
+        path, PairPreferenceRecord
+    )
+    # a NUL character is text: it is tokenised like any other
+    nul = json.dumps(
+        {"id": "n", "messages": [{"role": "user", "content": "a\u0000b"}, {"role": "bot", "content": "c"}]}
+    )
+    settings = ChatDatasetSettings(
+        dataset_type="chat",
+        sources=[{"name": "s", "records_path": write(tmp_path, [nul]), "sample_rate": 1.0}],
+        prompt_template=TEMPLATE,
+    )
+    samples, _ = build_chat_samples(settings, tokenizer, seed=0)
+    assert len(samples) == 1 and samples[0].input_ids
+
+
+def test_llava_records_and_media_paths(tmp_path: Path) -> None:
+    for image in (5, [5], {"a": 1}, True):
+        row = json.dumps(
+            {"id": "x", "image": image, "conversations": [{"from": "human", "value": "<image>"}]}
+        )
+        message = read_error(write(tmp_path, [row]), MultimodalRecord)
+        assert message.startswith(f"{tmp_path / 'records.jsonl'}:1: ") and "image must be a path" in message
+    loop = tmp_path / "loop.png"
+    os.symlink(loop, loop)
+    for content, problem in (("a\x00.png", "contains a NUL byte"), ("loop.png", "")):
+        try:
+            key, path = resolve_media(content, tmp_path, "f:3")
+        except DataError as exc:
+            assert str(exc).startswith("f:3: media path") and problem in str(exc)
+        else:  # a loop that resolves lexically is reported by the reader (the file cannot be opened)
+            assert key == "loop.png" and not path.is_file()
+
+
+@pytest.mark.parametrize(
+    ("use_template", "keep_end"), [(True, False), (False, True)], ids=["prompt_template", "chat_template"]
+)
+def test_a_40000_message_record_takes_seconds(
+    tmp_path: Path, tokenizer, use_template: bool, keep_end: bool
+) -> None:
+    messages = [{"role": "user" if i % 2 == 0 else "bot", "content": f"message {i}"} for i in range(40_000)]
+    path = write(tmp_path, [json.dumps({"id": "long", "messages": messages})])
+    settings = ChatDatasetSettings(
+        dataset_type="chat",
+        sources=[{"name": "s", "records_path": path, "sample_rate": 1.0}],
+        prompt_template=TEMPLATE if use_template else None,
+        max_tokens_count=64,
+        keep_end=keep_end,
+    )
+    start = time.perf_counter()
+    samples, _ = build_chat_samples(settings, tokenizer, seed=0)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 20, f"{elapsed:.1f} s: tokenisation or truncation is not linear in the messages"
+    assert len(samples) == 1 and samples[0].truncated and 0 < len(samples[0].input_ids) <= 64
+    kept = samples[0].messages
+    assert (kept[-1].content == "message 39999") if keep_end else (kept[0].content == "message 0")
+
+
+def test_long_conversations_split_as_the_exact_prefix_rendering_does(tokenizer) -> None:
+    roles = ["system"] + ["user", "bot"] * 15 + ["user"]
+    messages = [ChatMessage(role=role, content=f" {role} {i} {{x}} ") for i, role in enumerate(roles)]
+    assert render_with_chat_template(messages, tokenizer, "f:1") == _render_by_prefixes(
+        messages, tokenizer, "f:1"
+    )
+    without_system = messages[1:]
+    assert render_with_chat_template(without_system, tokenizer, "f:1") == _render_by_prefixes(
+        without_system, tokenizer, "f:1"
+    )
