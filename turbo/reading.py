@@ -204,4 +204,5 @@ def jsonl_lines(path: str | Path, what: str, error: type[TurboError]) -> Iterato
             text = decode_utf8(data, str(path), error, line=number, offset=offset)
             offset += len(data)
             if text.strip():
-                yield number, parse_json(text, str(path), error, line=number)
+                # without its line break, so an error at the end of the line is not placed on the next
+                yield number, parse_json(text.rstrip("\r\n"), str(path), error, line=number)
