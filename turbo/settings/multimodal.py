@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from turbo.settings.aliases import normalize_projector
 from turbo.settings.base import StrictModel
 from turbo.settings.model import LoraSettings
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFile, InputFolder
 
 Modality = Literal["image", "audio"]
 
@@ -19,28 +19,28 @@ class ClipReaderSettings(StrictModel):
     """Images through the CLIP image processor saved in reader_path."""
 
     reader_type: Literal["clip"]
-    reader_path: InputPath = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+    reader_path: InputFolder = Field(description="Folder with preprocessor_config.json (often the encoder's).")
 
 
 class SiglipReaderSettings(StrictModel):
     """Images through the SigLIP image processor saved in reader_path."""
 
     reader_type: Literal["siglip"]
-    reader_path: InputPath = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+    reader_path: InputFolder = Field(description="Folder with preprocessor_config.json (often the encoder's).")
 
 
 class WhisperReaderSettings(StrictModel):
     """WAV audio -> log-mel features with the Whisper feature extractor saved in reader_path."""
 
     reader_type: Literal["whisper"]
-    reader_path: InputPath = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+    reader_path: InputFolder = Field(description="Folder with preprocessor_config.json (often the encoder's).")
 
 
 class PickleReaderSettings(StrictModel):
     """Features pre-encoded by preprocess_multimodal_dataset, read from its safetensors file."""
 
     reader_type: Literal["pickle"]
-    reader_path: InputPath = Field(description="The <modality>.<encoder>.safetensors file.")
+    reader_path: InputFile = Field(description="The <modality>.<encoder>.safetensors file.")
 
 
 ReaderSettings = Annotated[
@@ -51,7 +51,7 @@ MEDIA_READER_TYPES = {"clip": "image", "siglip": "image", "whisper": "audio"}
 
 
 class _EncoderFields(StrictModel):
-    encoder_path: InputPath = Field(
+    encoder_path: InputFolder = Field(
         description="Folder of the encoder (its config.json is read even with is_pickle: true)."
     )
     is_pickle: bool = Field(

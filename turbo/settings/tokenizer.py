@@ -5,11 +5,11 @@ from typing import Any
 from pydantic import Field
 
 from turbo.settings.base import StrictModel
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFolder
 
 
 class TokenizerSettings(StrictModel):
-    tokenizer_path: InputPath | None = Field(None, description="Defaults to model_settings.model_path.")
+    tokenizer_path: InputFolder | None = Field(None, description="Defaults to model_settings.model_path.")
     use_fast: bool = True
     tokenizer_kwargs: dict[str, Any] = Field(default_factory=dict)
 

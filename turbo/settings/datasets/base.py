@@ -3,14 +3,14 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFile
 
 
 class DatasetSourceSettings(StrictModel):
     """One JSONL file and how much of it to use."""
 
     name: str = Field(min_length=1, description="Names the source in logs and output files.")
-    records_path: InputPath
+    records_path: InputFile
     num_samples: int | None = Field(None, ge=0, description="Take this many records (seeded).")
     sample_rate: float | None = Field(
         None, gt=0, description="Take this share of the records (1.0 = all; above 1 repeats records)."

@@ -6,14 +6,14 @@ from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.model import ModelSettings
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFolder
 from turbo.settings.tokenizer import TokenizerSettings
 
 
 class MergeAdaptersSettings(StrictModel):
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
-    adapter_path: InputPath | None = Field(None, description="Or model_settings.adapter_path.")
+    adapter_path: InputFolder | None = Field(None, description="Or model_settings.adapter_path.")
     save_path: Path
     max_shard_size: str = "5GB"
 

@@ -12,7 +12,7 @@ from turbo.settings.multimodal import (
     Modality,
     ReaderSettings,
 )
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFolder
 
 
 class PreprocessMultimodalSettings(StrictModel):
@@ -21,7 +21,7 @@ class PreprocessMultimodalSettings(StrictModel):
     modality: Modality
     reader_settings: ReaderSettings
     encoder_settings: EncoderSettings
-    dataset_path: InputPath = Field(description="A folder of media, searched recursively.")
+    dataset_path: InputFolder = Field(description="A folder of media, searched recursively.")
     batch_size: int = Field(32, gt=0)
     output_file_path: Path = Field(
         description="Folder for <modality>.<encoder>.safetensors (key: media path relative to "

@@ -14,14 +14,14 @@ from turbo.settings.multimodal import (
     check_square,
     present,
 )
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFile
 from turbo.settings.pipelines.inference.chat import ChatInferenceModelSettings
 
 
 class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
     """A chat model entry plus its trained projectors."""
 
-    projections_path: InputPath = Field(
+    projections_path: InputFile = Field(
         description="The projector weights train_multimodal wrote (final/projectors.safetensors)."
     )
     n_modality_embeddings: int = Field(gt=0, description="Must equal the dataset's n_modality_embeddings.")

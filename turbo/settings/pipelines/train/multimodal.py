@@ -11,7 +11,7 @@ from turbo.settings.multimodal import (
     check_square,
     present,
 )
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFile
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
 
 
@@ -24,7 +24,7 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
         min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
     )
-    modality_projector_initialization_mapping: dict[Modality, InputPath | None] | None = Field(
+    modality_projector_initialization_mapping: dict[Modality, InputFile | None] | None = Field(
         None, description="Modality -> a safetensors file of initial projector weights."
     )
     projector_learning_rate: float | None = Field(
