@@ -19,21 +19,27 @@ class ClipReaderSettings(StrictModel):
     """Images through the CLIP image processor saved in reader_path."""
 
     reader_type: Literal["clip"]
-    reader_path: InputFolder = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+    reader_path: InputFolder = Field(
+        description="Folder with preprocessor_config.json (often the encoder's)."
+    )
 
 
 class SiglipReaderSettings(StrictModel):
     """Images through the SigLIP image processor saved in reader_path."""
 
     reader_type: Literal["siglip"]
-    reader_path: InputFolder = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+    reader_path: InputFolder = Field(
+        description="Folder with preprocessor_config.json (often the encoder's)."
+    )
 
 
 class WhisperReaderSettings(StrictModel):
     """WAV audio -> log-mel features with the Whisper feature extractor saved in reader_path."""
 
     reader_type: Literal["whisper"]
-    reader_path: InputFolder = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+    reader_path: InputFolder = Field(
+        description="Folder with preprocessor_config.json (often the encoder's)."
+    )
 
 
 class PickleReaderSettings(StrictModel):
