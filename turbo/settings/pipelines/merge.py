@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from turbo.settings.base import StrictModel
 from turbo.settings.model import ModelSettings
 from turbo.settings.paths import InputFolder
+from turbo.settings.problems import raise_problems
 from turbo.settings.tokenizer import TokenizerSettings
 
 
@@ -20,7 +21,10 @@ class MergeAdaptersSettings(StrictModel):
     @model_validator(mode="after")
     def _one_adapter(self) -> MergeAdaptersSettings:
         if (self.adapter_path is None) == (self.model_settings.adapter_path is None):
-            raise ValueError("set the adapter to merge once: adapter_path or model_settings.adapter_path")
+            problems = [
+                ("adapter_path", "set the adapter to merge once: here or in model_settings.adapter_path")
+            ]
+            raise_problems(self, problems)
         return self
 
     @property

@@ -13,6 +13,7 @@ from turbo.settings.multimodal import (
     ReaderSettings,
 )
 from turbo.settings.paths import InputFolder
+from turbo.settings.problems import raise_problems
 
 
 class PreprocessMultimodalSettings(StrictModel):
@@ -34,14 +35,23 @@ class PreprocessMultimodalSettings(StrictModel):
 
     @model_validator(mode="after")
     def _fits(self) -> PreprocessMultimodalSettings:
-        if self.reader_settings.reader_type == "pickle" or self.encoder_settings.is_pickle:
-            raise ValueError("preprocessing reads raw media: use a media reader_type and is_pickle: false")
-        for what, kind in (
-            ("reader_settings", MEDIA_READER_TYPES[self.reader_settings.reader_type]),
-            ("encoder_settings", ENCODER_MODALITIES[self.encoder_settings.modality_encoder_type]),
-        ):
-            if kind != self.modality:
-                raise ValueError(f"{what} reads {kind} but modality is {self.modality}")
+        problems = []
+        if self.reader_settings.reader_type == "pickle":
+            problems.append(
+                ("reader_settings.reader_type", "preprocessing reads raw media: use a media reader")
+            )
+        if self.encoder_settings.is_pickle:
+            problems.append(
+                ("encoder_settings.is_pickle", "preprocessing reads raw media: set is_pickle: false")
+            )
+        if not problems:
+            for what, kind in (
+                ("reader_settings", MEDIA_READER_TYPES[self.reader_settings.reader_type]),
+                ("encoder_settings", ENCODER_MODALITIES[self.encoder_settings.modality_encoder_type]),
+            ):
+                if kind != self.modality:
+                    problems.append((what, f"reads {kind} but modality is {self.modality}"))
+        raise_problems(self, problems)
         return self
 
     @property
