@@ -1,0 +1,56 @@
+"""The preflight: path kinds that never raise, one list of checks per command, all problems at once."""
+
+import os
+from pathlib import Path
+
+from turbo.pipelines import preflight as preflight_module
+from turbo.pipelines.preflight import PREFLIGHT, preflight
+from turbo.settings.commands import COMMANDS
+from turbo.settings.loading import load_settings
+from turbo.settings.paths import path_problem
+from turbo.settings.pipelines.train.sft import SftExperimentSettings
+
+from ...conftest import CONFIGS
+
+
+def test_path_problems_name_the_kind_and_never_raise(tmp_path: Path) -> None:
+    file = tmp_path / "a.jsonl"
+    file.write_text("{}\n")
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    assert path_problem(file, "file") is None and path_problem(tmp_path, "folder") is None
+    assert path_problem(tmp_path, "file") == "is a folder, expected a file"
+    assert path_problem(file, "folder") == "is a file, expected a folder"
+    assert path_problem(tmp_path / "nope", "file") == "does not exist"
+    assert path_problem(file / "below", "file") == "does not exist"
+    assert path_problem(Path("/dev/null"), "file") == "is not a regular file"
+    assert path_problem(loop, "file") == "is a loop of symbolic links"
+    assert path_problem(Path("a\0b"), "file") == "is not a usable path (it contains a NUL byte)"
+    assert path_problem(Path("x" * 5000), "file") == "is too long a path for the operating system"
+
+
+def test_every_command_of_the_table_has_its_preflight() -> None:
+    assert set(PREFLIGHT) == set(COMMANDS)
+
+
+def test_a_check_is_one_entry_and_every_check_reports(fixture_models, monkeypatch) -> None:
+    settings = load_settings(
+        CONFIGS / "train" / "sft" / "lora.json",
+        SftExperimentSettings,
+        ["train_dataset_settings.sources.0.records_path=no/file.jsonl"],
+    )
+
+    def log_path_rule(settings) -> list[str]:
+        return [f"log_path: {settings.log_path} is taken"]
+
+    def broken_rule(settings) -> list[str]:
+        from turbo.errors import SettingsError
+
+        raise SettingsError("model_settings: a check that stops")
+
+    monkeypatch.setitem(PREFLIGHT, "train_sft", [*preflight_module.TRAIN, log_path_rule, broken_rule])
+    assert preflight("train_sft", settings) == [
+        "train_dataset_settings.sources.0.records_path: no/file.jsonl does not exist",
+        "log_path: experiments/test_sft_lora is taken",
+        "model_settings: a check that stops",
+    ]
