@@ -146,6 +146,37 @@ def preprocessing_encoder(settings: Any) -> list[str]:
     return []
 
 
+def preprocessing_media(settings: Any) -> list[str]:
+    """The folder holds media of the modality (the same walk the run starts with)."""
+    from turbo.pipelines.preprocessing.multimodal import EXTENSIONS, find_media
+
+    folder = Path(settings.dataset_path)
+    if not _is_folder(folder):
+        return []
+    if find_media(folder, tuple(settings.extensions or EXTENSIONS[settings.modality])):
+        return []
+    return [f"dataset_path: no {settings.modality} files under {folder}"]
+
+
+PROMPT_LEARNING = {"PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING", "CPT"}
+
+
+def mergeable_adapter(settings: Any) -> list[str]:
+    """Only LoRA-style adapters merge into the weights; prompt-learning adapters stay separate."""
+    where = "adapter_path" if settings.adapter_path is not None else "model_settings.adapter_path"
+    config_file = Path(settings.adapter) / "adapter_config.json"
+    try:
+        peft_type = json.loads(config_file.read_text(encoding="utf-8")).get("peft_type")
+    except (OSError, ValueError, AttributeError):
+        return []  # model_folders reports a missing or unreadable adapter config
+    if peft_type not in PROMPT_LEARNING:
+        return []
+    return [
+        f"{where}: {settings.adapter} is a {peft_type} adapter; only LoRA-style adapters merge into "
+        "the weights"
+    ]
+
+
 def classification_labels(settings: Any) -> list[str]:
     """A list of class weights (alpha) has one weight per label of the model's config."""
     alpha = settings.trainer_settings.loss_settings.alpha
@@ -204,8 +235,8 @@ PREFLIGHT: dict[str, list[Check]] = {
     "random_sample": COMMON,
     "rm_sample": COMMON,
     "rso_sample": COMMON,
-    "preprocess_multimodal_dataset": [*COMMON, preprocessing_encoder],
-    "merge_adapters_to_base": COMMON,
+    "preprocess_multimodal_dataset": [*COMMON, preprocessing_encoder, preprocessing_media],
+    "merge_adapters_to_base": [*COMMON, mergeable_adapter],
 }
 
 

@@ -54,3 +54,43 @@ def test_a_check_is_one_entry_and_every_check_reports(fixture_models, monkeypatc
         "log_path: experiments/test_sft_lora is taken",
         "model_settings: a check that stops",
     ]
+
+
+def test_checks_the_pipelines_did_late(fixture_models, multimodal_models, tmp_path: Path) -> None:
+    """Media to encode, a mergeable adapter, one class weight per label: before any weights load."""
+    from turbo.settings.pipelines.merge import MergeAdaptersSettings
+    from turbo.settings.pipelines.preprocessing import PreprocessMultimodalSettings
+    from turbo.settings.pipelines.train.classification import ClassificationExperimentSettings
+
+    empty = tmp_path / "no_media"
+    empty.mkdir()
+    settings = load_settings(
+        CONFIGS / "preprocessing" / "clip.json", PreprocessMultimodalSettings, [f"dataset_path={empty}"]
+    )
+    problems = preflight("preprocess_multimodal_dataset", settings)
+    assert problems == [f"dataset_path: no image files under {empty}"]
+
+    adapter = tmp_path / "prompt_adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "PROMPT_TUNING"}')
+    base = {"model_path": str(fixture_models / "llama_tiny")}
+    merge = MergeAdaptersSettings(model_settings=base, adapter_path=adapter, save_path="out")
+    assert preflight("merge_adapters_to_base", merge) == [
+        f"adapter_path: {adapter} is a PROMPT_TUNING adapter; only LoRA-style adapters merge into the weights"
+    ]
+
+    model = tmp_path / "three_labels"
+    model.mkdir()
+    (model / "config.json").write_text('{"id2label": {"0": "a", "1": "b", "2": "c"}}')
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (model / name).symlink_to(fixture_models / "llama_seq_cls" / name)
+    classification = load_settings(
+        CONFIGS / "train" / "classification" / "base.json",
+        ClassificationExperimentSettings,
+        [f"model_settings.model_path={model}", "model_settings.model_kwargs={}",
+         "trainer_settings.loss_settings.alpha=[1.0, 2.0]"],
+    )  # fmt: skip
+    assert preflight("train_classification", classification) == [
+        f"trainer_settings.loss_settings.alpha: 2 weights, but the model at {model} has 3 labels; "
+        "give one weight per label"
+    ]
