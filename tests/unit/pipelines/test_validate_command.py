@@ -96,3 +96,10 @@ def test_a_file_that_fits_two_commands_asks_for_command(tmp_path: Path) -> None:
     assert "valid settings for each of: inference_chat, inference_rm" in text and ASKS_FOR_COMMAND in text
     command, settings = identify(path, [], "inference_rm")
     assert command.name == "inference_rm" and settings.dataset_settings.dataset_type == "chat"
+
+
+def test_a_file_whose_keys_fit_no_command_asks_for_command(tmp_path: Path) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text('{"experiment": {"lr": 1}}')
+    text = error_of(path)
+    assert "none of its keys is a setting of a command" in text and ASKS_FOR_COMMAND in text

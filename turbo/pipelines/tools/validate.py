@@ -76,6 +76,8 @@ def identify(path: Path, overrides: list[str], command_name: str | None) -> tupl
     best = min(misfit(exc) for _, exc in failed)
     closest = [(command, exc) for command, exc in failed if misfit(exc) == best]
     names = [command.name for command, _ in closest]
+    if not any(key in load_object(command.settings).model_fields for command, _ in closest for key in data):
+        raise _ask_for_command(path, list(COMMANDS), "none of its keys is a setting of a command; commands")
     if len(closest) == 1:
         label = f"closest command: {names[0]}"
     elif all(_problems(exc) == _problems(closest[0][1]) for _, exc in closest):
