@@ -77,3 +77,16 @@ def test_tool_settings_locate_their_rules() -> None:
         "rm_settings.model_settings.model_type: must be 'seq_cls' for a reward model",
         "rm_settings.model_settings.model_kwargs.num_labels: a reward model has one output; this is 2",
     ]
+
+
+def test_paths_are_the_files_own_keys_without_union_markers() -> None:
+    from turbo.settings.pipelines.train.sft import SftExperimentSettings
+
+    data = load("train", "sft", "lora.json")
+    data["model_settings"]["peft_settings"].update(r="eight", target_modules=["q_proj", 5])
+    data["trainer_settings"]["evaluation_strategy"] = "often"  # the old name of eval_strategy
+    found = problems(data, SftExperimentSettings)
+    peft = "model_settings.peft_settings"
+    assert any(line.startswith(f"{peft}.r: Input should be a valid integer") for line in found)
+    assert f"{peft}.target_modules.1: Input should be a valid string" in found
+    assert any(line.startswith("trainer_settings.eval_strategy: Input should be") for line in found)

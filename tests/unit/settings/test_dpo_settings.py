@@ -32,7 +32,7 @@ def test_each_loss_has_its_own_fields_and_defaults() -> None:
     assert settings.trainer_settings.loss_settings.beta == 2.0
     assert not settings.uses_reference
     text = message(data(loss_settings={"loss_type": "simpo", "delta": 1.0}))
-    assert "loss_settings.simpo.delta: unknown field" in text
+    assert "trainer_settings.loss_settings.delta: unknown field" in text
     text = message(data(loss_settings={"loss_type": "dpo"}))
     assert "'sigmoid'" in text and "'nca_pair'" in text
 

@@ -72,7 +72,7 @@ def identify(path: Path, overrides: list[str], command_name: str | None) -> tupl
     if valid:
         raise _ask_for_command(path, [command.name for command, _ in valid], "valid settings for each of")
     if command_name:
-        raise SettingsError(format_validation_error(failed[0][1], str(path)))
+        raise SettingsError(format_validation_error(failed[0][1], str(path), data))
     best = min(misfit(exc) for _, exc in failed)
     closest = [(command, exc) for command, exc in failed if misfit(exc) == best]
     names = [command.name for command, _ in closest]
@@ -84,7 +84,7 @@ def identify(path: Path, overrides: list[str], command_name: str | None) -> tupl
         label = f"the same problems as any of {', '.join(names)}; pass --command to choose"
     else:
         raise _ask_for_command(path, names, "not valid, and it fits these commands equally")
-    raise SettingsError(format_validation_error(closest[0][1], f"{path} ({label})"))
+    raise SettingsError(format_validation_error(closest[0][1], f"{path} ({label})", data))
 
 
 def dataset_fields(settings: BaseModel, prefix: str = "") -> list[tuple[str, Any, bool]]:
