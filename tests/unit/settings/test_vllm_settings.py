@@ -36,8 +36,8 @@ def test_vllm_only_settings_need_use_vllm() -> None:
     data = chat_data(vllm_engine_settings={"dtype": "float32"})
     data["inference_settings"][0]["generation_settings"].append({"vllm_settings": {"max_tokens": 4}})
     text = problems(data)
-    assert "inference_settings.0.vllm_engine_settings: only applies with use_vllm: true" in text
-    assert "inference_settings.0.generation_settings.2.vllm_settings: only applies with use_vllm: true" in text
+    for where in ("vllm_engine_settings", "generation_settings.2.vllm_settings"):
+        assert f"inference_settings.0.{where}: only applies with use_vllm: true" in text
 
 
 def test_use_vllm_rejects_what_vllm_cannot_apply() -> None:
@@ -52,7 +52,8 @@ def test_use_vllm_rejects_what_vllm_cannot_apply() -> None:
         model_settings={"model_path": "m", "adapter_path": "a"},
         vllm_engine_settings={"enable_lora": False},
     )
-    assert "vllm_engine_settings.enable_lora: is false but model_settings.adapter_path is set" in problems(no_lora)
+    text = problems(no_lora)
+    assert "vllm_engine_settings.enable_lora: is false but model_settings.adapter_path is set" in text
     kwargs = chat_data(use_vllm=True, model_settings={"model_path": "m", "model_kwargs": {"x": 1}})
     assert "give vLLM's own arguments in vllm_engine_settings.engine_kwargs" in problems(kwargs)
     rank = chat_data(use_vllm=True, vllm_engine_settings={"max_lora_rank": 12})
