@@ -156,7 +156,7 @@ def test_settings_checks_name_what_to_write() -> None:
     assert settings.projectors["image"].projector_type == "c_abs"  # the old name is accepted
     data = _experiment(modality_projector_mapping={"image": "c_abs"})
     data["train_dataset_settings"]["n_modality_embeddings"] = 10
-    with pytest.raises(ValidationError, match=r"perfect square; 10 is not \(nearest: 9 or 16\)"):
+    with pytest.raises(ValidationError, match=r"10 is not a perfect square.* \(nearest: 9 or 16\)"):
         MultimodalExperimentSettings.model_validate(data)
     with pytest.raises(ValidationError, match="is_pickle: true passes pre-encoded features"):
         MultimodalExperimentSettings.model_validate(

@@ -159,7 +159,9 @@ def test_a_wrong_n_modality_embeddings_fails_before_any_weights_load(
         "--set", f"model_settings.model_path={empty_model}",
         expect=2,
     )  # fmt: skip
-    assert "n_modality_embeddings is 9" in result.stderr and "set n_modality_embeddings: 16" in result.stderr
+    assert "train_dataset_settings.n_modality_embeddings: 9, but" in result.stderr
+    assert "set n_modality_embeddings: 16" in result.stderr
+    assert f"model_settings.model_path: {empty_model} has no config.json" in result.stderr  # all at once
     assert not (tmp_path / "run").exists()
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from turbo.errors import SettingsError
 from turbo.settings.commands import COMMANDS, Command, load_object
 
 app = typer.Typer(
@@ -21,13 +20,11 @@ SET_HELP = "Override a setting: KEY.PATH=VALUE (VALUE parsed as JSON where it pa
 
 
 def run_command(command: Command, settings_path: Path, overrides: list[str]) -> None:
+    from turbo.pipelines.preflight import require_preflight
     from turbo.settings.loading import load_settings
-    from turbo.settings.paths import missing_input_paths
 
     settings = load_settings(settings_path, load_object(command.settings), overrides)
-    missing = missing_input_paths(settings)
-    if missing:
-        raise SettingsError(f"{settings_path}: missing input files:\n  " + "\n  ".join(missing))
+    require_preflight(command.name, settings, settings_path)  # the same checks as `turbo validate`
     load_object(command.pipeline)(settings)
 
 

@@ -16,12 +16,17 @@ from turbo.settings.commands import COMMANDS, load_object
 def validate_command(
     settings_path: Path = typer.Argument(..., help="The settings JSON file."),
     command: str | None = typer.Option(
-        None, "--command", help="Validate as this command (default: inferred)."
+        None,
+        "--command",
+        help="The command the file is for, e.g. train_sft (the documented way). Without it, turbo takes "
+        "the command from the file's keys and dataset types, and asks for --command when several fit.",
     ),
     data: bool = typer.Option(False, "--data", help="Also tokenise the datasets: counts, lengths, drops."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
-    """Validate a settings file and print a summary; loads no model (--data loads the tokenizer)."""
+    """Validate a settings file as the run would (every problem at once, each at its field path: the
+    settings, then input paths and their kinds, model and tokenizer folders, shapes) and print a
+    summary; loads no model (--data loads the tokenizer)."""
     from turbo.pipelines.tools.validate import validate
 
     if command is not None and command not in COMMANDS:

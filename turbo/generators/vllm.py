@@ -1,6 +1,7 @@
 """Generation with vLLM: the engine for one model entry, its LoRA adapter, sampling, answers per sample.
 
-Importing this module imports no vllm; `vllm_engine` does, after checking the version.
+Importing this module imports no vllm and no torch (the preflight reads it); `vllm_engine` imports
+vllm, after checking the version.
 vLLM's engine starts worker processes with spawn unless VLLM_ENABLE_V1_MULTIPROCESSING=0 (one process,
 a much faster start on CPU), so scripts that call it need an `if __name__ == "__main__":` guard.
 """
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any, get_args
 
 from turbo.errors import ModelError, TurboError
-from turbo.generators.transformers import cut_at_stop_strings
 from turbo.settings.generation import CustomGenerationSettings, VLLMSamplingSettings
 from turbo.settings.pipelines.inference.chat import ChatInferenceModelSettings
 from turbo.settings.vllm import LoraRank, VLLMEngineSettings
@@ -168,6 +168,8 @@ def generate_answers_vllm(
     """n answers for each prompt (token ids), in prompt order, decoded as the transformers path does;
     and per answer its extra output fields (log-probabilities when settings.logprobs is set)."""
     from vllm.inputs import TokensPrompt
+
+    from turbo.generators.transformers import cut_at_stop_strings  # imports torch: only when generating
 
     outputs = llm.generate(
         [TokensPrompt(prompt_token_ids=ids) for ids in prompts],

@@ -62,10 +62,33 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def field_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """The error location as the file's own key path: pydantic's union markers (the variant tag of a
+    discriminated union, e.g. 'LORA' in peft_settings.LORA.r; a member type such as 'str'; '[key]')
+    are dropped, so the path can be given to --set as it is."""
+    parts, node = [], data
+    for part in loc:
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_list or (isinstance(node, dict) and part in node):
+            node = node[part]
+        elif part == "[key]" or (isinstance(node, dict) and part in node.values()):
+            continue  # a dict-key error, or the tag of the variant this block chose
+        elif isinstance(part, str) and node is not None and not isinstance(node, dict):
+            continue  # the member of a plain union (str | list[str]) the value was tried as
+        else:
+            node = None  # a key the file does not have (missing, or renamed): keep the rest as is
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def format_validation_error(exc: ValidationError, source: str, data: Any = None) -> str:
+    """Every problem of `exc`, one line each at its field path (the file's key path when `data`, the
+    validated input, is given)."""
     lines = [f"{source}: {exc.error_count()} problem{'s' if exc.error_count() > 1 else ''} in the settings:"]
     for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        loc = tuple(err["loc"])
+        where = field_path(loc, data) if data is not None else ".".join(str(part) for part in loc)
+        where = where or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)
@@ -75,7 +98,7 @@ def validate_settings(data: dict[str, Any], model: type[M], source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise SettingsError(format_validation_error(exc, source)) from None
+        raise SettingsError(format_validation_error(exc, source, data)) from None
 
 
 def load_settings(path: str | Path, model: type[M], overrides: list[str] | None = None) -> M:

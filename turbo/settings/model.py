@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import PositiveCount, StrictModel
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFolder
 
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
 
@@ -110,14 +110,14 @@ PeftSettings = Annotated[
 
 
 class ModelSettings(StrictModel):
-    model_path: InputPath = Field(description="Local folder of a transformers model.")
+    model_path: InputFolder = Field(description="Local folder of a transformers model.")
     model_type: Literal["causal", "seq_cls"] = "causal"
     transformers_settings: ModelTransformersSettings = ModelTransformersSettings()
     model_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Extra from_pretrained kwargs, e.g. attn_implementation, num_labels.",
     )
-    adapter_path: InputPath | None = Field(None, description="A saved PEFT adapter to load on top.")
+    adapter_path: InputFolder | None = Field(None, description="A saved PEFT adapter to load on top.")
     is_trainable: bool = Field(False, description="Train the loaded adapter (adapter_path).")
     resize_token_embeddings: bool = Field(
         False, description="Grow the embeddings when the tokenizer gains tokens."

@@ -10,7 +10,8 @@ from pydantic import BeforeValidator, Field, model_validator
 from turbo.settings.aliases import normalize_projector
 from turbo.settings.base import StrictModel
 from turbo.settings.model import LoraSettings
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFile, InputFolder
+from turbo.settings.problems import Problem
 
 Modality = Literal["image", "audio"]
 
@@ -19,28 +20,34 @@ class ClipReaderSettings(StrictModel):
     """Images through the CLIP image processor saved in reader_path."""
 
     reader_type: Literal["clip"]
-    reader_path: InputPath = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+    reader_path: InputFolder = Field(
+        description="Folder with preprocessor_config.json (often the encoder's)."
+    )
 
 
 class SiglipReaderSettings(StrictModel):
     """Images through the SigLIP image processor saved in reader_path."""
 
     reader_type: Literal["siglip"]
-    reader_path: InputPath = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+    reader_path: InputFolder = Field(
+        description="Folder with preprocessor_config.json (often the encoder's)."
+    )
 
 
 class WhisperReaderSettings(StrictModel):
     """WAV audio -> log-mel features with the Whisper feature extractor saved in reader_path."""
 
     reader_type: Literal["whisper"]
-    reader_path: InputPath = Field(description="Folder with preprocessor_config.json (often the encoder's).")
+    reader_path: InputFolder = Field(
+        description="Folder with preprocessor_config.json (often the encoder's)."
+    )
 
 
 class PickleReaderSettings(StrictModel):
     """Features pre-encoded by preprocess_multimodal_dataset, read from its safetensors file."""
 
     reader_type: Literal["pickle"]
-    reader_path: InputPath = Field(description="The <modality>.<encoder>.safetensors file.")
+    reader_path: InputFile = Field(description="The <modality>.<encoder>.safetensors file.")
 
 
 ReaderSettings = Annotated[
@@ -51,7 +58,7 @@ MEDIA_READER_TYPES = {"clip": "image", "siglip": "image", "whisper": "audio"}
 
 
 class _EncoderFields(StrictModel):
-    encoder_path: InputPath = Field(
+    encoder_path: InputFolder = Field(
         description="Folder of the encoder (its config.json is read even with is_pickle: true)."
     )
     is_pickle: bool = Field(
@@ -126,47 +133,66 @@ def present(mapping: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (mapping or {}).items() if value is not None}
 
 
-def check_modality_mappings(
-    encoders: dict[str, Any], projectors: dict[str, Any], readers: dict[str, Any] | None
-) -> None:
-    """Every modality has an encoder and a projector (and a reader), and they fit each other."""
+def modality_problems(
+    encoders: dict[str, Any], projectors: dict[str, Any], readers: dict[str, Any] | None, readers_where: str
+) -> list[Problem]:
+    """Every modality has an encoder and a projector (and a reader), and they fit each other.
+    `readers_where` is the field path of the dataset's reader mapping."""
     encoders, projectors = present(encoders), present(projectors)
     readers = present(readers) if readers is not None else None
-    for name, mapping in (("modality_projector_mapping", projectors), ("modality_reader_settings", readers)):
-        if mapping is None:
-            continue
-        if set(mapping) != set(encoders):
-            raise ValueError(
-                f"{name} has modalities {sorted(mapping)} but modality_encoder_settings_mapping has "
-                f"{sorted(encoders)}; give each modality an encoder, a reader and a projector"
+    problems: list[Problem] = []
+    for where, mapping in (("modality_projector_mapping", projectors), (readers_where, readers)):
+        if mapping is not None and set(mapping) != set(encoders):
+            problems.append(
+                (
+                    where,
+                    f"has modalities {sorted(mapping)} but modality_encoder_settings_mapping has "
+                    f"{sorted(encoders)}; give each modality an encoder, a reader and a projector",
+                )
             )
     for modality, encoder in encoders.items():
-        if ENCODER_MODALITIES[encoder.modality_encoder_type] != modality:
-            raise ValueError(
-                f"modality_encoder_settings_mapping.{modality}: a {encoder.modality_encoder_type} encoder "
-                f"reads {ENCODER_MODALITIES[encoder.modality_encoder_type]}, not {modality}"
+        reads = ENCODER_MODALITIES[encoder.modality_encoder_type]
+        if reads != modality:
+            problems.append(
+                (
+                    f"modality_encoder_settings_mapping.{modality}",
+                    f"a {encoder.modality_encoder_type} encoder reads {reads}, not {modality}",
+                )
             )
         reader = (readers or {}).get(modality)
         if reader is None:
             continue
         if encoder.is_pickle != (reader.reader_type == "pickle"):
-            raise ValueError(
-                f"{modality}: reader_type '{reader.reader_type}' with "
-                f"is_pickle: {str(encoder.is_pickle).lower()}; pre-encoded features need "
-                "reader_type: pickle and is_pickle: true, raw media neither"
+            problems.append(
+                (
+                    f"{readers_where}.{modality}.reader_type",
+                    f"'{reader.reader_type}' with modality_encoder_settings_mapping.{modality}.is_pickle: "
+                    f"{str(encoder.is_pickle).lower()}; pre-encoded features need reader_type: pickle and "
+                    "is_pickle: true, raw media neither",
+                )
             )
-        if reader.reader_type != "pickle" and MEDIA_READER_TYPES[reader.reader_type] != modality:
-            raise ValueError(
-                f"{modality}: a {reader.reader_type} reader reads {MEDIA_READER_TYPES[reader.reader_type]}"
+        elif reader.reader_type != "pickle" and MEDIA_READER_TYPES[reader.reader_type] != modality:
+            problems.append(
+                (
+                    f"{readers_where}.{modality}.reader_type",
+                    f"a {reader.reader_type} reader reads {MEDIA_READER_TYPES[reader.reader_type]}",
+                )
             )
+    return problems
 
 
-def check_square(projectors: dict[str, Any], n_modality_embeddings: int) -> None:
-    for modality, projector in present(projectors).items():
-        side = math.isqrt(n_modality_embeddings)
-        if projector.projector_type == "c_abs" and side * side != n_modality_embeddings:
-            raise ValueError(
-                f"modality_projector_mapping.{modality}: c_abs pools to a square grid, so "
-                f"n_modality_embeddings must be a perfect square; {n_modality_embeddings} is not "
-                f"(nearest: {side * side} or {(side + 1) ** 2})"
-            )
+def square_problems(projectors: dict[str, Any], n_modality_embeddings: int, n_where: str) -> list[Problem]:
+    """c_abs pools to a square grid, so n_modality_embeddings (at `n_where`) must be a perfect square."""
+    side = math.isqrt(n_modality_embeddings)
+    if side * side == n_modality_embeddings:
+        return []
+    return [
+        (
+            n_where,
+            f"{n_modality_embeddings} is not a perfect square, but the c_abs projector of "
+            f"modality_projector_mapping.{modality} pools to a square grid "
+            f"(nearest: {side * side} or {(side + 1) ** 2})",
+        )
+        for modality, projector in present(projectors).items()
+        if projector.projector_type == "c_abs"
+    ]

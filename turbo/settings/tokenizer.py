@@ -5,7 +5,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from turbo.settings.base import StrictModel
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFolder
 
 # AutoTokenizer.from_pretrained arguments turbo passes itself -> the setting that owns each
 TOKENIZER_KWARGS_OWNED = {
@@ -17,7 +17,7 @@ TOKENIZER_KWARGS_OWNED = {
 
 
 class TokenizerSettings(StrictModel):
-    tokenizer_path: InputPath | None = Field(None, description="Defaults to model_settings.model_path.")
+    tokenizer_path: InputFolder | None = Field(None, description="Defaults to model_settings.model_path.")
     use_fast: bool = True
     tokenizer_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra AutoTokenizer.from_pretrained kwargs."

@@ -31,7 +31,7 @@ def test_unknown_key_names_the_closest_valid_one() -> None:
     data["model_settings"]["peft_settings"]["lora_alpah"] = 8
     text = messages(data)
     assert "trainer_settings.learning_rat: unknown field; did you mean 'learning_rate'?" in text
-    assert "model_settings.peft_settings.LORA.lora_alpah: unknown field; did you mean 'lora_alpha'?" in text
+    assert "model_settings.peft_settings.lora_alpah: unknown field; did you mean 'lora_alpha'?" in text
     assert text.startswith("x.json: 2 problems")
 
 

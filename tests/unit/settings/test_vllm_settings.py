@@ -36,13 +36,15 @@ def test_vllm_only_settings_need_use_vllm() -> None:
     data = chat_data(vllm_engine_settings={"dtype": "float32"})
     data["inference_settings"][0]["generation_settings"].append({"vllm_settings": {"max_tokens": 4}})
     text = problems(data)
-    assert "vllm_engine_settings, generation_settings.2.vllm_settings only apply with use_vllm: true" in text
+    for where in ("vllm_engine_settings", "generation_settings.2.vllm_settings"):
+        assert f"inference_settings.0.{where}: only applies with use_vllm: true" in text
 
 
 def test_use_vllm_rejects_what_vllm_cannot_apply() -> None:
     peft = {"model_path": "m", "peft_settings": {"name": "LORA"}, "resize_token_embeddings": True}
     text = problems(chat_data(use_vllm=True, model_settings=peft))
-    assert "cannot apply model_settings peft_settings, resize_token_embeddings; merge the model first" in text
+    for name in ("peft_settings", "resize_token_embeddings"):
+        assert f"model_settings.{name}: use_vllm: true cannot apply it; merge the model first" in text
     beams = chat_data(use_vllm=True, generation_settings=[{"transformers_settings": {"num_beams": 2}}])
     assert "generation_settings.0: num_beams=2: beam search is not served by vLLM" in problems(beams)
     no_lora = chat_data(
@@ -50,7 +52,8 @@ def test_use_vllm_rejects_what_vllm_cannot_apply() -> None:
         model_settings={"model_path": "m", "adapter_path": "a"},
         vllm_engine_settings={"enable_lora": False},
     )
-    assert "enable_lora: false but model_settings.adapter_path is set" in problems(no_lora)
+    text = problems(no_lora)
+    assert "vllm_engine_settings.enable_lora: is false but model_settings.adapter_path is set" in text
     kwargs = chat_data(use_vllm=True, model_settings={"model_path": "m", "model_kwargs": {"x": 1}})
     assert "give vLLM's own arguments in vllm_engine_settings.engine_kwargs" in problems(kwargs)
     rank = chat_data(use_vllm=True, vllm_engine_settings={"max_lora_rank": 12})

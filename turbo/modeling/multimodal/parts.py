@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from turbo.errors import ModelError, SettingsError
-from turbo.modeling.multimodal.encoders import build_encoder, encoder_shape
-from turbo.modeling.multimodal.projectors import PROJECTORS, build_projector
+from turbo.modeling.multimodal.encoders import build_encoder
+from turbo.modeling.multimodal.projectors import build_projector
 from turbo.modeling.multimodal.readers import build_reader
+from turbo.modeling.multimodal.shapes import shape_problems
 
 logger = logging.getLogger("turbo")
 
@@ -22,25 +23,10 @@ def check_shapes(
 ) -> dict[str, tuple[int, int]]:
     """(tokens, width) per modality's encoder; SettingsError, naming the value to write, if n does not fit.
 
-    Reads only each encoder's config.json, so it runs before any weights load.
+    Reads only each encoder's config.json, so it runs before any weights load (the preflight reports
+    the same problems earlier, with every other one).
     """
-    shapes, problems = {}, []
-    for modality, encoder in encoders.items():
-        n_in, width = encoder_shape(encoder)
-        shapes[modality] = (n_in, width)
-        projector = PROJECTORS[projectors[modality].projector_type]
-        problem = projector.input_problem(n_in)
-        if problem:
-            problems.append(f"modality_projector_mapping.{modality}: {problem}")
-            continue
-        expected = projector.output_tokens(n_in, n_modality_embeddings)
-        if expected != n_modality_embeddings:
-            problems.append(
-                f"{where}n_modality_embeddings is {n_modality_embeddings}, but the "
-                f"{encoder.modality_encoder_type} encoder at {encoder.encoder_path} gives {n_in} tokens per "
-                f"{modality} and the {projectors[modality].projector_type} projector keeps them all: "
-                f"set n_modality_embeddings: {expected}"
-            )
+    shapes, problems = shape_problems(encoders, projectors, n_modality_embeddings, where)
     if problems:
         raise SettingsError("\n".join(problems))
     return shapes

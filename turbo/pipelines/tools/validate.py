@@ -8,24 +8,83 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from turbo.errors import SettingsError
+from turbo.pipelines.preflight import require_preflight
 from turbo.settings.commands import COMMANDS, Command, load_object
 from turbo.settings.loading import apply_overrides, format_validation_error, read_settings_file
-from turbo.settings.paths import missing_input_paths
+
+UNPLACED = {"extra_forbidden", "union_tag_invalid", "union_tag_not_found"}  # the input fits nowhere
+
+
+def _size(value: Any) -> int:
+    """1 for a value, plus one per key or item inside it."""
+    if isinstance(value, dict):
+        return 1 + sum(_size(item) for item in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_size(item) for item in value)
+    return 1
+
+
+def misfit(exc: ValidationError) -> int:
+    """How much of a file has no place in a command's settings: keys it does not know (counted with
+    everything under them), blocks whose variant tag (dataset_type, loss_type, ...) it does not take,
+    and keys it needs that are missing. Wrong values do not count: they say nothing about which
+    command the file is for."""
+    total = 0
+    for err in exc.errors():
+        if err["type"] in UNPLACED:
+            total += _size(err.get("input"))
+        elif err["type"] == "missing" or (
+            err["type"] == "literal_error" and err["loc"][-1:] == ("dataset_type",)
+        ):
+            total += 1
+    return total
+
+
+def _problems(exc: ValidationError) -> list[tuple[tuple, str]]:
+    return [(tuple(err["loc"]), err["msg"]) for err in exc.errors()]
+
+
+def _ask_for_command(path: Path, names: list[str], why: str) -> SettingsError:
+    return SettingsError(
+        f"{path}: {why}: {', '.join(names)}; pass --command to say which one it is for "
+        f"(turbo validate {path} --command {names[0]})"
+    )
 
 
 def identify(path: Path, overrides: list[str], command_name: str | None) -> tuple[Command, BaseModel]:
-    """The settings validated as `command_name`, or as the command whose settings fit best."""
+    """The settings validated as `command_name`; without it, as the one command the file is for.
+
+    That is the only command the file validates for, or else the one whose keys and variant tags the
+    file fits best, whose problems are reported. When several commands fit equally and their problems
+    differ, none is blamed: the error lists them and asks for --command.
+    """
     data = apply_overrides(read_settings_file(path), overrides)
     candidates = [COMMANDS[command_name]] if command_name else list(COMMANDS.values())
-    failures: list[tuple[int, Command, ValidationError]] = []
+    valid: list[tuple[Command, BaseModel]] = []
+    failed: list[tuple[Command, ValidationError]] = []
     for command in candidates:
         try:
-            return command, load_object(command.settings).model_validate(data)
+            valid.append((command, load_object(command.settings).model_validate(data)))
         except ValidationError as exc:
-            failures.append((exc.error_count(), command, exc))
-    _, command, exc = min(failures, key=lambda failure: failure[0])
-    label = "" if command_name else f" (closest command: {command.name})"
-    raise SettingsError(format_validation_error(exc, f"{path}{label}"))
+            failed.append((command, exc))
+    if len(valid) == 1:
+        return valid[0]
+    if valid:
+        raise _ask_for_command(path, [command.name for command, _ in valid], "valid settings for each of")
+    if command_name:
+        raise SettingsError(format_validation_error(failed[0][1], str(path), data))
+    best = min(misfit(exc) for _, exc in failed)
+    closest = [(command, exc) for command, exc in failed if misfit(exc) == best]
+    names = [command.name for command, _ in closest]
+    if not any(key in load_object(command.settings).model_fields for command, _ in closest for key in data):
+        raise _ask_for_command(path, list(COMMANDS), "none of its keys is a setting of a command; commands")
+    if len(closest) == 1:
+        label = f"closest command: {names[0]}"
+    elif all(_problems(exc) == _problems(closest[0][1]) for _, exc in closest):
+        label = f"the same problems as any of {', '.join(names)}; pass --command to choose"
+    else:
+        raise _ask_for_command(path, names, "not valid, and it fits these commands equally")
+    raise SettingsError(format_validation_error(closest[0][1], f"{path} ({label})", data))
 
 
 def dataset_fields(settings: BaseModel, prefix: str = "") -> list[tuple[str, Any, bool]]:
@@ -159,12 +218,10 @@ def data_summary(settings: Any) -> list[str]:
 
 
 def validate(path: Path, overrides: list[str], command_name: str | None, data: bool) -> list[str]:
+    """The summary lines of a valid file; SettingsError with every problem (settings, then the
+    preflight the run would do: paths and their kinds, model folders, shapes) otherwise."""
     command, settings = identify(path, overrides, command_name)
-    missing = missing_input_paths(settings)
-    if missing:
-        raise SettingsError(
-            f"{path}: valid for {command.name}, but input files are missing:\n  " + "\n  ".join(missing)
-        )
+    require_preflight(command.name, settings, path)
     lines = summary(command, settings)
     if data:
         lines += data_summary(settings)

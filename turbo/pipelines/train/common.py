@@ -14,6 +14,7 @@ from turbo.data.chat import ChatSample, segments_preview
 from turbo.data.report import DatasetReport
 from turbo.errors import RunComplete, SettingsError, TurboError
 from turbo.io import atomic_open, replace_dir, write_json, write_jsonl
+from turbo.pipelines.preflight import logging_backend
 from turbo.reading import output_folder_problem
 from turbo.settings.outputs import experiment_folder_problems, is_turbo_entry, refuse
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
@@ -43,16 +44,9 @@ def prepare_experiment_folder(settings: BaseTrainExperimentSettings) -> Path:
 
 
 def check_logging_backend(settings: BaseTrainExperimentSettings) -> None:
-    """Fail before any model loads if the chosen logger is not installed."""
-    logging_type = settings.logging_settings.logging_type if settings.logging_settings else "none"
-    package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(logging_type)
-    if package is not None:
-        import importlib.util
-
-        if importlib.util.find_spec(package) is None:
-            raise SettingsError(
-                f"logging_settings: '{logging_type}' needs the {package} package (pip install {package})"
-            )
+    """Fail before any model loads if the chosen logger is not installed (the preflight's check)."""
+    for problem in logging_backend(settings):
+        raise SettingsError(problem)
 
 
 def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:

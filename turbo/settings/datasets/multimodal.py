@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 from turbo.settings.base import MAX_COUNT
 from turbo.settings.datasets.chat import ChatDatasetSettings
 from turbo.settings.multimodal import Modality, ReaderSettings, present
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFolder
 
 
 class MultimodalDatasetSettings(ChatDatasetSettings):
@@ -32,7 +32,7 @@ class MultimodalDatasetSettings(ChatDatasetSettings):
     )
     start_modality_token: str = Field("<MS>", min_length=1)
     end_modality_token: str = Field("</MS>", min_length=1)
-    media_root: InputPath | None = Field(
+    media_root: InputFolder | None = Field(
         None,
         description="Media paths (and LLaVA-style 'image' paths) are relative to this folder; "
         "default: the folder of each records file. Paths may not leave it.",

@@ -7,14 +7,15 @@ from pydantic import Field, model_validator
 from turbo.settings.base import StrictModel
 from turbo.settings.model import ModelSettings
 from turbo.settings.outputs import OutputFolder
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFolder
+from turbo.settings.problems import raise_problems
 from turbo.settings.tokenizer import TokenizerSettings
 
 
 class MergeAdaptersSettings(StrictModel):
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
-    adapter_path: InputPath | None = Field(None, description="Or model_settings.adapter_path.")
+    adapter_path: InputFolder | None = Field(None, description="Or model_settings.adapter_path.")
     save_path: OutputFolder = Field(
         description="A new or empty folder for the merged model (written beside it, then renamed)."
     )
@@ -26,7 +27,10 @@ class MergeAdaptersSettings(StrictModel):
     @model_validator(mode="after")
     def _one_adapter(self) -> MergeAdaptersSettings:
         if (self.adapter_path is None) == (self.model_settings.adapter_path is None):
-            raise ValueError("set the adapter to merge once: adapter_path or model_settings.adapter_path")
+            problems = [
+                ("adapter_path", "set the adapter to merge once: here or in model_settings.adapter_path")
+            ]
+            raise_problems(self, problems)
         return self
 
     @property

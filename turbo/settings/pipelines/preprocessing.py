@@ -12,7 +12,8 @@ from turbo.settings.multimodal import (
     Modality,
     ReaderSettings,
 )
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFolder
+from turbo.settings.problems import raise_problems
 
 
 class PreprocessMultimodalSettings(StrictModel):
@@ -21,7 +22,7 @@ class PreprocessMultimodalSettings(StrictModel):
     modality: Modality
     reader_settings: ReaderSettings
     encoder_settings: EncoderSettings
-    dataset_path: InputPath = Field(description="A folder of media, searched recursively.")
+    dataset_path: InputFolder = Field(description="A folder of media, searched recursively.")
     batch_size: PositiveCount = 32
     output_file_path: Path = Field(
         description="Folder for <modality>.<encoder>.safetensors (key: media path relative to "
@@ -36,14 +37,23 @@ class PreprocessMultimodalSettings(StrictModel):
 
     @model_validator(mode="after")
     def _fits(self) -> PreprocessMultimodalSettings:
-        if self.reader_settings.reader_type == "pickle" or self.encoder_settings.is_pickle:
-            raise ValueError("preprocessing reads raw media: use a media reader_type and is_pickle: false")
-        for what, kind in (
-            ("reader_settings", MEDIA_READER_TYPES[self.reader_settings.reader_type]),
-            ("encoder_settings", ENCODER_MODALITIES[self.encoder_settings.modality_encoder_type]),
-        ):
-            if kind != self.modality:
-                raise ValueError(f"{what} reads {kind} but modality is {self.modality}")
+        problems = []
+        if self.reader_settings.reader_type == "pickle":
+            problems.append(
+                ("reader_settings.reader_type", "preprocessing reads raw media: use a media reader")
+            )
+        if self.encoder_settings.is_pickle:
+            problems.append(
+                ("encoder_settings.is_pickle", "preprocessing reads raw media: set is_pickle: false")
+            )
+        if not problems:
+            for what, kind in (
+                ("reader_settings", MEDIA_READER_TYPES[self.reader_settings.reader_type]),
+                ("encoder_settings", ENCODER_MODALITIES[self.encoder_settings.modality_encoder_type]),
+            ):
+                if kind != self.modality:
+                    problems.append((what, f"reads {kind} but modality is {self.modality}"))
+        raise_problems(self, problems)
         return self
 
     @property

@@ -11,6 +11,7 @@ from turbo.settings.aliases import nest_legacy_rm_settings
 from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets.sampling import SamplingDatasetSettings
 from turbo.settings.model import ModelSettings
+from turbo.settings.problems import raise_problems
 from turbo.settings.tokenizer import TokenizerSettings
 
 
@@ -23,11 +24,14 @@ class RewardModelSettings(StrictModel):
 
     @model_validator(mode="after")
     def _one_output(self) -> RewardModelSettings:
+        problems = []
         if self.model_settings.model_type != "seq_cls":
-            raise ValueError("model_settings.model_type must be 'seq_cls' for a reward model")
+            problems.append(("model_settings.model_type", "must be 'seq_cls' for a reward model"))
         num_labels = self.model_settings.model_kwargs.get("num_labels", 1)
         if num_labels != 1:
-            raise ValueError(f"a reward model has one output; model_kwargs.num_labels is {num_labels}")
+            where = "model_settings.model_kwargs.num_labels"
+            problems.append((where, f"a reward model has one output; this is {num_labels}"))
+        raise_problems(self, problems)
         return self
 
 

@@ -9,10 +9,7 @@ import torch
 from torch import nn
 
 from turbo.modeling.multimodal.encoders.base import Encoder, load_pretrained
-
-
-def _vision_config(config: dict[str, Any]) -> dict[str, Any]:
-    return config.get("vision_config", config)  # a full CLIP/SigLIP checkpoint nests it
+from turbo.modeling.multimodal.shapes import vision_tokens, vision_width
 
 
 class ClipEncoder(Encoder):
@@ -22,14 +19,8 @@ class ClipEncoder(Encoder):
 
         return cls(load_pretrained(CLIPVisionModel, path, dtype))
 
-    @staticmethod
-    def n_tokens(config: dict[str, Any]) -> int:
-        vision = _vision_config(config)
-        return (vision["image_size"] // vision["patch_size"]) ** 2
-
-    @staticmethod
-    def width(config: dict[str, Any]) -> int:
-        return _vision_config(config)["hidden_size"]
+    n_tokens = staticmethod(vision_tokens)
+    width = staticmethod(vision_width)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         output = self.model(pixel_values=pixel_values.to(self.input_dtype), output_hidden_states=True)

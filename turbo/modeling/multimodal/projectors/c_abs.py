@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from turbo.modeling.multimodal.shapes import c_abs_input_problem, c_abs_output_tokens
+
 
 class ResidualConvBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -53,18 +55,8 @@ class CAbstractor(nn.Module):
             nn.Linear(out_width, out_width), nn.GELU(), nn.Linear(out_width, out_width)
         )
 
-    @staticmethod
-    def output_tokens(n_in: int, n_modality_embeddings: int) -> int:
-        return n_modality_embeddings
-
-    @staticmethod
-    def input_problem(n_in: int) -> str | None:
-        if math.isqrt(n_in) ** 2 == n_in:
-            return None
-        return (
-            f"c_abs pools a square grid of encoder tokens, but the encoder gives {n_in}; "
-            "use the llava projector"
-        )
+    output_tokens = staticmethod(c_abs_output_tokens)
+    input_problem = staticmethod(c_abs_input_problem)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         items, _, width = features.shape

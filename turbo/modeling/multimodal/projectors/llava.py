@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from turbo.modeling.multimodal.shapes import llava_input_problem, llava_output_tokens
+
 
 class LlavaProjector(nn.Module):
     def __init__(self, settings: Any, in_width: int, out_width: int, n_in: int, n_out: int) -> None:
@@ -15,13 +17,8 @@ class LlavaProjector(nn.Module):
             raise ValueError(f"the llava projector keeps all {n_in} tokens, not {n_out}")
         self.net = nn.Sequential(nn.Linear(in_width, out_width), nn.GELU(), nn.Linear(out_width, out_width))
 
-    @staticmethod
-    def output_tokens(n_in: int, n_modality_embeddings: int) -> int:
-        return n_in
-
-    @staticmethod
-    def input_problem(n_in: int) -> str | None:
-        return None
+    output_tokens = staticmethod(llava_output_tokens)
+    input_problem = staticmethod(llava_input_problem)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)

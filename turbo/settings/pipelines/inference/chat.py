@@ -8,6 +8,7 @@ from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.generation import GenerationSettings
 from turbo.settings.model import ModelSettings
+from turbo.settings.problems import Problem, raise_problems
 from turbo.settings.tokenizer import TokenizerSettings
 from turbo.settings.vllm import VLLMEngineSettings, vllm_sampling
 
@@ -27,25 +28,33 @@ class ChatInferenceModelSettings(StrictModel):
     batch: PositiveCount = Field(1, description="Prompts per generate call.")
 
     @model_validator(mode="after")
-    def _vllm_settings_need_vllm(self) -> ChatInferenceModelSettings:
+    def _cross_field_rules(self) -> ChatInferenceModelSettings:
+        raise_problems(self, self.cross_field_problems())
+        return self
+
+    def cross_field_problems(self) -> list[Problem]:
+        """Every cross-field rule that fails, each at its field; a subclass adds its own rules to these."""
         if self.use_vllm:
-            return self._check_vllm()
+            return self._vllm_problems()
         vllm_only = ["vllm_engine_settings"] if self.vllm_engine_settings is not None else []
         vllm_only += [
             f"generation_settings.{index}.vllm_settings"
             for index, generation in enumerate(self.generation_settings)
             if generation.vllm_settings is not None
         ]
-        if vllm_only:
-            raise ValueError(
-                f"{', '.join(vllm_only)} only apply with use_vllm: true; set use_vllm: true or remove them"
-            )
-        return self
+        return [
+            (where, "only applies with use_vllm: true; set use_vllm: true or remove it")
+            for where in vllm_only
+        ]
 
-    def _check_vllm(self) -> ChatInferenceModelSettings:
+    def _vllm_problems(self) -> list[Problem]:
         model = self.model_settings
-        unsupported = [
-            name
+        merge_first = (
+            "merge the model first (merge_adapters_to_base) and serve the merged folder, "
+            "or set use_vllm: false"
+        )
+        problems = [
+            (f"model_settings.{name}", f"use_vllm: true cannot apply it; {merge_first}")
             for name, used in (
                 ("peft_settings", model.peft_settings is not None),
                 ("resize_token_embeddings", model.resize_token_embeddings),
@@ -55,29 +64,30 @@ class ChatInferenceModelSettings(StrictModel):
             if used
         ]
         if model.model_type != "causal":
-            unsupported.append("model_type (vLLM generates with causal models only)")
-        if unsupported:
-            raise ValueError(
-                f"use_vllm: true cannot apply model_settings {', '.join(unsupported)}; merge the model "
-                "first (merge_adapters_to_base) and serve the merged folder, or set use_vllm: false"
-            )
+            problems.append(("model_settings.model_type", "vLLM generates with causal models only"))
         if model.model_kwargs:
-            raise ValueError(
-                "use_vllm: true does not read model_settings.model_kwargs (from_pretrained arguments); "
-                "give vLLM's own arguments in vllm_engine_settings.engine_kwargs"
+            problems.append(
+                (
+                    "model_settings.model_kwargs",
+                    "use_vllm: true does not read from_pretrained arguments; "
+                    "give vLLM's own arguments in vllm_engine_settings.engine_kwargs",
+                )
             )
         engine = self.vllm_engine_settings
         if engine is not None and engine.enable_lora is False and model.adapter_path is not None:
-            raise ValueError(
-                "vllm_engine_settings.enable_lora: false but model_settings.adapter_path is set; vLLM "
-                "serves the adapter with LoRA: remove enable_lora or the adapter_path"
+            problems.append(
+                (
+                    "vllm_engine_settings.enable_lora",
+                    "is false but model_settings.adapter_path is set; vLLM serves the adapter with LoRA: "
+                    "remove enable_lora or the adapter_path",
+                )
             )
         for index, generation in enumerate(self.generation_settings):
             try:
                 vllm_sampling(generation)
             except ValueError as exc:
-                raise ValueError(f"generation_settings.{index}: {exc}") from None
-        return self
+                problems.append((f"generation_settings.{index}", str(exc)))
+        return problems
 
 
 class ChatInferenceExperimentSettings(StrictModel):

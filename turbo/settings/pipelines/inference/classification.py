@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets.classification import ClassificationDatasetSettings
 from turbo.settings.model import ModelSettings
+from turbo.settings.problems import raise_problems
 from turbo.settings.tokenizer import TokenizerSettings
 
 
@@ -20,7 +21,9 @@ class ClassificationInferenceModelSettings(StrictModel):
     @model_validator(mode="after")
     def _classifier(self) -> ClassificationInferenceModelSettings:
         if self.model_settings.model_type != "seq_cls":
-            raise ValueError("model_settings.model_type must be 'seq_cls' for inference_classification")
+            raise_problems(
+                self, [("model_settings.model_type", "must be 'seq_cls' for inference_classification")]
+            )
         return self
 
 

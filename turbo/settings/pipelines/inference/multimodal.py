@@ -10,29 +10,29 @@ from turbo.settings.multimodal import (
     EncoderSettings,
     Modality,
     ProjectorSettings,
-    check_modality_mappings,
-    check_square,
+    modality_problems,
     present,
+    square_problems,
 )
-from turbo.settings.paths import InputPath
+from turbo.settings.paths import InputFile
 from turbo.settings.pipelines.inference.chat import ChatInferenceModelSettings
+from turbo.settings.problems import Problem, raise_problems
 
 
 class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
     """A chat model entry plus its trained projectors."""
 
-    projections_path: InputPath = Field(
+    projections_path: InputFile = Field(
         description="The projector weights train_multimodal wrote (final/projectors.safetensors)."
     )
     n_modality_embeddings: PositiveCount = Field(
         description="Must equal the dataset's n_modality_embeddings."
     )
 
-    @model_validator(mode="after")
-    def _no_vllm(self) -> MultimodalInferenceModelSettings:
+    def cross_field_problems(self) -> list[Problem]:
         if self.use_vllm:
-            raise ValueError("use_vllm is not available for multimodal inference; set use_vllm: false")
-        return self
+            return [("use_vllm", "is not available for multimodal inference; set use_vllm: false")]
+        return super().cross_field_problems()
 
 
 class MultimodalInferenceExperimentSettings(StrictModel):
@@ -45,22 +45,31 @@ class MultimodalInferenceExperimentSettings(StrictModel):
 
     @model_validator(mode="after")
     def _parts_fit(self) -> MultimodalInferenceExperimentSettings:
-        check_modality_mappings(self.encoders, self.projectors, self.dataset_settings.readers)
-        for modality, encoder in self.encoders.items():
-            if encoder.trainable:
-                raise ValueError(
-                    f"modality_encoder_settings_mapping.{modality}: inference trains nothing; drop "
-                    "freeze and peft_settings (for an encoder trained with freeze: false, set "
-                    f"encoder_path to the run's final/encoders/{modality})"
-                )
+        readers_where = "dataset_settings.modality_reader_settings_mapping"
+        problems = modality_problems(
+            self.encoders, self.projectors, self.dataset_settings.readers, readers_where
+        )
+        problems += [
+            (
+                f"modality_encoder_settings_mapping.{modality}",
+                "inference trains nothing; drop freeze and peft_settings (for an encoder trained with "
+                f"freeze: false, set encoder_path to the run's final/encoders/{modality})",
+            )
+            for modality, encoder in self.encoders.items()
+            if encoder.trainable
+        ]
         n = self.dataset_settings.n_modality_embeddings
-        check_square(self.projectors, n)
-        for index, entry in enumerate(self.inference_settings):
-            if entry.n_modality_embeddings != n:
-                raise ValueError(
-                    f"inference_settings.{index}.n_modality_embeddings is {entry.n_modality_embeddings} but "
-                    f"dataset_settings.n_modality_embeddings is {n}; they must be equal"
-                )
+        problems += square_problems(self.projectors, n, "dataset_settings.n_modality_embeddings")
+        problems += [
+            (
+                f"inference_settings.{index}.n_modality_embeddings",
+                f"is {entry.n_modality_embeddings} but dataset_settings.n_modality_embeddings is {n}; "
+                "they must be equal",
+            )
+            for index, entry in enumerate(self.inference_settings)
+            if entry.n_modality_embeddings != n
+        ]
+        raise_problems(self, problems)
         return self
 
     @property

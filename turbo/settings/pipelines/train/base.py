@@ -8,6 +8,7 @@ from turbo.settings.base import Seed, StrictModel
 from turbo.settings.logging import LoggingSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.outputs import OutputFolder
+from turbo.settings.problems import Problem, raise_problems
 from turbo.settings.tokenizer import SpecialTokensSettings, TokenizerSettings
 from turbo.settings.trainer import TrainerSettings
 
@@ -31,39 +32,67 @@ class BaseTrainExperimentSettings(StrictModel):
     logging_settings: LoggingSettings | None = None
 
     @model_validator(mode="after")
-    def _one_seed(self) -> BaseTrainExperimentSettings:
-        trainer_seed = self.trainer_settings.seed
-        if trainer_seed is not None and "seed" in self.model_fields_set and trainer_seed != self.seed:
-            raise ValueError(
-                f"seed ({self.seed}) and trainer_settings.seed ({trainer_seed}) disagree; set one of them"
-            )
-        if self.model_settings.bnb_settings is not None and not self.model_settings.trains_adapter:
-            raise ValueError(
-                "model_settings.bnb_settings loads frozen quantised weights; train an adapter on top "
-                "(model_settings.peft_settings, or adapter_path with is_trainable: true)"
-            )
+    def _cross_field_rules(self) -> BaseTrainExperimentSettings:
+        raise_problems(self, self.cross_field_problems())
         return self
 
-    @model_validator(mode="after")
-    def _resume_or_restart(self) -> BaseTrainExperimentSettings:
-        if self.overwrite_log_path and self.trainer_settings.resume_from_checkpoint not in (None, False):
-            raise ValueError(
-                "overwrite_log_path deletes the earlier run that trainer_settings.resume_from_checkpoint "
-                "resumes; set one of them"
+    def cross_field_problems(self) -> list[Problem]:
+        """Every cross-field rule that fails, each at its field; a subclass adds its own rules to these."""
+        problems = []
+        trainer_seed = self.trainer_settings.seed
+        if trainer_seed is not None and "seed" in self.model_fields_set and trainer_seed != self.seed:
+            problems.append(
+                ("trainer_settings.seed", f"{trainer_seed} and seed ({self.seed}) disagree; set one of them")
             )
-        return self
+        if self.model_settings.bnb_settings is not None and not self.model_settings.trains_adapter:
+            problems.append(
+                (
+                    "model_settings.bnb_settings",
+                    "loads frozen quantised weights; train an adapter on top "
+                    "(model_settings.peft_settings, or adapter_path with is_trainable: true)",
+                )
+            )
+        if self.overwrite_log_path and self.trainer_settings.resume_from_checkpoint not in (None, False):
+            problems.append(
+                (
+                    "overwrite_log_path",
+                    "deletes the earlier run that trainer_settings.resume_from_checkpoint resumes; "
+                    "set one of them",
+                )
+            )
+        problems += evaluation_problems(
+            self.trainer_settings,
+            getattr(self, "val_dataset_settings", None),
+            getattr(self, "cherry_pick_settings", None),
+        )
+        return problems
 
     @property
     def training_seed(self) -> int:
         return self.trainer_settings.seed if self.trainer_settings.seed is not None else self.seed
 
 
-def check_evaluation(trainer: TrainerSettings, val_dataset: object, cherry_pick: object = None) -> None:
+def evaluation_problems(
+    trainer: TrainerSettings, val_dataset: object, cherry_pick: object = None
+) -> list[Problem]:
     """Evaluation needs validation data; cherry-picks run at evaluation, so they need one too."""
+    problems = []
     if trainer.eval_strategy != "no" and val_dataset is None:
-        raise ValueError(
-            f"trainer_settings.eval_strategy is '{trainer.eval_strategy}' "
-            "but there is no val_dataset_settings"
+        problems.append(
+            (
+                "trainer_settings.eval_strategy",
+                f"is '{trainer.eval_strategy}' but there is no val_dataset_settings; "
+                "add one or set eval_strategy: 'no'",
+            )
         )
     if cherry_pick is not None and trainer.eval_strategy == "no":
-        raise ValueError("cherry_pick_settings runs at each evaluation; set trainer_settings.eval_strategy")
+        problems.append(
+            ("cherry_pick_settings", "runs at each evaluation; set trainer_settings.eval_strategy")
+        )
+    return problems
+
+
+def check_evaluation(trainer: TrainerSettings, val_dataset: object, cherry_pick: object = None) -> None:
+    """evaluation_problems as a ValueError (the first one), for a validator of its own."""
+    for where, message in evaluation_problems(trainer, val_dataset, cherry_pick):
+        raise ValueError(f"{where}: {message}")

@@ -8,7 +8,8 @@ from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.datasets.classification import ClassificationDatasetSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.problems import Problem
 from turbo.settings.trainer import TrainerSettings
 
 
@@ -45,16 +46,18 @@ class ClassificationExperimentSettings(BaseTrainExperimentSettings):
     val_dataset_settings: ClassificationDatasetSettings | None = None
     trainer_settings: ClassificationTrainerSettings = ClassificationTrainerSettings()
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ClassificationExperimentSettings:
+    def cross_field_problems(self) -> list[Problem]:
+        problems = super().cross_field_problems()
         if self.model_settings.model_type != "seq_cls":
-            raise ValueError("model_settings.model_type must be 'seq_cls' for train_classification")
-        check_evaluation(self.trainer_settings, self.val_dataset_settings)
+            problems.append(("model_settings.model_type", "must be 'seq_cls' for train_classification"))
         alpha = self.trainer_settings.loss_settings.alpha
         num_labels = self.model_settings.model_kwargs.get("num_labels")
         if isinstance(alpha, list) and isinstance(num_labels, int) and len(alpha) != num_labels:
-            raise ValueError(
-                f"trainer_settings.loss_settings.alpha has {len(alpha)} weights but "
-                f"model_settings.model_kwargs.num_labels is {num_labels}; give one weight per label"
+            problems.append(
+                (
+                    "trainer_settings.loss_settings.alpha",
+                    f"has {len(alpha)} weights but model_settings.model_kwargs.num_labels is {num_labels}; "
+                    "give one weight per label",
+                )
             )
-        return self
+        return problems

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.dpo_losses import DpoLossSettings, SigmoidLossSettings
 from turbo.settings.model import ModelSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.problems import Problem
 from turbo.settings.trainer import TrainerSettings
 
 DPO_FIELDS = {"loss_settings", "use_ref_model", "precompute_ref_log_probs", "sync_ref_settings"}
@@ -65,38 +66,52 @@ class DpoExperimentSettings(BaseTrainExperimentSettings):
     def uses_reference(self) -> bool:
         return self.trainer_settings.loss_settings.uses_reference
 
-    @model_validator(mode="after")
-    def _consistent(self) -> DpoExperimentSettings:
+    def cross_field_problems(self) -> list[Problem]:
+        problems = super().cross_field_problems()
         trainer = self.trainer_settings
         loss_type = trainer.loss_settings.loss_type
         if self.model_settings.model_type != "causal":
-            raise ValueError("model_settings.model_type must be 'causal' for train_dpo")
-        check_evaluation(trainer, self.val_dataset_settings, self.cherry_pick_settings)
+            problems.append(("model_settings.model_type", "must be 'causal' for train_dpo"))
         if self.ref_model_settings is not None and not trainer.use_ref_model:
-            raise ValueError("ref_model_settings is read only with trainer_settings.use_ref_model: true")
+            problems.append(("ref_model_settings", "is read only with trainer_settings.use_ref_model: true"))
         needs_model = self.uses_reference and not trainer.precompute_ref_log_probs
         if needs_model and not trainer.use_ref_model and not self.trains_adapter:
-            raise ValueError(
-                f"loss_type '{loss_type}' needs a reference: set trainer_settings.use_ref_model: true or "
-                "precompute_ref_log_probs: true (or train a PEFT adapter, whose base model is the reference)"
+            problems.append(
+                (
+                    "trainer_settings.use_ref_model",
+                    f"loss_type '{loss_type}' needs a reference: set trainer_settings.use_ref_model: true or "
+                    "precompute_ref_log_probs: true (or train a PEFT adapter, whose base model is the "
+                    "reference)",
+                )
             )
         if trainer.precompute_ref_log_probs and not self.uses_reference:
-            raise ValueError(
-                f"loss_type '{loss_type}' reads no reference log-probs; remove precompute_ref_log_probs"
+            problems.append(
+                (
+                    "trainer_settings.precompute_ref_log_probs",
+                    f"loss_type '{loss_type}' reads no reference log-probs; remove precompute_ref_log_probs",
+                )
             )
         if trainer.sync_ref_settings.sync_ref_model:
-            self._check_sync()
-        return self
+            problems += self._sync_problems()
+        return problems
 
-    def _check_sync(self) -> None:
-        trainer = self.trainer_settings
+    def _sync_problems(self) -> list[Problem]:
+        trainer, where = self.trainer_settings, "trainer_settings.sync_ref_settings.sync_ref_model"
+        problems = []
         if not self.uses_reference or not trainer.use_ref_model or trainer.precompute_ref_log_probs:
-            raise ValueError(
-                "sync_ref_settings.sync_ref_model updates a separate reference model: it needs a loss with "
-                "a reference, use_ref_model: true and precompute_ref_log_probs: false"
+            problems.append(
+                (
+                    where,
+                    "updates a separate reference model: it needs a loss with a reference, "
+                    "use_ref_model: true and precompute_ref_log_probs: false",
+                )
             )
         if self.model_settings.peft_settings is not None or self.model_settings.adapter_path is not None:
-            raise ValueError(
-                "sync_ref_settings.sync_ref_model mixes the policy's weights into the reference, so it needs "
-                "full fine-tuning (no peft_settings or adapter_path)"
+            problems.append(
+                (
+                    where,
+                    "mixes the policy's weights into the reference, so it needs full fine-tuning "
+                    "(no peft_settings or adapter_path)",
+                )
             )
+        return problems

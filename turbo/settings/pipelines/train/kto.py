@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets.kto import KtoDatasetSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.problems import Problem
 from turbo.settings.trainer import TrainerSettings
 
 KTO_FIELDS = {"beta", "desirable_weight", "undesirable_weight", "use_ref_model", "precompute_ref_log_probs"}
@@ -45,15 +46,17 @@ class KtoExperimentSettings(BaseTrainExperimentSettings):
         model = self.model_settings
         return model.peft_settings is not None or (model.adapter_path is not None and model.is_trainable)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> KtoExperimentSettings:
+    def cross_field_problems(self) -> list[Problem]:
+        problems = super().cross_field_problems()
         trainer = self.trainer_settings
         if self.model_settings.model_type != "causal":
-            raise ValueError("model_settings.model_type must be 'causal' for train_kto")
-        check_evaluation(trainer, self.val_dataset_settings, self.cherry_pick_settings)
+            problems.append(("model_settings.model_type", "must be 'causal' for train_kto"))
         if not (trainer.use_ref_model or trainer.precompute_ref_log_probs or self.trains_adapter):
-            raise ValueError(
-                "full fine-tuning needs a reference model: set trainer_settings.use_ref_model: true "
-                "or precompute_ref_log_probs: true (or train a PEFT adapter)"
+            problems.append(
+                (
+                    "trainer_settings.use_ref_model",
+                    "full fine-tuning needs a reference model: set trainer_settings.use_ref_model: true "
+                    "or precompute_ref_log_probs: true (or train a PEFT adapter)",
+                )
             )
-        return self
+        return problems

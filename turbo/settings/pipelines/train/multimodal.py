@@ -1,18 +1,19 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
     EncoderSettings,
     Modality,
     ProjectorSettings,
-    check_modality_mappings,
-    check_square,
+    modality_problems,
     present,
+    square_problems,
 )
-from turbo.settings.paths import InputPath
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
+from turbo.settings.paths import InputFile
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.problems import Problem
 
 
 class MultimodalExperimentSettings(BaseTrainExperimentSettings):
@@ -24,7 +25,7 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
         min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
     )
-    modality_projector_initialization_mapping: dict[Modality, InputPath | None] | None = Field(
+    modality_projector_initialization_mapping: dict[Modality, InputFile | None] | None = Field(
         None, description="Modality -> a safetensors file of initial projector weights."
     )
     projector_learning_rate: float | None = Field(
@@ -34,24 +35,30 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
         None, ge=0, description="For an unfrozen or LoRA encoder. Default: trainer_settings.learning_rate."
     )
 
-    @model_validator(mode="after")
-    def _parts_fit(self) -> MultimodalExperimentSettings:
-        datasets = [self.train_dataset_settings, self.val_dataset_settings]
-        for dataset in filter(None, datasets):
-            check_modality_mappings(self.encoders, self.projectors, dataset.readers)
-            check_square(self.projectors, dataset.n_modality_embeddings)
-        if self.val_dataset_settings is not None and (
-            self.val_dataset_settings.n_modality_embeddings
-            != self.train_dataset_settings.n_modality_embeddings
-        ):
-            raise ValueError("train and val datasets must have the same n_modality_embeddings")
-        check_evaluation(self.trainer_settings, self.val_dataset_settings)
-        unknown = set(present(self.modality_projector_initialization_mapping)) - set(self.projectors)
-        if unknown:
-            raise ValueError(
-                f"modality_projector_initialization_mapping: no projector for {', '.join(sorted(unknown))}"
+    def cross_field_problems(self) -> list[Problem]:
+        problems = super().cross_field_problems()
+        for name in ("train_dataset_settings", "val_dataset_settings"):
+            dataset = getattr(self, name)
+            if dataset is not None:
+                readers_where = f"{name}.modality_reader_settings_mapping"
+                problems += modality_problems(self.encoders, self.projectors, dataset.readers, readers_where)
+                n_where = f"{name}.n_modality_embeddings"
+                problems += square_problems(self.projectors, dataset.n_modality_embeddings, n_where)
+        val, train = self.val_dataset_settings, self.train_dataset_settings
+        if val is not None and val.n_modality_embeddings != train.n_modality_embeddings:
+            problems.append(
+                (
+                    "val_dataset_settings.n_modality_embeddings",
+                    f"is {val.n_modality_embeddings} but train_dataset_settings.n_modality_embeddings is "
+                    f"{train.n_modality_embeddings}; they must be the same",
+                )
             )
-        return self
+        unknown = set(present(self.modality_projector_initialization_mapping)) - set(self.projectors)
+        problems += [
+            (f"modality_projector_initialization_mapping.{modality}", "no projector for this modality")
+            for modality in sorted(unknown)
+        ]
+        return problems
 
     @property
     def encoders(self) -> dict[str, EncoderSettings]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import model_validator
-
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.problems import Problem
 
 
 class RmExperimentSettings(BaseTrainExperimentSettings):
@@ -14,13 +13,13 @@ class RmExperimentSettings(BaseTrainExperimentSettings):
     train_dataset_settings: PairPreferencesDatasetSettings
     val_dataset_settings: PairPreferencesDatasetSettings | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> RmExperimentSettings:
+    def cross_field_problems(self) -> list[Problem]:
+        problems = super().cross_field_problems()
         model = self.model_settings
         if model.model_type != "seq_cls":
-            raise ValueError("model_settings.model_type must be 'seq_cls' for train_rm (a reward head)")
+            problems.append(("model_settings.model_type", "must be 'seq_cls' for train_rm (a reward head)"))
         num_labels = model.model_kwargs.get("num_labels", 1)
         if num_labels != 1:
-            raise ValueError(f"a reward model has one output; model_kwargs.num_labels is {num_labels}")
-        check_evaluation(self.trainer_settings, self.val_dataset_settings)
-        return self
+            where = "model_settings.model_kwargs.num_labels"
+            problems.append((where, f"a reward model has one output; this is {num_labels}"))
+        return problems

@@ -1,0 +1,105 @@
+"""`validate` without --command takes the command from the file, or asks for --command; it never
+blames a field that is fine because it guessed the wrong command."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from turbo.errors import SettingsError
+from turbo.pipelines.tools.validate import identify
+
+from ...conftest import CONFIGS, REPO
+
+FIXTURE_CONFIGS = sorted(CONFIGS.rglob("*.json"))
+# the command each fixture folder is written for
+EXPECTED = {
+    "train/sft": "train_sft", "train/dpo": "train_dpo", "train/kto": "train_kto", "train/rm": "train_rm",
+    "train/classification": "train_classification", "train/multimodal": "train_multimodal",
+    "inference/chat": "inference_chat", "inference/classification": "inference_classification",
+    "inference/rm": "inference_rm", "inference/multimodal": "inference_multimodal",
+    "sampling/random": "random_sample", "sampling/rm": "rm_sample", "sampling/rso": "rso_sample",
+    "preprocessing": "preprocess_multimodal_dataset", "merge": "merge_adapters_to_base",
+}  # fmt: skip
+ASKS_FOR_COMMAND = "pass --command to say which one it is for"
+
+
+def expected_command(path: Path) -> str:
+    folder = path.parent.relative_to(CONFIGS).as_posix()
+    return EXPECTED.get(folder) or EXPECTED[f"{folder}/{path.stem}"]
+
+
+def blocks(data: dict, prefix: str = ""):
+    """(field path, block) for every JSON object in the file."""
+    for key, value in data.items():
+        items = [(f"{prefix}{key}", value)] if isinstance(value, dict) else []
+        if isinstance(value, list):
+            items = [(f"{prefix}{key}.{i}", item) for i, item in enumerate(value) if isinstance(item, dict)]
+        for where, block in items:
+            yield where, block
+            yield from blocks(block, f"{where}.")
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(SettingsError) as info:
+        identify(path, [], None)
+    return str(info.value)
+
+
+def error_or_none(path: Path) -> str | None:
+    try:
+        identify(path, [], None)
+    except SettingsError as exc:
+        return str(exc)
+    return None  # a free-form block (model_kwargs) takes any key
+
+
+@pytest.mark.parametrize("path", FIXTURE_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_fixture_config_validates_as_its_command_without_command(path: Path) -> None:
+    command, _ = identify(path, [], None)
+    assert command.name == expected_command(path)
+
+
+@pytest.mark.parametrize("path", FIXTURE_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_unknown_keys_are_the_only_problems_reported(tmp_path: Path, path: Path) -> None:
+    """In every block of every fixture, 1 to 3 unknown keys: the error names those keys and nothing
+    else (the old guess, by fewest errors, blamed e.g. a DPO file's loss_settings as train_rm's)."""
+    data = json.loads(path.read_text())
+    for where, _ in list(blocks(data)):
+        for count in (1, 3):
+            damaged = copy.deepcopy(data)
+            block = damaged
+            for part in where.split("."):
+                block = block[int(part)] if isinstance(block, list) else block[part]
+            block.update({f"zz_unknown_{i}": 1 for i in range(count)})
+            case = tmp_path / "case.json"
+            case.write_text(json.dumps(damaged))
+            text = error_or_none(case)
+            if text is None or ASKS_FOR_COMMAND in text.splitlines()[0]:
+                continue
+            head, *lines = text.splitlines()
+            assert "in the settings" in head and lines, text
+            blamed = [line for line in lines if "zz_unknown_" not in line.split(": ")[0]]
+            assert not blamed, f"{path.name}, {count} unknown keys in {where}:\n{text}"
+
+
+def test_a_file_that_fits_two_commands_asks_for_command(tmp_path: Path) -> None:
+    """An inference_rm file on chat records is also a valid inference_chat file: no guess."""
+    data = json.loads((CONFIGS / "inference" / "rm" / "pairs.json").read_text())
+    data["dataset_settings"] = json.loads((CONFIGS / "inference" / "chat" / "base.json").read_text())[
+        "dataset_settings"
+    ]
+    path = tmp_path / "rm_on_chat.json"
+    path.write_text(json.dumps(data))
+    text = error_of(path)
+    assert "valid settings for each of: inference_chat, inference_rm" in text and ASKS_FOR_COMMAND in text
+    command, settings = identify(path, [], "inference_rm")
+    assert command.name == "inference_rm" and settings.dataset_settings.dataset_type == "chat"
+
+
+def test_a_file_whose_keys_fit_no_command_asks_for_command(tmp_path: Path) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text('{"experiment": {"lr": 1}}')
+    text = error_of(path)
+    assert "none of its keys is a setting of a command" in text and ASKS_FOR_COMMAND in text
