@@ -19,8 +19,8 @@ from pydantic import BaseModel
 
 from turbo.errors import SettingsError, TurboError
 from turbo.modeling.multimodal.shapes import encoder_shape, shape_problems
-from turbo.settings.model import ModelSettings
 from turbo.reading import output_folder_problem
+from turbo.settings.model import ModelSettings
 from turbo.settings.outputs import experiment_folder_problems, merge_output_problems
 from turbo.settings.paths import input_path_problems, path_problem
 
