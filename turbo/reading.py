@@ -204,4 +204,4 @@ def jsonl_lines(path: str | Path, what: str, error: type[TurboError]) -> Iterato
             text = decode_utf8(data, str(path), error, line=number, offset=offset)
             offset += len(data)
             if text.strip():
-                yield number, parse_json(text, str(path), error, line=number)
+                yield number, parse_json(text.rstrip("\r\n"), str(path), error, line=number)
