@@ -37,12 +37,12 @@ def load_config(value: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(value, dict):
         return copy.deepcopy(value)
     path = PRESETS_FOLDER / f"{value}.json" if value in PRESETS else Path(value)
-    if not path.exists() and value.isidentifier():
+    if value.isidentifier() and value not in PRESETS and not path.is_file():
         raise ValueError(f"{value!r} is neither a DeepSpeed preset ({', '.join(PRESETS)}) nor a JSON file")
     try:
         config = read_json(path, "DeepSpeed config", DeepSpeedConfigError)
     except DeepSpeedConfigError as exc:
-        hint = f" (or give a preset: {', '.join(PRESETS)})" if not path.exists() else ""
+        hint = f" (or give a preset: {', '.join(PRESETS)})" if "does not exist" in str(exc) else ""
         raise ValueError(f"{exc}{hint}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a JSON object")
