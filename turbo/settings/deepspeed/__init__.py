@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from turbo.errors import SettingsError
-from turbo.reading import read_json
+from turbo.reading import path_problem, read_json
 
 PRESETS_FOLDER = Path(__file__).parent
 PRESETS = ("zero1", "zero2", "zero2_offload", "zero3", "zero3_offload")
@@ -36,6 +36,9 @@ def load_config(value: str | dict[str, Any]) -> dict[str, Any]:
     """A preset name, a path to a JSON file, or the config itself -> the config (a copy)."""
     if isinstance(value, dict):
         return copy.deepcopy(value)
+    problem = path_problem(value)
+    if problem:
+        raise ValueError(f"the DeepSpeed config path {problem}")
     path = PRESETS_FOLDER / f"{value}.json" if value in PRESETS else Path(value)
     if value.isidentifier() and value not in PRESETS and not path.is_file():
         raise ValueError(f"{value!r} is neither a DeepSpeed preset ({', '.join(PRESETS)}) nor a JSON file")
