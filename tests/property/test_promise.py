@@ -10,11 +10,13 @@ CI runs a small, fixed set of examples; TURBO_HYPOTHESIS_EXAMPLES=1000 runs more
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from datetime import timedelta
@@ -49,6 +51,7 @@ PROMISE = settings(
 )
 SECONDS_PER_FILE = 10
 FOLDER = Path(tempfile.mkdtemp(prefix="turbo-property-"))
+atexit.register(shutil.rmtree, FOLDER, True)
 # a line that locates the problem: the file (with or without :line), or an indented field path
 LOCATED = re.compile(r"^\s+[\w\-.<>\[\]' ]+: |^(\S+?)(:\d+)?: ")
 
