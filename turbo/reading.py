@@ -151,14 +151,33 @@ def _depth_exceeded_at(text: str) -> int | None:
     return None
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest deeper than `limit` in a parsed value (level by level)."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        below: list[Any] = []
+        for node in level:
+            below += [
+                child for child in (node.values() if type(node) is dict else node) if type(child) in _NESTED
+            ]
+        if not below:
+            return False
+        level = below
+    return True
+
+
+_NESTED = (dict, list)
+
+
 def parse_json(text: str, where: str, error: type[TurboError], line: int = 1) -> Any:
     """`text` parsed as JSON; every failure is `error` naming `where:line` (line of text[0] is `line`)."""
-    if text.count("[") + text.count("{") > MAX_DEPTH:
-        index = _depth_exceeded_at(text)
-        if index is not None:
-            raise error(
-                f"{where}:{line + _line_of(text, index) - 1}: JSON nested deeper than {MAX_DEPTH} levels"
-            )
+
+    def too_deep() -> TurboError:
+        index = _depth_exceeded_at(text) or 0
+        return error(
+            f"{where}:{line + _line_of(text, index) - 1}: JSON nested deeper than {MAX_DEPTH} levels"
+        )
+
     try:
         value = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
@@ -170,8 +189,10 @@ def parse_json(text: str, where: str, error: type[TurboError], line: int = 1) ->
         raise error(
             f"{where}:{at}: an integer of {len(exc.digits)} digits; at most {MAX_INT_DIGITS} are allowed"
         ) from None
-    except RecursionError:  # the depth scan above should make this unreachable
-        raise error(f"{where}:{line}: JSON nested deeper than {MAX_DEPTH} levels") from None
+    except RecursionError:
+        raise too_deep() from None
+    if text.count("[") + text.count("{") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        raise too_deep()
     if _LONE_SURROGATE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -204,5 +225,4 @@ def jsonl_lines(path: str | Path, what: str, error: type[TurboError]) -> Iterato
             text = decode_utf8(data, str(path), error, line=number, offset=offset)
             offset += len(data)
             if text.strip():
-                # without its line break, so an error at the end of the line is not placed on the next
                 yield number, parse_json(text.rstrip("\r\n"), str(path), error, line=number)

@@ -99,3 +99,10 @@ def test_lone_surrogates_are_not_text(tmp_path: Path) -> None:
     assert next(lines)[1]["text"] == "\U0001f600 fine"
     with pytest.raises(DataError, match=r"r.jsonl:2: a string holds a lone UTF-16 surrogate"):
         next(lines)
+
+
+def test_a_cut_jsonl_line_is_named_by_its_own_number(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"id": "1"}\n{"id": "2", "messages": \n{"id": "3"}\n')
+    with pytest.raises(DataError, match=r"r.jsonl:2: not valid JSON: Expecting value \(column 25\)"):
+        list(jsonl_lines(path, "dataset file", DataError))

@@ -35,13 +35,20 @@ def render_with_template(
     return segments, template.prefix_template.format(role=template.role_tag_mapping["bot"])
 
 
-def _apply(tokenizer: Any, messages: list[ChatMessage], add_generation_prompt: bool = False) -> str:
+def _apply(
+    tokenizer: Any, messages: list[ChatMessage], add_generation_prompt: bool = False, where: str = ""
+) -> str:
+    from jinja2 import TemplateError
+
     conversation = [{"role": _HF_ROLES[m.role], "content": m.content} for m in messages]
     if not conversation:
         return ""
-    return tokenizer.apply_chat_template(
-        conversation, tokenize=False, add_generation_prompt=add_generation_prompt
-    )
+    try:
+        return tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+    except TemplateError as exc:  # e.g. "Conversation roles must alternate user/assistant/..."
+        raise DataError(f"{where}: the tokenizer's chat template refuses this conversation: {exc}") from None
 
 
 EXACT_MESSAGES = 8  # conversations up to this long are rendered prefix by prefix
@@ -80,8 +87,8 @@ def _render_by_prefixes(
     segments = []
     rendered = ""
     for index in range(len(messages)):
-        with_prompt = _apply(tokenizer, messages[:index], add_generation_prompt=True)
-        full = _apply(tokenizer, messages[: index + 1])
+        with_prompt = _apply(tokenizer, messages[:index], add_generation_prompt=True, where=where)
+        full = _apply(tokenizer, messages[: index + 1], where=where)
         if not full.startswith(rendered):
             raise DataError(
                 f"{where}: the tokenizer's chat template does not render messages incrementally; "
@@ -95,7 +102,7 @@ def _render_by_prefixes(
                 head = generation_prefix
         segments.append((head, text[len(head) :]))
         rendered = full
-    generation_prefix = _apply(tokenizer, messages, add_generation_prompt=True)[len(rendered) :]
+    generation_prefix = _apply(tokenizer, messages, add_generation_prompt=True, where=where)[len(rendered) :]
     return segments, generation_prefix
 
 
@@ -117,7 +124,7 @@ def _render_linear(
             return None
     if any(m.role not in tails for m in messages[1:]):
         return None
-    text = _apply(tokenizer, marked)
+    text = _apply(tokenizer, marked, where=where)
     segments = list(_real_segments(learned[:1], messages[:1]))
     cursor = len(learned[0][0]) + len(learned[0][1])
     if not text.startswith(learned[0][0] + learned[0][1]):
@@ -138,10 +145,10 @@ def _render_linear(
         cursor = after_start + len(tail)
     if cursor != len(text):
         return None
-    full = _apply(tokenizer, messages)
+    full = _apply(tokenizer, messages, where=where)
     if "".join(head + body for head, body in segments) != full:
         return None
-    return segments, _apply(tokenizer, messages, add_generation_prompt=True)[len(full) :]
+    return segments, _apply(tokenizer, messages, add_generation_prompt=True, where=where)[len(full) :]
 
 
 def _real_segments(marked: list[Segment], messages: list[ChatMessage]) -> list[Segment]:

@@ -58,13 +58,16 @@ def allowed_range(field: FieldInfo) -> str:
     return f"{lower}value{upper}" if lower or upper else "any finite number"
 
 
-def _non_finite_at(value: Any, where: str = "") -> str | None:
-    """The key path of the first NaN or infinite float inside plain dicts and lists, or None."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else where
+def _problem_in(value: Any, where: str = "") -> str | None:
+    """What is wrong with the first NaN or infinite float, or impossible path, inside plain dicts and
+    lists (`key.path: problem`), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where or 'the value'} is not a finite number"
+    if isinstance(value, Path) and (problem := path_problem(value)):
+        return f"{where + ': ' if where else ''}the path {problem}"
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        found = _non_finite_at(item, f"{where}.{key}" if where else str(key))
+        found = _problem_in(item, f"{where}.{key}" if where else str(key))
         if found is not None:
             return found
     return None
@@ -82,10 +85,9 @@ class StrictModel(BaseModel):
     def _possible_paths_and_finite_numbers(cls, value: Any) -> Any:
         """A path that can never name a file (NUL byte, longer than the OS allows) fails here, and so
         does a NaN or infinite number inside a free-form dict (such as lr_scheduler_kwargs)."""
-        if isinstance(value, Path) and (problem := path_problem(value)):
-            raise ValueError(f"the path {problem}")
-        if isinstance(value, dict | list) and (where := _non_finite_at(value)) is not None:
-            raise ValueError(f"{where or 'a value'} is not a finite number")
+        problem = _problem_in(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="wrap")

@@ -141,3 +141,27 @@ def test_long_conversations_split_as_the_exact_prefix_rendering_does(tokenizer) 
     assert render_with_chat_template(without_system, tokenizer, "f:1") == _render_by_prefixes(
         without_system, tokenizer, "f:1"
     )
+
+
+def test_a_chat_template_that_refuses_a_conversation_names_the_record(tmp_path: Path, tokenizer) -> None:
+    import copy
+
+    strict = copy.deepcopy(tokenizer)
+    strict.chat_template = (
+        "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant') }}{% endif %}"
+        "{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    )
+    bad = json.dumps(
+        {"id": "2", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
+    )
+    path = write(tmp_path, [GOOD, bad])
+    settings = ChatDatasetSettings(
+        dataset_type="chat", sources=[{"name": "s", "records_path": path, "sample_rate": 1.0}]
+    )
+    with pytest.raises(DataError) as info:
+        build_chat_samples(settings, strict, seed=0)
+    assert str(info.value) == (
+        f"{path}:2: the tokenizer's chat template refuses this conversation: "
+        "Conversation roles must alternate user/assistant"
+    )

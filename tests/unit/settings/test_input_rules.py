@@ -160,3 +160,19 @@ def test_numbers_inside_free_form_dicts_are_finite_and_ranges_are_named() -> Non
         in text
     )
     assert "lora_dropout: Input should be less than 1; allowed: 0 <= value < 1" in text
+
+
+def test_a_deepspeed_path_too_long_for_the_os() -> None:
+    text = problems(lambda data: data["trainer_settings"].__setitem__("deepspeed", "a" * 300))
+    assert "trainer_settings.deepspeed: the DeepSpeed config path has a name of 300 bytes" in text
+
+
+def test_paths_and_numbers_inside_dicts_and_lists() -> None:
+    from turbo.settings.base import _problem_in
+
+    assert (
+        _problem_in({"image": Path("a" * 300)})
+        == "image: the path has a name of 300 bytes; the OS allows at most 255"
+    )
+    assert _problem_in([1.0, {"x": [Path("ok"), float("nan")]}]) == "1.x.1 is not a finite number"
+    assert _problem_in({"a": [1, "b", Path("c")]}) is None

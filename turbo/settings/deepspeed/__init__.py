@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from turbo.errors import SettingsError
-from turbo.reading import read_json
+from turbo.reading import path_problem, read_json
 
 PRESETS_FOLDER = Path(__file__).parent
 PRESETS = ("zero1", "zero2", "zero2_offload", "zero3", "zero3_offload")
@@ -36,13 +36,16 @@ def load_config(value: str | dict[str, Any]) -> dict[str, Any]:
     """A preset name, a path to a JSON file, or the config itself -> the config (a copy)."""
     if isinstance(value, dict):
         return copy.deepcopy(value)
+    problem = path_problem(value)
+    if problem:
+        raise ValueError(f"the DeepSpeed config path {problem}")
     path = PRESETS_FOLDER / f"{value}.json" if value in PRESETS else Path(value)
-    if not path.exists() and value.isidentifier():
+    if value.isidentifier() and value not in PRESETS and not path.is_file():
         raise ValueError(f"{value!r} is neither a DeepSpeed preset ({', '.join(PRESETS)}) nor a JSON file")
     try:
         config = read_json(path, "DeepSpeed config", DeepSpeedConfigError)
     except DeepSpeedConfigError as exc:
-        hint = f" (or give a preset: {', '.join(PRESETS)})" if not path.exists() else ""
+        hint = f" (or give a preset: {', '.join(PRESETS)})" if "does not exist" in str(exc) else ""
         raise ValueError(f"{exc}{hint}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a JSON object")
