@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from turbo.settings.commands import COMMANDS, Command, load_object
 from turbo.errors import SettingsError
+from turbo.settings.commands import COMMANDS, Command, load_object
 
 app = typer.Typer(
     name="turbo",

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from turbo.cli.app import SET_HELP, app
-from turbo.settings.commands import COMMANDS, load_object
 from turbo.errors import SettingsError
+from turbo.settings.commands import COMMANDS, load_object
 
 
 @app.command("validate")

@@ -13,13 +13,21 @@ def reference_answer(messages: list[ChatMessage]) -> str | None:
     return messages[-1].content if messages and messages[-1].role == "bot" else None
 
 
+def _text_messages(messages: list[Any]) -> list[ChatMessage]:
+    """The text messages of a record before its answer (media messages left out)."""
+    kept = [m for m in messages if getattr(m, "type", "text") == "text"]
+    while kept and kept[-1].role == "bot":
+        kept.pop()
+    return [ChatMessage(role=m.role, content=m.content) for m in kept]
+
+
 def chat_eval_samples(samples: list[Any]) -> list[EvalSample]:
-    """From chat samples built for inference (their messages end before the record's answer)."""
+    """From chat (or multimodal) samples built for inference (their prompt ends before the answer)."""
     return [
         EvalSample(
             source=sample.source,
             row=sample.record.record.model_dump(mode="json", exclude_none=True),
-            messages=list(sample.messages),
+            messages=list(getattr(sample, "messages", None) or _text_messages(sample.record.record.messages)),
             reference=reference_answer(sample.record.record.messages),
             prompt_ids=list(sample.input_ids),
             payload=sample,

@@ -44,3 +44,34 @@ def attach_score_cherry_picks(
     EvaluationCallback(
         cherry_pick, eval_samples, score_generate(tokenizer, batch, predict), folder / CHERRY_PICKS, tokenizer
     ).attach(trainer)
+
+
+def attach_multimodal_cherry_picks(
+    trainer: Any, settings: Any, samples: list, readers: dict, tokenizer: Any, folder: Path
+) -> None:
+    """Multimodal: the model generates answers to the cherry-pick prompts with their media."""
+    from turbo.generators.transformers import generate_answers
+    from turbo.metrics.samples import chat_eval_samples
+    from turbo.pipelines.inference.multimodal import media_inputs
+    from turbo.trainers.evaluation import EvaluationCallback
+
+    cherry_pick = settings.cherry_pick_settings
+    if cherry_pick is None:
+        return
+    batch = trainer.args.per_device_eval_batch_size
+
+    def generate(model: Any, eval_samples: list) -> list[list[str]]:
+        payloads = [sample.payload for sample in eval_samples]
+        return generate_answers(
+            model,
+            tokenizer,
+            [payload.input_ids for payload in payloads],
+            cherry_pick.generator_transformers_settings,
+            cherry_pick.custom_generation_settings,
+            batch=batch,
+            extra_inputs=media_inputs(payloads, readers, next(model.parameters()).device),
+        )
+
+    EvaluationCallback(
+        cherry_pick, chat_eval_samples(samples), generate, folder / CHERRY_PICKS, tokenizer
+    ).attach(trainer)
