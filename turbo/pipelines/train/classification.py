@@ -14,7 +14,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
     write_data_reports,
 )
-from turbo.pipelines.train.evaluation import attach_score_cherry_picks
+from turbo.pipelines.train.evaluation import attach_loggers, attach_score_cherry_picks
 from turbo.settings.pipelines.train.classification import ClassificationExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -76,6 +76,7 @@ def run(settings: ClassificationExperimentSettings) -> None:
         alpha=alpha,
     )
     attach_score_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder, predict=True)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

@@ -75,3 +75,13 @@ def attach_multimodal_cherry_picks(
     EvaluationCallback(
         cherry_pick, chat_eval_samples(samples), generate, folder / CHERRY_PICKS, tokenizer
     ).attach(trainer)
+
+
+def attach_loggers(trainer: Any, settings: Any) -> None:
+    """The loggers that report_to does not start (ClearML)."""
+    from turbo.trainers.loggers import ClearmlCallback
+
+    logging_settings = settings.logging_settings
+    if logging_settings is not None and logging_settings.logging_type == "clearml":
+        configuration = settings.model_dump(mode="json")
+        trainer.add_callback(ClearmlCallback(logging_settings, Path(settings.log_path).name, configuration))

@@ -14,7 +14,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
     write_data_reports,
 )
-from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
+from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
 from turbo.settings.pipelines.train.kto import KtoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -82,6 +82,7 @@ def run(settings: KtoExperimentSettings) -> None:
         undesirable_weight=trainer_settings.undesirable_weight,
     )
     attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

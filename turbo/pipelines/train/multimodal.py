@@ -24,7 +24,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
     write_data_reports,
 )
-from turbo.pipelines.train.evaluation import attach_multimodal_cherry_picks
+from turbo.pipelines.train.evaluation import attach_loggers, attach_multimodal_cherry_picks
 from turbo.settings.pipelines.train.multimodal import MultimodalExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -131,6 +131,7 @@ def run(settings: MultimodalExperimentSettings) -> None:
         part_learning_rates=rates,
     )
     attach_multimodal_cherry_picks(trainer, settings, cherry_picks, cherry_readers, tokenizer, folder)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the projectors, the LM and the tokenizer to %s", final)

@@ -16,7 +16,7 @@ from turbo.pipelines.train.common import (
     write_data_reports,
 )
 from turbo.pipelines.train.dpo import pair_previews
-from turbo.pipelines.train.evaluation import attach_score_cherry_picks
+from turbo.pipelines.train.evaluation import attach_loggers, attach_score_cherry_picks
 from turbo.settings.pipelines.train.rm import RmExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -65,6 +65,7 @@ def run(settings: RmExperimentSettings) -> None:
         callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
     )
     attach_score_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder, predict=False)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info(
