@@ -230,9 +230,20 @@ def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings are in JSON
         tokenizer.save_pretrained(tmp)
         replace_dir(tmp, target)
+        write_run_report(folder)
     trainer.accelerator.wait_for_everyone()
     end_distributed()
     return target
+
+
+def write_run_report(folder: Path) -> None:
+    """report.html of the finished run; a failure to draw it is logged, never fails the run."""
+    from turbo.pipelines.tools.report import write_report
+
+    try:
+        logger.info("wrote the run report %s", write_report(folder))
+    except Exception as exc:  # the model is saved; the report can be made again with `turbo report`
+        logger.warning("could not write the run report: %s", exc)
 
 
 def end_distributed() -> None:
