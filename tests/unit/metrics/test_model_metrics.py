@@ -40,7 +40,9 @@ def encode(tokenizer, messages: list[ChatMessage]) -> list[int]:
 
 def test_perplexity_is_exp_of_the_answer_loss(lm) -> None:
     model, tokenizer = lm
-    prompts = [encode(tokenizer, [ChatMessage(role="user", content=t)]) for t in ("What color is the sky?", "Hi")]
+    prompts = [
+        encode(tokenizer, [ChatMessage(role="user", content=t)]) for t in ("What color is the sky?", "Hi")
+    ]
     samples = [EvalSample(source="d", row={}, prompt_ids=p) for p in prompts]
     answers = [["The sky is blue."], ["Hello there, friend", "Hi"]]
     ctx = ModelContext(model=model, tokenizer=tokenizer, batch=2)

@@ -23,23 +23,39 @@ def scores(metric: dict, references: list[str | None], answers: list[list[str]])
 
 
 def test_every_type_of_the_files_is_registered() -> None:
-    types = {"accuracy", "dist_n", "diversity", "length", "kl", "meteor", "perplexity", "reward", "rouge",
-             "self_bleu", "tool_call_metrics", "retrieval_utility"}
+    types = {
+        "accuracy",
+        "dist_n",
+        "diversity",
+        "length",
+        "kl",
+        "meteor",
+        "perplexity",
+        "reward",
+        "rouge",
+        "self_bleu",
+        "tool_call_metrics",
+        "retrieval_utility",
+    }
     assert set(METRICS) == types
 
 
 def test_rouge_by_hand() -> None:
     # reference 6 words, answer 3 of them in order: P = 1, R = 1/2 -> F = 2/3; bigrams 2 of 5 -> F = 4/7
-    result = scores({"type": "rouge", "parameters": {"need_compute_rouge_n": [1, 2], "need_compute_rouge_l": True}},
-                    ["the cat sat on the mat"], [["the cat sat"]])
+    result = scores(
+        {"type": "rouge", "parameters": {"need_compute_rouge_n": [1, 2], "need_compute_rouge_l": True}},
+        ["the cat sat on the mat"],
+        [["the cat sat"]],
+    )
     assert result["rouge1"] == [pytest.approx(2 / 3)]
     assert result["rouge2"] == [pytest.approx(2 * 1 * 0.4 / 1.4)]
     assert result["rougeL"] == [pytest.approx(2 / 3)]
 
 
 def test_meteor_matches_nltk_documented_example_and_uses_wordnet_synonyms() -> None:
-    hypothesis = ("It is a guide to action which ensures that the military always obeys the commands of the "
-                  "party")
+    hypothesis = (
+        "It is a guide to action which ensures that the military always obeys the commands of the party"
+    )
     reference = "It is a guide to action that ensures that the military will forever heed Party commands"
     result = scores({"type": "meteor"}, [reference], [[hypothesis]])
     assert round(result["meteor"][0], 4) == 0.6944  # nltk.translate.meteor_score's docstring
@@ -54,7 +70,9 @@ def test_meteor_matches_nltk_documented_example_and_uses_wordnet_synonyms() -> N
 
 def test_self_bleu_by_hand() -> None:
     # "a b c d" against "a b c e" (and back): p1 = 3/4, p2 = 2/3, no brevity penalty -> sqrt(1/2)
-    result = scores({"type": "self_bleu", "parameters": {"ngram": 2}}, [None, None], [["a b c d"], ["a b c e"]])
+    result = scores(
+        {"type": "self_bleu", "parameters": {"ngram": 2}}, [None, None], [["a b c d"], ["a b c e"]]
+    )
     assert result["self_bleu"] == [pytest.approx(0.5**0.5), pytest.approx(0.5**0.5)]
     same = scores({"type": "self_bleu"}, [None, None], [["x y z w"], ["x y z w"]])
     assert same["self_bleu"] == [pytest.approx(1.0), pytest.approx(1.0)]
@@ -71,7 +89,11 @@ def test_dist_n_diversity_length_by_hand() -> None:
 
 
 def test_accuracy_and_tool_calls_by_hand() -> None:
-    assert scores({"type": "accuracy"}, ["1", "0", None], [["1"], ["1"], ["0"]])["accuracy"] == [1.0, 0.0, None]
+    assert scores({"type": "accuracy"}, ["1", "0", None], [["1"], ["1"], ["0"]])["accuracy"] == [
+        1.0,
+        0.0,
+        None,
+    ]
     result = scores(
         {"type": "tool_call_metrics", "parameters": {"tool_activation_str": "<tool>"}},
         ["<tool>{}", "plain", "<tool>{}"],
@@ -83,11 +105,13 @@ def test_accuracy_and_tool_calls_by_hand() -> None:
 
 
 def test_need_average_chooses_the_mean_the_elements_or_both() -> None:
-    metrics = METRIC_LIST.validate_python([
-        {"type": "length", "parameters": {"need_average": [True]}},
-        {"type": "accuracy", "parameters": {"need_average": [False]}},
-        {"type": "dist_n", "parameters": {"ngram": 1, "need_average": [True, False]}},
-    ])
+    metrics = METRIC_LIST.validate_python(
+        [
+            {"type": "length", "parameters": {"need_average": [True]}},
+            {"type": "accuracy", "parameters": {"need_average": [False]}},
+            {"type": "dist_n", "parameters": {"ngram": 1, "need_average": [True, False]}},
+        ]
+    )
     samples = [sample("x"), sample("y")]
     answers = [["x"], ["x x"]]
     means, elements = summarize(metrics, compute_scores(metrics, samples, answers, None, per_sample=False))
