@@ -217,18 +217,19 @@ def test_evaluate_scores_an_inference_chat_output(fixture_models, tmp_path: Path
 
 def test_dpo_cherry_picks_are_scored_by_a_reward_model_trained_here(fixture_models, tmp_path: Path) -> None:
     rm = tmp_path / "rm"
+    scored = [
+        {"name": "scored", "records_path": "tests/fixtures/datasets/chat/val_chat.jsonl", "num_samples": 2}
+    ]
+    rm_cherry = {"dataset_settings": {"dataset_type": "chat", "sources": scored, "max_tokens_count": 64}}
     run_turbo(
         "train_rm",
-        "--experiment_settings_path",
-        RM,
-        "--set",
-        f"log_path={rm}",
-        "--set",
-        "trainer_settings.max_steps=4",
-        "--set",
-        "trainer_settings.eval_steps=4",
-        "--set",
-        "trainer_settings.save_steps=4",
+        *("--experiment_settings_path", RM, "--set", f"log_path={rm}"),
+        *("--set", "trainer_settings.max_steps=4", "--set", "trainer_settings.eval_steps=4"),
+        *("--set", "trainer_settings.save_steps=4", "--set", f"cherry_pick_settings={json.dumps(rm_cherry)}"),
+    )
+    rm_scores = read_jsonl(rm / "cherry_picks" / "step_4.jsonl")  # train_rm's cherry-picks: its scores
+    assert len(rm_scores) == 2 and all(
+        isinstance(float(r["answers"][0]["content"]), float) for r in rm_scores
     )
     reward = {
         "type": "reward",
@@ -273,3 +274,41 @@ def test_dpo_cherry_picks_are_scored_by_a_reward_model_trained_here(fixture_mode
     assert again == pytest.approx(rows[-1]["cherry_pick/chat/rm_score"], abs=1e-4)
     assert (dpo / "report.html").is_file()
     assert "rewards/margins" in json.loads((dpo / "report_files" / "rewards.json").read_text())["panels"]
+
+
+def test_kto_generates_its_cherry_picks(fixture_models, tmp_path: Path) -> None:
+    kto = CONFIGS / "train" / "kto" / "lora.json"
+    val = json.dumps(json.loads(kto.read_text())["train_dataset_settings"])
+    sources = [
+        {"name": "chat", "records_path": "tests/fixtures/datasets/chat/val_chat.jsonl", "num_samples": 2}
+    ]
+    metrics = [{"type": "kl"}, {"type": "length"}]
+    run_turbo(
+        "train_kto",
+        *("--experiment_settings_path", kto, "--set", f"log_path={tmp_path}"),
+        *("--set", f"val_dataset_settings={val}", "--set", "trainer_settings.eval_strategy=steps"),
+        *("--set", "trainer_settings.max_steps=2", "--set", "trainer_settings.eval_steps=2"),
+        *("--set", f"cherry_pick_settings={cherry_picks(sources, metrics, template=None)}"),
+    )
+    (row,) = cherry_rows(tmp_path)
+    assert row["step"] == 2 and {"cherry_pick/chat/kl", "cherry_pick/chat/length_words"} <= set(row)
+    assert len(read_jsonl(tmp_path / "cherry_picks" / "step_2.jsonl")) == 2
+
+
+def test_classification_cherry_picks_are_predicted_labels(fixture_models, tmp_path: Path) -> None:
+    config = CONFIGS / "train" / "classification" / "base.json"
+    dataset = json.loads(config.read_text())["val_dataset_settings"]
+    dataset["sources"][0]["name"] = "labels"
+    cherry = {"dataset_settings": dataset, "metric_settings": [{"type": "accuracy"}]}
+    run_turbo(
+        "train_classification",
+        *("--experiment_settings_path", config, "--set", f"log_path={tmp_path}"),
+        *("--set", "trainer_settings.max_steps=4", "--set", "trainer_settings.eval_steps=2"),
+        *("--set", f"cherry_pick_settings={json.dumps(cherry)}"),
+    )
+    rows = cherry_rows(tmp_path)
+    assert [row["step"] for row in rows] == [2, 4]
+    for row in rows:
+        answers = read_jsonl(tmp_path / "cherry_picks" / f"step_{row['step']}.jsonl")
+        hits = [int(a["answers"][0]["content"]) == a["label"] for a in answers]
+        assert row["cherry_pick/labels/accuracy"] == pytest.approx(sum(hits) / len(hits))
