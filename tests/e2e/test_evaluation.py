@@ -312,3 +312,16 @@ def test_classification_cherry_picks_are_predicted_labels(fixture_models, tmp_pa
         answers = read_jsonl(tmp_path / "cherry_picks" / f"step_{row['step']}.jsonl")
         hits = [int(a["answers"][0]["content"]) == a["label"] for a in answers]
         assert row["cherry_pick/labels/accuracy"] == pytest.approx(sum(hits) / len(hits))
+
+
+def test_a_metric_typo_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    bad = '[{"type": "rouge", "parameters": {"need_compute_rouge_m": [1]}}]'
+    result = run_turbo(
+        "train_sft",
+        *("--experiment_settings_path", SFT, "--set", f"log_path={tmp_path / 'run'}"),
+        *("--set", f"cherry_pick_settings.metric_settings={bad}"),
+        expect=2,
+    )
+    assert "cherry_pick_settings.metric_settings.0.rouge.parameters.need_compute_rouge_m" in result.stderr
+    assert "need_compute_rouge_n" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -128,3 +128,12 @@ def test_metric_settings_are_strict_and_name_the_metric() -> None:
         METRIC_LIST.validate_python([{"type": "tool_call_metrics", "parameters": {}}])
     with pytest.raises(ValidationError, match="bleu"):
         METRIC_LIST.validate_python([{"type": "bleu"}])
+
+
+@pytest.mark.parametrize(("count", "world"), [(3, 2), (1, 2), (5, 4), (4, 1), (0, 2)])
+def test_every_rank_gets_as_many_prompts_and_all_are_covered(count: int, world: int) -> None:
+    from turbo.trainers.evaluation import shard
+
+    shards = [shard(count, rank, world) for rank in range(world)]
+    assert len({len(s) for s in shards}) == 1  # the same number of generate / forward passes on each rank
+    assert sorted({i for s in shards for i in s}) == list(range(count))

@@ -12,12 +12,19 @@ def attach_chat_cherry_picks(
     trainer: Any, settings: Any, samples: list, tokenizer: Any, folder: Path
 ) -> None:
     """Chat, DPO and KTO: the model generates answers to the cherry-pick prompts at each evaluation."""
+    from turbo.errors import SettingsError
     from turbo.metrics.samples import chat_eval_samples
-    from turbo.trainers.evaluation import EvaluationCallback, chat_generate, chat_prompt_encoder
+    from turbo.trainers.evaluation import EvaluationCallback, chat_generate, chat_prompt_encoder, reference_of
 
     cherry_pick = settings.cherry_pick_settings
     if cherry_pick is None:
         return
+    wants_kl = any(metric.type == "kl" for metric in cherry_pick.metric_settings)
+    if wants_kl and reference_of(trainer, trainer.model) is None:
+        raise SettingsError(
+            "cherry_pick_settings.metric_settings: kl compares the model with a reference, and this run has "
+            "none (full fine-tuning without a reference model); train an adapter or remove kl"
+        )
     batch = trainer.args.per_device_eval_batch_size
     EvaluationCallback(
         cherry_pick,
