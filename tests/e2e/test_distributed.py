@@ -120,10 +120,15 @@ def test_zero3_cherry_picks_run_on_every_rank(fixture_models, tmp_path: Path) ->
     ranks, so one rank repeats one), each rank answers its shard, rank 0 gathers and writes once."""
     cherry = json.loads(SFT.read_text())["cherry_pick_settings"]
     cherry["dataset_settings"]["sources"][0]["num_samples"] = 3
+    reward_model = {"model_path": str(fixture_models / "llama_rm"), "model_type": "seq_cls"}
     cherry["metric_settings"] = [
         {"type": "perplexity", "parameters": {"need_average": [True, False]}},
         {"type": "kl"},
         {"type": "length"},
+        {  # a reward model outside DeepSpeed, whole on every rank
+            "type": "reward",
+            "parameters": {"model_settings": reward_model},
+        },
     ]
     folder = tmp_path / "zero3"
     launch(
@@ -133,6 +138,7 @@ def test_zero3_cherry_picks_run_on_every_rank(fixture_models, tmp_path: Path) ->
         *("--set", "trainer_settings.eval_steps=2", "--set", f"cherry_pick_settings={json.dumps(cherry)}"),
     )
     rows = [row for row in read_jsonl(folder / "metrics.jsonl") if "cherry_pick/cherry_pick_chat/kl" in row]
+    assert all("cherry_pick/cherry_pick_chat/reward" in row for row in rows)
     assert [row["step"] for row in rows] == [2, 4]
     for row in rows:
         answers = read_jsonl(folder / "cherry_picks" / f"step_{row['step']}.jsonl")

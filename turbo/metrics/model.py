@@ -8,6 +8,8 @@ every rank), so each does the same number of forward passes whatever its answers
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -138,6 +140,23 @@ def retrieval_utility(
     return {"retrieval_utility": _regroup(values, owners, len(samples))}
 
 
+@contextmanager
+def outside_zero3() -> Iterator[None]:
+    """Load a whole model even inside a ZeRO-3 run: transformers partitions every model it loads while a
+    ZeRO-3 config is registered, and the reward model runs outside DeepSpeed on each rank."""
+    try:
+        from transformers.integrations import deepspeed as hf_deepspeed
+    except ImportError:
+        yield
+        return
+    registered = getattr(hf_deepspeed, "_hf_deepspeed_config_weak_ref", None)
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = registered
+
+
 _SCORERS: dict[str, RewardScorer] = {}
 
 
@@ -163,7 +182,8 @@ class RewardScorer:
 
         params = self.params
         self.tokenizer = load_tokenizer(params.tokenizer_settings, params.model_settings)
-        self.model = load_model(params.model_settings, self.tokenizer, params.tokenizer_settings)
+        with outside_zero3():
+            self.model = load_model(params.model_settings, self.tokenizer, params.tokenizer_settings)
         self.model.requires_grad_(False)
         if device is not None:
             self.model.to(device)
