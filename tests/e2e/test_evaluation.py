@@ -325,3 +325,34 @@ def test_a_metric_typo_is_refused_before_anything_loads(tmp_path: Path) -> None:
     assert "cherry_pick_settings.metric_settings.0.rouge.parameters.need_compute_rouge_m" in result.stderr
     assert "need_compute_rouge_n" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_reads_multimodal_outputs_and_names_a_bad_line(tmp_path: Path) -> None:
+    rows = [
+        {
+            "id": "img-0",
+            "messages": [
+                {"role": "user", "type": "image", "content": "images/red_0.png"},
+                {"role": "user", "type": "text", "content": "What color is the disc?"},
+                {"role": "bot", "type": "text", "content": "The disc is red."},
+            ],
+            "dataset_name": "pictures",
+            "answers": [{"id": "0", "content": "The disc is blue."}],
+        }
+    ]
+    outputs = tmp_path / "pictures.jsonl"
+    outputs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    settings = tmp_path / "evaluate.json"
+    metrics = [{"type": "rouge", "parameters": {"need_compute_rouge_n": [1]}}]
+    settings.write_text(
+        json.dumps(
+            {"outputs_path": str(outputs), "save_path": str(tmp_path / "s"), "metric_settings": metrics}
+        )
+    )
+    run_turbo("evaluate", "--settings_path", settings)
+    means = json.loads((tmp_path / "s" / "metrics.json").read_text())["pictures.jsonl"]
+    assert means["rouge1"] == pytest.approx(3 / 4)  # the, disc, is of 4 words each
+
+    outputs.write_text(json.dumps(rows[0]) + "\n" + '{"id": "x", "messages": [{"role": 5}], "answers": []}\n')
+    result = run_turbo("evaluate", "--settings_path", settings, expect=2)
+    assert f"{outputs}:2:" in result.stderr and "Traceback" not in result.stderr

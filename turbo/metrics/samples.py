@@ -51,10 +51,15 @@ def classification_eval_samples(samples: list[Any]) -> list[EvalSample]:
 
 
 def output_eval_samples(rows: list[dict[str, Any]], source: str) -> tuple[list[EvalSample], list[list[str]]]:
-    """An inference output (inference_chat / _multimodal / _rag rows: the record and its `answers`)."""
+    """An inference output (inference_chat / _multimodal / _rag rows: the record and its `answers`); the
+    text messages of multimodal records are kept, their media left out."""
     samples, answers = [], []
     for row in rows:
-        messages = [ChatMessage.model_validate(m) for m in row.get("messages", [])]
+        messages = [
+            ChatMessage(role=m["role"], content=m["content"])
+            for m in row.get("messages", [])
+            if isinstance(m, dict) and m.get("type", "text") == "text"
+        ]
         reference = reference_answer(messages)
         while messages and messages[-1].role == "bot":
             messages.pop()

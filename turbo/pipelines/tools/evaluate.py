@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+from turbo.data.records import ROLE_ALIASES
 from turbo.errors import DataError
 from turbo.io import write_json, write_jsonl
 from turbo.metrics.registry import compute_scores, summarize
@@ -33,8 +34,19 @@ def read_rows(path: Path) -> list[dict]:
             raise DataError(f"{path}:{number}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get("answers"), list):
             raise DataError(f"{path}:{number}: not an inference output row (no 'answers' list)")
+        messages = row.get("messages", [])
+        if not isinstance(messages, list) or not all(_is_message(m) for m in messages):
+            raise DataError(f"{path}:{number}: 'messages' must be a list of {{role, content}} objects")
         rows.append(row)
     return rows
+
+
+def _is_message(message: object) -> bool:
+    return (
+        isinstance(message, dict)
+        and message.get("role") in {"user", "bot", "system", *ROLE_ALIASES}
+        and isinstance(message.get("content"), str)
+    )
 
 
 def run(settings: EvaluateSettings) -> None:
