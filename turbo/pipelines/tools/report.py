@@ -109,6 +109,11 @@ def curves(run: Run) -> dict[str, dict[str, Series]]:
             xs.append(float(step if step is not None else len(xs)))
             ys.append(float(value))
 
+    for name in [n for n in found if n not in FIRST and not n.startswith("cherry_pick/")]:
+        panels = found[name]
+        if len(panels) == 1 and all(key.startswith("eval_") for series in panels.values() for key in series):
+            found.setdefault("evaluation", {}).update(found.pop(name))  # eval-only metrics: one figure
+
     def order(name: str) -> tuple[int, int, str]:
         if name in FIRST:
             return (0, FIRST.index(name), name)
