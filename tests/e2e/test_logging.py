@@ -1,6 +1,7 @@
 """logging_settings: tensorboard and wandb (offline, no network) write their logs to the experiment folder."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -93,13 +94,15 @@ def test_clearml_runs_offline_with_project_task_tags_and_the_cherry_pick_metrics
         "tags": ["tag-one", "tag-two"],
         "mode": "offline",
     }
-    run_turbo(
+    result = run_turbo(
         "train_sft",
         *("--experiment_settings_path", SFT, "--set", f"log_path={tmp_path / 'run'}"),
         *("--set", f"logging_settings={json.dumps(logging_settings)}"),
         *EVALUATE,
     )
-    (session,) = [path for path in (tmp_path / "clearml" / "offline").iterdir() if path.is_dir()]
+    found = re.search(r"offline mode, session stored in (\S+)", result.stdout + result.stderr)
+    assert found, result.stderr[-3000:]
+    session = Path(found.group(1))
     task = json.loads((session / "task.json").read_text())
     assert (task["project_name"], task["name"], sorted(task["tags"])) == (
         "turbo-tests",

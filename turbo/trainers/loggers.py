@@ -24,6 +24,16 @@ def scalar_name(key: str) -> tuple[str, str]:
     return "train", key
 
 
+# no framework hooks, and no repository / package analysis (it scans the code and can take minutes)
+NOTHING_AUTOMATIC = {
+    name: False
+    for name in (
+        "matplotlib", "tensorflow", "tensorboard", "pytorch", "xgboost", "scikit", "fastai", "lightgbm",
+        "hydra", "detect_repository", "tfdefines", "joblib", "megengine", "catboost", "gradio",
+    )
+}  # fmt: skip
+
+
 class ClearmlCallback(TrainerCallback):
     """One ClearML task per run (rank 0), every numeric log reported as a scalar at its step."""
 
@@ -45,7 +55,7 @@ class ClearmlCallback(TrainerCallback):
             task_name=self.settings.task_name or self.task_name,
             tags=list(self.settings.tags) or None,
             reuse_last_task_id=False,
-            auto_connect_frameworks=False,
+            auto_connect_frameworks=NOTHING_AUTOMATIC,
             auto_connect_arg_parser=False,
             auto_resource_monitoring=False,
             auto_connect_streams=False,
