@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from turbo.errors import SettingsError
 from turbo.settings.commands import COMMANDS, Command, load_object
+from turbo.errors import SettingsError
 
 app = typer.Typer(
     name="turbo",

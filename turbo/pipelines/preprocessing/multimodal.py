@@ -14,9 +14,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from turbo.media import MediaItem
 from turbo.errors import DataError
 from turbo.io import write_json
-from turbo.media import MediaItem
 from turbo.settings.pipelines.preprocessing import PreprocessMultimodalSettings
 
 logger = logging.getLogger("turbo")

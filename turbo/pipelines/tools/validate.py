@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from turbo.errors import SettingsError
 from turbo.settings.commands import COMMANDS, Command, load_object
+from turbo.errors import SettingsError
 from turbo.settings.loading import apply_overrides, format_validation_error, read_settings_file
 from turbo.settings.paths import missing_input_paths
 

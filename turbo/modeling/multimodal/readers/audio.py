@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from turbo.errors import DataError, ModelError
 from turbo.media import MediaItem
+from turbo.errors import DataError, ModelError
 
 
 def decode_audio(path: Path) -> tuple[np.ndarray, int]:

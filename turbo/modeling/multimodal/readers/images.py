@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from turbo.errors import DataError, ModelError
 from turbo.media import MediaItem
+from turbo.errors import DataError, ModelError
 
 
 class ImageProcessorReader:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from turbo.errors import ModelError
 from turbo.media import MediaItem
+from turbo.errors import ModelError
 
 
 class PickleReader:
