@@ -58,7 +58,7 @@ def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder / "tensorboard")
         return ["tensorboard"]
     if logging_settings.logging_type == "clearml":
-        return []  # turbo.trainers.loggers.ClearmlCallback, added by logger_callbacks
+        return []  # ClearmlCallback, added by pipelines.train.evaluation.attach_loggers
     os.environ["WANDB_PROJECT"] = logging_settings.project_name
     if logging_settings.mode is not None:  # otherwise WANDB_MODE from the environment decides
         os.environ["WANDB_MODE"] = logging_settings.mode
