@@ -165,3 +165,38 @@ def test_fsdp_on_gpus_matches_one_process(single: Path, tmp_path: Path) -> None:
     rows, expected = train_rows(tmp_path / "fsdp"), train_rows(single)
     assert [row["loss"] for row in rows] == pytest.approx([r["loss"] for r in expected], abs=1e-3)
     assert (tmp_path / "fsdp" / "final" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed")
+def test_zero3_cherry_picks_run_on_every_rank(fixture_models, tmp_path: Path) -> None:
+    """Under ZeRO-3 a generate or forward pass needs every rank: the prompts are sharded (3 prompts over 2
+    ranks, so one rank repeats one), each rank answers its shard, rank 0 gathers and writes once."""
+    cherry = json.loads(SFT.read_text())["cherry_pick_settings"]
+    cherry["dataset_settings"]["sources"][0]["num_samples"] = 3
+    reward_model = {"model_path": str(fixture_models / "llama_rm"), "model_type": "seq_cls"}
+    cherry["metric_settings"] = [
+        {"type": "perplexity", "parameters": {"need_average": [True, False]}},
+        {"type": "kl"},
+        {"type": "length"},
+        {  # a reward model outside DeepSpeed, whole on every rank
+            "type": "reward",
+            "parameters": {"model_settings": reward_model},
+        },
+    ]
+    folder = tmp_path / "zero3"
+    launch(
+        torchrun(),
+        folder,
+        *("--set", "trainer_settings.deepspeed=zero3", "--set", "trainer_settings.evaluation_strategy=steps"),
+        *("--set", "trainer_settings.eval_steps=2", "--set", f"cherry_pick_settings={json.dumps(cherry)}"),
+    )
+    rows = [row for row in read_jsonl(folder / "metrics.jsonl") if "cherry_pick/cherry_pick_chat/kl" in row]
+    assert all("cherry_pick/cherry_pick_chat/reward" in row for row in rows)
+    assert [row["step"] for row in rows] == [2, 4]
+    for row in rows:
+        answers = read_jsonl(folder / "cherry_picks" / f"step_{row['step']}.jsonl")
+        assert len(answers) == 3 and len({a["id"] for a in answers}) == 3
+        perplexities = [a["metrics"]["perplexity"] for a in answers]
+        assert all(p > 1 for p in perplexities)
+        assert row["cherry_pick/cherry_pick_chat/perplexity"] == pytest.approx(sum(perplexities) / 3)
+    assert (folder / "final" / "adapter_model.safetensors").is_file() and (folder / "report.html").is_file()

@@ -173,3 +173,36 @@ def test_a_missing_image_names_file_and_line(multimodal_models, tmp_path: Path, 
         "--set", f"train_dataset_settings.sources.0.records_path={records}",
     )  # fmt: skip
     assert f"{records}:3: image 'images/purple_0.png': not found" in stderr
+
+
+def test_cherry_picks_are_answered_with_their_images(multimodal_models, tmp_path: Path) -> None:
+    dataset = json.loads(LLAVA.read_text())["train_dataset_settings"]
+    cherry_dataset = {**dataset, "sources": [{**dataset["sources"][0], "name": "pictures", "num_samples": 2}]}
+    cherry_dataset["sources"][0].pop("sample_rate", None)
+    cherry = {
+        "dataset_settings": cherry_dataset,
+        "generator_transformers_settings": {"max_new_tokens": 4},
+        "metric_settings": [
+            {"type": "length"},
+            {"type": "rouge", "parameters": {"need_average": [True, False]}},
+        ],
+    }
+    run_turbo(
+        "train_multimodal",
+        *("--experiment_settings_path", LLAVA, "--set", f"log_path={tmp_path}"),
+        *(
+            "--set",
+            f"val_dataset_settings={json.dumps(dataset)}",
+            "--set",
+            "trainer_settings.eval_strategy=steps",
+        ),
+        *("--set", "trainer_settings.max_steps=2", "--set", "trainer_settings.eval_steps=2"),
+        *("--set", f"cherry_pick_settings={json.dumps(cherry)}"),
+    )
+    (row,) = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "cherry_pick/pictures/rouge1" in r]
+    answers = read_jsonl(tmp_path / "cherry_picks" / "step_2.jsonl")
+    assert row["step"] == 2 and len(answers) == 2
+    assert all(a["messages"][0]["type"] == "image" and a["answers"][0]["content"] for a in answers)
+    assert row["cherry_pick/pictures/rouge1"] == pytest.approx(
+        sum(a["metrics"]["rouge1"] for a in answers) / 2
+    )

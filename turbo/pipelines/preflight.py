@@ -101,9 +101,9 @@ def reader_folders(settings: Any) -> list[str]:
 
 
 def logging_backend(settings: Any) -> list[str]:
-    """The chosen logger (tensorboard, wandb) is installed."""
+    """The chosen logger (tensorboard, wandb, clearml) is installed."""
     logging_type = settings.logging_settings.logging_type if settings.logging_settings else "none"
-    package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(logging_type)
+    package = {"tensorboard": "tensorboard", "wandb": "wandb", "clearml": "clearml"}.get(logging_type)
     if package is None or importlib.util.find_spec(package) is not None:
         return []
     return [f"logging_settings: '{logging_type}' needs the {package} package (pip install {package})"]

@@ -91,8 +91,3 @@ def evaluation_problems(
         )
     return problems
 
-
-def check_evaluation(trainer: TrainerSettings, val_dataset: object, cherry_pick: object = None) -> None:
-    """evaluation_problems as a ValueError (the first one), for a validator of its own."""
-    for where, message in evaluation_problems(trainer, val_dataset, cherry_pick):
-        raise ValueError(f"{where}: {message}")

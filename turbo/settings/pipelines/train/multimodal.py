@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from turbo.settings.cherry_pick import MultimodalCherryPickSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
     EncoderSettings,
@@ -21,6 +22,7 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
 
     train_dataset_settings: MultimodalDatasetSettings
     val_dataset_settings: MultimodalDatasetSettings | None = None
+    cherry_pick_settings: MultimodalCherryPickSettings | None = None
     modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(min_length=1)
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
         min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'

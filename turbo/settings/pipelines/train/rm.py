@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from turbo.settings.cherry_pick import RmCherryPickSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
@@ -12,6 +13,7 @@ class RmExperimentSettings(BaseTrainExperimentSettings):
 
     train_dataset_settings: PairPreferencesDatasetSettings
     val_dataset_settings: PairPreferencesDatasetSettings | None = None
+    cherry_pick_settings: RmCherryPickSettings | None = None
 
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()
