@@ -322,7 +322,7 @@ def test_a_metric_typo_is_refused_before_anything_loads(tmp_path: Path) -> None:
         *("--set", f"cherry_pick_settings.metric_settings={bad}"),
         expect=2,
     )
-    assert "cherry_pick_settings.metric_settings.0.rouge.parameters.need_compute_rouge_m" in result.stderr
+    assert "cherry_pick_settings.metric_settings.0.parameters.need_compute_rouge_m" in result.stderr
     assert "need_compute_rouge_n" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
 
