@@ -100,6 +100,23 @@ def reader_folders(settings: Any) -> list[str]:
     ]
 
 
+DATASETS_FOLDER_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+def record_folders(settings: Any) -> list[str]:
+    """A records_path that is a folder is a `datasets` folder written by save_to_disk."""
+    from turbo.settings.datasets import DatasetSourceSettings
+
+    return [
+        f"{where}records_path: {node.records_path} is a folder, expected a records file (JSONL, JSON, "
+        "Parquet) or a `datasets` folder written by save_to_disk"
+        for where, node in nodes(settings)
+        if isinstance(node, DatasetSourceSettings)
+        and _is_folder(node.records_path)
+        and not _has_file(node.records_path, DATASETS_FOLDER_FILES)
+    ]
+
+
 def logging_backend(settings: Any) -> list[str]:
     """The chosen logger (tensorboard, wandb) is installed."""
     logging_type = settings.logging_settings.logging_type if settings.logging_settings else "none"
@@ -230,7 +247,7 @@ def experiment_folder(settings: Any) -> list[str]:
     return [f"log_path: {problem}"] if problem else experiment_folder_problems(settings)
 
 
-COMMON: list[Check] = [input_files, model_folders, reader_folders]
+COMMON: list[Check] = [input_files, model_folders, reader_folders, record_folders]
 TRAIN: list[Check] = [*COMMON, logging_backend, experiment_folder]
 
 PREFLIGHT: dict[str, list[Check]] = {
