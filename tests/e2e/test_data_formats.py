@@ -72,3 +72,55 @@ def test_bad_records_are_named_by_file_and_index(fixture_models, tmp_path: Path)
     path = write_config(tmp_path, records_at(parquet))
     result = run_turbo("train_sft", "--experiment_settings_path", path, expect=2)
     assert f"{parquet}[2]: messages.0.role" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_split_ratio_data_ratio_and_debug_samples(fixture_models, tmp_path: Path) -> None:
+    def options(data: dict) -> None:
+        data["train_dataset_settings"]["sources"] = [
+            {
+                "name": "chat",
+                "records_path": "tests/fixtures/datasets/chat/train_chat.jsonl",
+                "sample_rate": 2.0,
+            }
+        ]
+        data["data_ratio"] = 0.75  # 32 samples -> 24
+        data["data_train_split_ratio"] = 0.75  # 24 -> 18 trained, 6 evaluated
+        data["data_debug_path"] = str(tmp_path / "debug")
+        data["trainer_settings"].update(
+            evaluation_strategy="steps", eval_steps=2, per_device_eval_batch_size=6
+        )
+
+    result = run_turbo("train_sft", "--experiment_settings_path", write_config(tmp_path, options))
+    assert "training on 18 samples, 6 held out for evaluation" in result.stderr
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [row["step"] for row in rows if "eval_loss" in row] == [2]
+    debug = read_jsonl(tmp_path / "debug" / "train_samples.jsonl")
+    assert len(debug) == 10
+    first = debug[0]
+    assert first["where"].startswith("tests/fixtures/datasets/chat/train_chat.jsonl:")
+    assert len(first["input_ids"]) == len(first["labels"])
+    trained = [t for t, label in zip(first["input_ids"], first["labels"], strict=True) if label != -100]
+    assert trained and first["text"].count("[[") >= 1 and first["text"].endswith("</RS></s>]]")
+
+
+def test_split_is_deterministic_by_seed() -> None:
+    from turbo.data.debug import share_and_split
+
+    samples = list(range(40))
+    first = share_and_split(samples, 0.5, 0.8, seed=3)
+    assert first == share_and_split(samples, 0.5, 0.8, seed=3)
+    assert first != share_and_split(samples, 0.5, 0.8, seed=4)
+    train, held = first
+    assert (len(train), len(held)) == (16, 4) and not set(train) & set(held)
+    assert train == sorted(train) and held == sorted(held)
+
+
+def test_split_ratio_and_val_dataset_together_are_refused(tmp_path: Path) -> None:
+    def both(data: dict) -> None:
+        data["data_train_split_ratio"] = 0.9
+        data["val_dataset_settings"] = data["train_dataset_settings"]
+
+    result = run_turbo("validate", write_config(tmp_path, both), "--command", "train_sft", expect=2)
+    assert "data_train_split_ratio: holds out an evaluation split, but val_dataset_settings is set too" in (
+        result.stderr
+    )

@@ -13,6 +13,7 @@ from turbo.pipelines.train.common import (
     save_final,
     start_experiment,
     training_arguments,
+    training_data,
     write_data_reports,
 )
 from turbo.settings.pipelines.train.classification import ClassificationExperimentSettings
@@ -41,6 +42,7 @@ def run(settings: ClassificationExperimentSettings) -> None:
         val, reports["val"] = build_classification_samples(
             settings.val_dataset_settings, tokenizer, seed=settings.seed, require_labels=True
         )
+    train, val = training_data(settings, tokenizer, train, val)
     write_data_reports(folder, reports)
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)

@@ -23,6 +23,7 @@ from turbo.pipelines.train.common import (
     save_final,
     start_experiment,
     training_arguments,
+    training_data,
     write_data_reports,
 )
 from turbo.settings.pipelines.train.multimodal import MultimodalExperimentSettings
@@ -96,6 +97,10 @@ def run(settings: MultimodalExperimentSettings) -> None:
         val, reports["val"] = build_multimodal_samples(
             settings.val_dataset_settings, tokenizer, val_readers, seed=settings.seed
         )
+    token_ids = {
+        m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset_settings.modality_token_mapping.items()
+    }
+    train, val = training_data(settings, tokenizer, train, val, token_ids)
     write_data_reports(folder, reports, chat_previews(train, tokenizer))  # type: ignore[arg-type]
 
     model = build_model(settings, tokenizer, shapes)

@@ -13,6 +13,7 @@ from turbo.pipelines.train.common import (
     save_final,
     start_experiment,
     training_arguments,
+    training_data,
     write_data_reports,
 )
 from turbo.pipelines.train.dpo import pair_previews
@@ -36,6 +37,7 @@ def run(settings: RmExperimentSettings) -> None:
     val = []
     if settings.val_dataset_settings is not None:
         val, reports["val"] = build_pair_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
+    train, val = training_data(settings, tokenizer, train, val)
     write_data_reports(folder, reports, pair_previews(train, tokenizer))
 
     model_settings = settings.model_settings
