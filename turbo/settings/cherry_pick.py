@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
+from turbo.settings.datasets.chat import refuse_packing
 from turbo.settings.generation import CustomGenerationSettings, GeneratorTransformersSettings
 
 
@@ -18,6 +19,11 @@ class ChatCherryPickSettings(StrictModel):
     metric_settings: list[dict[str, Any]] = Field(
         default_factory=list, description="Metrics over the answers (none are available yet)."
     )
+
+    @field_validator("dataset_settings")
+    @classmethod
+    def _no_packing(cls, value: Any) -> Any:
+        return refuse_packing(value)
 
     @field_validator("metric_settings")
     @classmethod

@@ -72,3 +72,13 @@ class ChatDatasetSettings(StrictModel):
         if self.pack_to_max_length and self.max_tokens_count is None:
             raise ValueError("pack_to_max_length packs samples up to max_tokens_count; set max_tokens_count")
         return self
+
+
+def refuse_packing(dataset: ChatDatasetSettings) -> ChatDatasetSettings:
+    """Inference and cherry-pick data answer one record at a time: packing would be silently ignored."""
+    if getattr(dataset, "pack_to_max_length", False):
+        raise ValueError(
+            "pack_to_max_length packs training rows; inference answers one record at a time, "
+            "so remove pack_to_max_length (or set it to false)"
+        )
+    return dataset

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import PositiveCount, Seed, StrictModel
+from turbo.settings.datasets.chat import refuse_packing
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
     EncoderSettings,
@@ -42,6 +44,11 @@ class MultimodalInferenceExperimentSettings(StrictModel):
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(min_length=1)
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
     seed: Seed = 42
+
+    @field_validator("dataset_settings")
+    @classmethod
+    def _no_packing(cls, value: Any) -> Any:
+        return refuse_packing(value)
 
     @model_validator(mode="after")
     def _parts_fit(self) -> MultimodalInferenceExperimentSettings:

@@ -1,0 +1,32 @@
+"""An inference dataset that sets pack_to_max_length is refused with a message, not silently ignored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ..conftest import CONFIGS, run_turbo
+
+REFUSED = CONFIGS / "refused"
+MESSAGE = "pack_to_max_length packs training rows; inference answers one record at a time"
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [("inference_chat", "inference_chat_packing"), ("inference_multimodal", "inference_multimodal_packing")],
+)
+def test_inference_with_packing_is_refused(command: str, name: str, tmp_path: Path) -> None:
+    path = REFUSED / f"{name}.json"
+    result = run_turbo(command, "--inference_settings_path", path, expect=2)
+    assert f"dataset_settings: {MESSAGE}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cherry_picks_with_packing_are_refused(tmp_path: Path) -> None:
+    data = json.loads((CONFIGS / "train" / "sft" / "lora.json").read_text())
+    data["cherry_pick_settings"]["dataset_settings"]["pack_to_max_length"] = True
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(data))
+    result = run_turbo("validate", path, "--command", "train_sft", expect=2)
+    assert f"cherry_pick_settings.dataset_settings: {MESSAGE}" in result.stderr
