@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, run_turbo
+from ..conftest import CONFIGS, FIXTURES, run_turbo
 
-REFUSED = CONFIGS / "refused"
+REFUSED = FIXTURES / "refused_configs"
 MESSAGE = "pack_to_max_length packs training rows; inference answers one record at a time"
 
 
