@@ -120,7 +120,7 @@ def build_pair_samples(
     for source in settings.sources:
         located = read_jsonl(source.records_path, PairPreferenceRecord)
         chosen = sample_source(located, source, seed)
-        if need_margin:
+        if need_margin and settings.score_margin is None:
             lacking = [item for item in chosen if item.record.precomputed_margin is None]
             if lacking:
                 raise DataError(
@@ -186,7 +186,9 @@ def _tokenize(
             continue
         prompt = start + [token for piece in pieces[len(pieces) - kept :] for token in piece] + head
         report.keep(len(prompt) + max(len(answer_w), len(answer_l)), kept < len(pieces))
-        samples.append(PairSample(prompt, answer_w, answer_l, item.record.precomputed_margin, name, item))
+        margin = item.record.precomputed_margin
+        margin = settings.score_margin if margin is None else margin  # the record's own margin wins
+        samples.append(PairSample(prompt, answer_w, answer_l, margin, name, item))
     return samples
 
 

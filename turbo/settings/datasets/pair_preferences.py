@@ -25,6 +25,13 @@ class PairPreferencesDatasetSettings(StrictModel):
         ChatRenderSettings(keep_end=True),
         description="How context + answer are rendered; truncation always keeps the end of the context.",
     )
+    score_margin: float | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="The margin m of every pair of this dataset that has no score_margin / "
+        "precomputed_margin of its own: loss_type sigmoid_with_margin trains on "
+        "-log sigmoid(beta * (chosen log-ratio - rejected log-ratio) - m).",
+    )
 
     @model_validator(mode="before")
     @classmethod
