@@ -42,12 +42,29 @@ def parameter_report(model: Any) -> dict[str, dict[str, int]]:
     return report
 
 
+def part_learning_rates(settings: MultimodalExperimentSettings) -> dict[str, float]:
+    """The learning rate of each part: the pretrained ones (language model, encoders) at
+    learning_rate_pretraining_components where set, the new ones (projectors) at the trainer's rate;
+    projector_learning_rate and encoder_learning_rate win where set."""
+    base = settings.trainer_settings.learning_rate
+    pretrained = settings.learning_rate_pretraining_components
+    pretrained = base if pretrained is None else pretrained
+    projector, encoder = settings.projector_learning_rate, settings.encoder_learning_rate
+    return {
+        "language_model.": pretrained,
+        "projectors.": base if projector is None else projector,
+        "encoders.": pretrained if encoder is None else encoder,
+    }
+
+
 def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: dict) -> Any:
     """LM (+ PEFT), then encoders, then projectors (seeded), composed into one MultimodalModel."""
     from turbo.modeling.multimodal.model import MultimodalModel
 
     dataset = settings.train_dataset_settings
     language_model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
+    if not settings.lang_decoder_update:
+        language_model.requires_grad_(False)
     dtype = language_model.get_input_embeddings().weight.dtype
     encoders = build_encoders(settings.encoders, dtype)
     projectors = build_projectors(
@@ -61,6 +78,8 @@ def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: 
     for modality, path in (settings.modality_projector_initialization_mapping or {}).items():
         if path is not None:
             load_projector_weights(projectors, Path(path), modality)
+    for projector in projectors.values():
+        projector.requires_grad_(True)  # the new part: always trained
     token_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset.modality_token_mapping.items()}
     return MultimodalModel(language_model, encoders, projectors, token_ids)
 
@@ -105,16 +124,7 @@ def run(settings: MultimodalExperimentSettings) -> None:
 
     model = build_model(settings, tokenizer, shapes)
     write_json(folder / "parameters.json", parameter_report(model))
-    base_rate = settings.trainer_settings.learning_rate
-    rates = {
-        "language_model.": base_rate,
-        "projectors.": settings.projector_learning_rate
-        if settings.projector_learning_rate is not None
-        else base_rate,
-        "encoders.": settings.encoder_learning_rate
-        if settings.encoder_learning_rate is not None
-        else base_rate,
-    }
+    rates = part_learning_rates(settings)
     trainer = MultimodalTrainer(
         model=model,
         args=training_arguments(settings, folder),
