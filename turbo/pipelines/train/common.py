@@ -55,8 +55,11 @@ def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:
     if logging_settings is None or logging_settings.logging_type == "none":
         return []
     if logging_settings.logging_type == "tensorboard":
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder / "tensorboard")
+        names = [name for name in (logging_settings.group_name, logging_settings.run_name) if name]
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(folder, "tensorboard", *names))
         return ["tensorboard"]
+    if logging_settings.group:
+        os.environ["WANDB_RUN_GROUP"] = logging_settings.group
     os.environ["WANDB_PROJECT"] = logging_settings.project_name
     os.environ["WANDB_MODE"] = logging_settings.mode
     os.environ["WANDB_DIR"] = str(folder)
