@@ -173,6 +173,10 @@ def _tokenize(
         pieces = [ids[first + 2 * i] + ids[first + 2 * i + 1] for i in range(count - 1)]
         head = ids[first + 2 * (count - 1)]
         answer_w, answer_l = ids[first + 2 * count - 1] + end, ids[first + 2 * count] + end
+        cut = settings.max_target_length  # answers keep their start
+        answers_cut = cut is not None and max(len(answer_w), len(answer_l)) > cut
+        if cut is not None:
+            answer_w, answer_l = answer_w[:cut], answer_l[:cut]
         fixed = len(start) + len(head) + max(len(answer_w), len(answer_l))
         kept = len(pieces)
         while kept and fixed + sum(len(piece) for piece in pieces[len(pieces) - kept :]) > budget:
@@ -184,8 +188,17 @@ def _tokenize(
         if kept == 0:
             report.drop("no context message fits max_tokens_count", record_name)
             continue
-        prompt = start + [token for piece in pieces[len(pieces) - kept :] for token in piece] + head
-        report.keep(len(prompt) + max(len(answer_w), len(answer_l)), kept < len(pieces))
+        body = [token for piece in pieces[len(pieces) - kept :] for token in piece] + head
+        limit = settings.max_prompt_length  # the prompt keeps its end (the latest context and the bot's head)
+        prompt_cut = limit is not None and len(start) + len(body) > limit
+        if limit is not None:
+            if len(start) + len(head) > limit:
+                report.drop("the answer's head alone is longer than max_prompt_length", record_name)
+                continue
+            body = body[max(0, len(start) + len(body) - limit) :]
+        prompt = start + body
+        truncated = kept < len(pieces) or prompt_cut or answers_cut
+        report.keep(len(prompt) + max(len(answer_w), len(answer_l)), truncated)
         margin = item.record.precomputed_margin
         margin = settings.score_margin if margin is None else margin  # the record's own margin wins
         samples.append(PairSample(prompt, answer_w, answer_l, margin, name, item))
