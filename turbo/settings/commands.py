@@ -126,6 +126,13 @@ COMMANDS = _commands(
         "turbo.pipelines.tools.merge:run",
         "Merge a LoRA adapter into its base model and save a plain model folder.",
     ),
+    Command(
+        "export_llava",
+        "settings_path",
+        "turbo.settings.pipelines.export:ExportLlavaSettings",
+        "turbo.pipelines.tools.export_llava:run",
+        "Export a train_multimodal run (CLIP + llava projector + LM) as a transformers LLaVA folder.",
+    ),
 )
 
 
