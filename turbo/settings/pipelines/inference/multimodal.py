@@ -33,7 +33,14 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
 
     def cross_field_problems(self) -> list[Problem]:
         if self.use_vllm:
-            return [("use_vllm", "is not available for multimodal inference; set use_vllm: false")]
+            return [
+                (
+                    "use_vllm",
+                    "is not available for inference_multimodal yet; set use_vllm: false (transformers "
+                    "generates). To serve the model with vLLM, export it with export_llava (a transformers "
+                    "LLaVA folder) and give that folder to vLLM; vLLM's LLaVA also needs torchvision",
+                )
+            ]
         return super().cross_field_problems()
 
 

@@ -1,4 +1,4 @@
-"""An inference dataset that sets pack_to_max_length is refused with a message, not silently ignored."""
+"""Inference settings that cannot run as written are refused with what to write instead, never ignored."""
 
 from __future__ import annotations
 
@@ -30,3 +30,10 @@ def test_cherry_picks_with_packing_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     result = run_turbo("validate", path, "--command", "train_sft", expect=2)
     assert f"cherry_pick_settings.dataset_settings: {MESSAGE}" in result.stderr
+
+
+def test_multimodal_inference_with_vllm_is_refused_with_what_to_do() -> None:
+    path = REFUSED / "inference_multimodal_vllm.json"
+    result = run_turbo("inference_multimodal", "--inference_settings_path", path, expect=2)
+    assert "inference_settings.0.use_vllm: is not available for inference_multimodal yet" in result.stderr
+    assert "export it with export_llava" in result.stderr and "Traceback" not in result.stderr
