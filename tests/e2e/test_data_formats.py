@@ -124,3 +124,33 @@ def test_split_ratio_and_val_dataset_together_are_refused(tmp_path: Path) -> Non
     assert "data_train_split_ratio: holds out an evaluation split, but val_dataset_settings is set too" in (
         result.stderr
     )
+
+
+def test_dataset_num_proc_gives_the_ids_of_one_process(fixture_models, tmp_path: Path) -> None:
+    from turbo.data.chat import build_chat_samples
+    from turbo.modeling.tokenizer import load_tokenizer
+    from turbo.settings.loading import load_settings
+    from turbo.settings.pipelines.train.sft import SftExperimentSettings
+
+    def many(data: dict) -> None:
+        data["train_dataset_settings"]["sources"][0]["sample_rate"] = 40.0  # 320 records
+        data["train_dataset_settings"]["dataset_num_proc"] = 2
+        data["data_debug_path"] = str(tmp_path / "debug")
+
+    path = write_config(tmp_path, many)
+    run_turbo("train_sft", "--experiment_settings_path", path)
+    settings = load_settings(path, SftExperimentSettings)
+    tokenizer = load_tokenizer(
+        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    )
+    one = settings.train_dataset_settings.model_copy(update={"dataset_num_proc": None})
+    single, _ = build_chat_samples(one, tokenizer, seed=settings.seed)
+    parallel, _ = build_chat_samples(settings.train_dataset_settings, tokenizer, seed=settings.seed)
+    from turbo.data import parallel as workers
+
+    assert (id(tokenizer), 2) in workers._pools  # the two processes did tokenise
+    workers.close_pools()
+    assert len(single) == 320 and [s.input_ids for s in parallel] == [s.input_ids for s in single]
+    assert [s.labels for s in parallel] == [s.labels for s in single]
+    debug = read_jsonl(tmp_path / "debug" / "train_samples.jsonl")
+    assert [row["input_ids"] for row in debug] == [s.input_ids for s in single[:10]]

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from turbo.data.chat import IGNORE_INDEX
 from turbo.data.conversation import render, special_ids, with_system_prompt
+from turbo.data.parallel import tokenize_texts
 from turbo.data.readers import Located, read_jsonl, sample_source
 from turbo.data.records import ChatMessage, Record
 from turbo.data.report import DatasetReport, SourceReport
@@ -167,7 +168,7 @@ def _tokenize(
         first = len(texts)
         texts += [text for segment in segments_w for text in segment] + [segments_l[-1][1]]
         spans.append((item, first, len(segments_w)))
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    ids = tokenize_texts(tokenizer, texts, settings.dataset_num_proc)
     samples = []
     for item, first, count in spans:
         pieces = [ids[first + 2 * i] + ids[first + 2 * i + 1] for i in range(count - 1)]

@@ -56,6 +56,11 @@ class ChatDatasetSettings(StrictModel):
     only_last_replica_loss: bool = Field(False, description="Train only on the last bot message.")
     keep_end: bool = Field(False, description="Truncate from the start instead of the end.")
     random_cut: bool = Field(False, description="End each sample at a random bot message (seeded).")
+    dataset_num_proc: PositiveCount | None = Field(
+        None,
+        le=64,
+        description="Tokenise in this many processes (the ids are the same as with one); None: one.",
+    )
     pack_to_max_length: bool = Field(
         False,
         description="Training: pack several samples into one sequence of up to max_tokens_count tokens; "

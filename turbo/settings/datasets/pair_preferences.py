@@ -36,6 +36,11 @@ class PairPreferencesDatasetSettings(StrictModel):
         description="Tokens of each answer (chosen and rejected, with the end-of-sequence token) kept at "
         "most; a longer answer loses its end. None: no limit.",
     )
+    dataset_num_proc: PositiveCount | None = Field(
+        None,
+        le=64,
+        description="Tokenise in this many processes (the ids are the same as with one); None: one.",
+    )
     score_margin: float | None = Field(
         None,
         allow_inf_nan=False,
