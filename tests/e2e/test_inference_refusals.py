@@ -10,7 +10,7 @@ import pytest
 from ..conftest import CONFIGS, FIXTURES, run_turbo
 
 REFUSED = FIXTURES / "refused_configs"
-MESSAGE = "pack_to_max_length packs training rows; inference answers one record at a time"
+MESSAGE = "pack_to_max_length joins training rows; inference answers one record at a time"
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,12 @@ def test_multimodal_inference_with_vllm_is_refused_with_what_to_do() -> None:
     result = run_turbo("inference_multimodal", "--inference_settings_path", path, expect=2)
     assert "inference_settings.0.use_vllm: is not available for inference_multimodal yet" in result.stderr
     assert "export it with export_llava" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_multimodal_inference_with_concatenated_samples_is_refused(tmp_path: Path) -> None:
+    data = json.loads((CONFIGS / "inference" / "multimodal" / "llava.json").read_text())
+    data["dataset_settings"]["dataset_concatenate_samples"] = True
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(data))
+    result = run_turbo("validate", path, "--command", "inference_multimodal", expect=2)
+    assert "dataset_settings: dataset_concatenate_samples joins training rows" in result.stderr

@@ -65,3 +65,27 @@ def test_pretrained_and_new_parts_get_their_learning_rates() -> None:
         "projectors.": 0.003,
         "encoders.": 0.001,
     }
+
+
+LLAVA = CONFIGS / "train" / "multimodal" / "llava_lora.json"
+
+
+def first_step(tmp_path: Path, name: str, *overrides: str) -> tuple[float, str]:
+    folder = tmp_path / name
+    result = run_turbo(
+        "train_multimodal", "--experiment_settings_path", LLAVA, "--set", f"log_path={folder}",
+        "--set", "trainer_settings.max_steps=1", "--set", "trainer_settings.per_device_train_batch_size=6",
+        *[item for override in overrides for item in ("--set", override)],
+    )  # fmt: skip
+    loss = next(row["loss"] for row in read_jsonl(folder / "metrics.jsonl") if "loss" in row)
+    return loss, result.stderr
+
+
+def test_packed_multimodal_rows_give_the_unpacked_loss(multimodal_models, tmp_path: Path) -> None:
+    unpacked, _ = first_step(tmp_path, "unpacked")
+    packed, log = first_step(tmp_path, "packed", "train_dataset_settings.pack_to_max_length=true")
+    assert "joined 6 samples into 3 rows of up to 128 tokens" in log
+    assert packed == pytest.approx(unpacked, rel=1e-4)
+    joined, log = first_step(tmp_path, "joined", "train_dataset_settings.dataset_concatenate_samples=true")
+    assert "joined 6 samples into 3 rows of up to 128 tokens" in log
+    assert joined != pytest.approx(unpacked, rel=1e-4)  # one sequence: later samples see earlier ones

@@ -57,6 +57,25 @@ def part_learning_rates(settings: MultimodalExperimentSettings) -> dict[str, flo
     }
 
 
+def joined(samples: list[Any], dataset: Any) -> list[Any]:
+    """The trainer's rows: the samples, or several per row with pack_to_max_length or
+    dataset_concatenate_samples (a held-out split follows the training dataset's choice)."""
+    from turbo.data.multimodal_packing import concatenate_multimodal, pack_multimodal
+
+    if dataset is None or not samples or dataset.max_tokens_count is None:
+        return samples
+    if dataset.pack_to_max_length:
+        rows = pack_multimodal(samples, dataset.max_tokens_count)
+    elif dataset.dataset_concatenate_samples:
+        rows = concatenate_multimodal(samples, dataset.max_tokens_count)
+    else:
+        return samples
+    logger.info(
+        "joined %d samples into %d rows of up to %d tokens", len(samples), len(rows), dataset.max_tokens_count
+    )
+    return rows
+
+
 def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: dict) -> Any:
     """LM (+ PEFT), then encoders, then projectors (seeded), composed into one MultimodalModel."""
     from turbo.modeling.multimodal.model import MultimodalModel
@@ -86,7 +105,8 @@ def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: 
 
 def run(settings: MultimodalExperimentSettings) -> None:
 
-    from turbo.data.multimodal_batches import MultimodalCollator, MultimodalTorchDataset
+    from turbo.data.multimodal_batches import MultimodalTorchDataset
+    from turbo.data.multimodal_packing import MultimodalRowCollator
     from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.multimodal import MultimodalTrainer
 
@@ -128,9 +148,11 @@ def run(settings: MultimodalExperimentSettings) -> None:
     trainer = MultimodalTrainer(
         model=model,
         args=training_arguments(settings, folder),
-        train_dataset=MultimodalTorchDataset(train, readers),
-        eval_dataset=MultimodalTorchDataset(val, val_readers) if val else None,
-        data_collator=MultimodalCollator(tokenizer.pad_token_id),
+        train_dataset=MultimodalTorchDataset(joined(train, dataset_settings), readers),
+        eval_dataset=MultimodalTorchDataset(joined(val, settings.val_dataset_settings), val_readers)
+        if val
+        else None,
+        data_collator=MultimodalRowCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
         part_learning_rates=rates,

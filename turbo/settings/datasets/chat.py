@@ -81,9 +81,10 @@ class ChatDatasetSettings(StrictModel):
 
 def refuse_packing(dataset: ChatDatasetSettings) -> ChatDatasetSettings:
     """Inference and cherry-pick data answer one record at a time: packing would be silently ignored."""
-    if getattr(dataset, "pack_to_max_length", False):
-        raise ValueError(
-            "pack_to_max_length packs training rows; inference answers one record at a time, "
-            "so remove pack_to_max_length (or set it to false)"
-        )
+    for name in ("pack_to_max_length", "dataset_concatenate_samples"):
+        if getattr(dataset, name, False):
+            raise ValueError(
+                f"{name} joins training rows; inference answers one record at a time, "
+                f"so remove {name} (or set it to false)"
+            )
     return dataset

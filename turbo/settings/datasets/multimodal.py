@@ -46,6 +46,13 @@ class MultimodalDatasetSettings(ChatDatasetSettings):
         "Each image goes where its <image> marker is.",
     )
 
+    dataset_concatenate_samples: bool = Field(
+        False,
+        description="Training (DeepSpeed-VisualChat): join consecutive samples into one sequence of up to "
+        "max_tokens_count tokens that attends across them (pack_to_max_length instead keeps each "
+        "sample to itself).",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _visualchat_name(cls, data: Any) -> Any:
@@ -55,6 +62,14 @@ class MultimodalDatasetSettings(ChatDatasetSettings):
             data = {**data, "max_media_per_sample": data["max_num_image_per_sample"]}
             del data["max_num_image_per_sample"]
         return data
+
+    @model_validator(mode="after")
+    def _one_way_to_join(self) -> MultimodalDatasetSettings:
+        if self.dataset_concatenate_samples and self.pack_to_max_length:
+            raise ValueError("set dataset_concatenate_samples or pack_to_max_length, not both")
+        if self.dataset_concatenate_samples and self.max_tokens_count is None:
+            raise ValueError("dataset_concatenate_samples joins samples up to max_tokens_count; set it")
+        return self
 
     @model_validator(mode="after")
     def _distinct_tokens(self) -> MultimodalDatasetSettings:
