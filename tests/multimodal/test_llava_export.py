@@ -13,7 +13,7 @@ from ..conftest import CONFIGS, run_turbo
 
 LLAVA = CONFIGS / "train" / "multimodal" / "llava_lora.json"
 INFERENCE = CONFIGS / "inference" / "multimodal" / "llava.json"
-EXPORT = CONFIGS / "tools" / "export_llava.json"
+EXPORT = CONFIGS / "export" / "llava.json"
 
 
 @pytest.fixture(scope="module")
