@@ -24,7 +24,9 @@ def test_a_folder_as_records_path_fails_validate_and_the_run_alike(fixture_model
     data["log_path"] = str(tmp_path / "run")
     data["train_dataset_settings"]["sources"][0]["records_path"] = str(tmp_path)
     path = write(tmp_path, data)
-    expected = f"train_dataset_settings.sources.0.records_path: {tmp_path} is a folder, expected a records file"
+    expected = (
+        f"train_dataset_settings.sources.0.records_path: {tmp_path} is a folder, expected a records file"
+    )
     result = run_turbo("validate", path, "--command", "train_sft", expect=2)
     assert expected in result.stderr and "Traceback" not in result.stderr
     result = run_turbo("train_sft", "--experiment_settings_path", path, expect=2)
