@@ -24,7 +24,9 @@ def test_a_folder_as_records_path_fails_validate_and_the_run_alike(fixture_model
     data["log_path"] = str(tmp_path / "run")
     data["train_dataset_settings"]["sources"][0]["records_path"] = str(tmp_path)
     path = write(tmp_path, data)
-    expected = f"train_dataset_settings.sources.0.records_path: {tmp_path} is a folder, expected a file"
+    expected = (
+        f"train_dataset_settings.sources.0.records_path: {tmp_path} is a folder, expected a records file"
+    )
     result = run_turbo("validate", path, "--command", "train_sft", expect=2)
     assert expected in result.stderr and "Traceback" not in result.stderr
     result = run_turbo("train_sft", "--experiment_settings_path", path, expect=2)
@@ -47,7 +49,7 @@ def test_every_preflight_problem_at_once(fixture_models, tmp_path: Path) -> None
     for line in (
         f"model_settings.model_path: {empty} has no config.json",
         f"train_dataset_settings.sources.0.records_path: {tmp_path / 'nope.jsonl'} does not exist",
-        f"val_dataset_settings.sources.0.records_path: {tmp_path} is a folder, expected a file",
+        f"val_dataset_settings.sources.0.records_path: {tmp_path} is a folder, expected a records file",
         f"tokenizer_settings.tokenizer_path: {records} is a file, expected a folder",
     ):
         assert line in result.stderr, result.stderr

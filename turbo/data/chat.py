@@ -8,6 +8,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from turbo.data.parallel import tokenize_texts
 from turbo.data.readers import Located, read_jsonl, sample_source
 from turbo.data.records import ChatMessage, ChatRecord
 from turbo.data.report import DatasetReport, SourceReport
@@ -107,7 +108,7 @@ def tokenize_records(
             rendered.append((item, messages, segments, prefix))
         texts = [text for _, _, segments, prefix in rendered for segment in segments for text in segment]
         texts += [prefix for *_, prefix in rendered]
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        ids = tokenize_texts(tokenizer, texts, settings.dataset_num_proc)
         cursor = 0
         prefixes = ids[len(ids) - len(rendered) :]
         for (item, messages, segments, _), prefix_ids in zip(rendered, prefixes, strict=True):

@@ -179,7 +179,7 @@ def _convert(
         count += 1
     extra = item.record.model_extra or {}
     record = ChatRecord(id=item.record.id, messages=messages, meta=item.record.meta, **extra)
-    return Located(record, item.path, item.line), count
+    return Located(record, item.path, item.line, item.indexed), count
 
 
 def _check_spans(sample: MultimodalSample, tokenizer: Any, settings: MultimodalDatasetSettings) -> None:

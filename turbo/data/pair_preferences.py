@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from turbo.data.chat import IGNORE_INDEX
 from turbo.data.conversation import render, special_ids, with_system_prompt
+from turbo.data.parallel import tokenize_texts
 from turbo.data.readers import Located, read_jsonl, sample_source
 from turbo.data.records import ChatMessage, Record
 from turbo.data.report import DatasetReport, SourceReport
@@ -120,7 +121,7 @@ def build_pair_samples(
     for source in settings.sources:
         located = read_jsonl(source.records_path, PairPreferenceRecord)
         chosen = sample_source(located, source, seed)
-        if need_margin:
+        if need_margin and settings.score_margin is None:
             lacking = [item for item in chosen if item.record.precomputed_margin is None]
             if lacking:
                 raise DataError(
@@ -167,12 +168,16 @@ def _tokenize(
         first = len(texts)
         texts += [text for segment in segments_w for text in segment] + [segments_l[-1][1]]
         spans.append((item, first, len(segments_w)))
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    ids = tokenize_texts(tokenizer, texts, settings.dataset_num_proc)
     samples = []
     for item, first, count in spans:
         pieces = [ids[first + 2 * i] + ids[first + 2 * i + 1] for i in range(count - 1)]
         head = ids[first + 2 * (count - 1)]
         answer_w, answer_l = ids[first + 2 * count - 1] + end, ids[first + 2 * count] + end
+        cut = settings.max_target_length  # answers keep their start
+        answers_cut = cut is not None and max(len(answer_w), len(answer_l)) > cut
+        if cut is not None:
+            answer_w, answer_l = answer_w[:cut], answer_l[:cut]
         fixed = len(start) + len(head) + max(len(answer_w), len(answer_l))
         kept = len(pieces)
         while kept and fixed + sum(len(piece) for piece in pieces[len(pieces) - kept :]) > budget:
@@ -184,9 +189,20 @@ def _tokenize(
         if kept == 0:
             report.drop("no context message fits max_tokens_count", record_name)
             continue
-        prompt = start + [token for piece in pieces[len(pieces) - kept :] for token in piece] + head
-        report.keep(len(prompt) + max(len(answer_w), len(answer_l)), kept < len(pieces))
-        samples.append(PairSample(prompt, answer_w, answer_l, item.record.precomputed_margin, name, item))
+        body = [token for piece in pieces[len(pieces) - kept :] for token in piece] + head
+        limit = settings.max_prompt_length  # the prompt keeps its end (the latest context and the bot's head)
+        prompt_cut = limit is not None and len(start) + len(body) > limit
+        if limit is not None:
+            if len(start) + len(head) > limit:
+                report.drop("the answer's head alone is longer than max_prompt_length", record_name)
+                continue
+            body = body[max(0, len(start) + len(body) - limit) :]
+        prompt = start + body
+        truncated = kept < len(pieces) or prompt_cut or answers_cut
+        report.keep(len(prompt) + max(len(answer_w), len(answer_l)), truncated)
+        margin = item.record.precomputed_margin
+        margin = settings.score_margin if margin is None else margin  # the record's own margin wins
+        samples.append(PairSample(prompt, answer_w, answer_l, margin, name, item))
     return samples
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from turbo.errors import ModelError
+from turbo.modeling.attention import attention_problem
 from turbo.modeling.embeddings import fit_embeddings_to_tokenizer, initialize_new_embeddings
 from turbo.modeling.peft import apply_peft
 from turbo.modeling.quantization import prepare_for_adapter_training, quantization_config
@@ -32,6 +33,11 @@ def load_base_model(settings: ModelSettings) -> Any:
         kwargs["quantization_config"] = quantization
     if settings.transformers_settings.low_cpu_mem_usage is not None:
         kwargs["low_cpu_mem_usage"] = settings.transformers_settings.low_cpu_mem_usage
+    if settings.attn_implementation is not None:
+        problem = attention_problem(settings.attn_implementation)
+        if problem:
+            raise ModelError(f"model_settings.attn_implementation: {problem}")
+        kwargs["attn_implementation"] = settings.attn_implementation
     auto_class = getattr(transformers, AUTO_CLASSES[settings.model_type])
     try:
         return auto_class.from_pretrained(
@@ -40,7 +46,7 @@ def load_base_model(settings: ModelSettings) -> Any:
             trust_remote_code=settings.transformers_settings.trust_remote_code,
             **kwargs,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         raise ModelError(f"cannot load a model from {path}: {exc}") from exc
 
 

@@ -15,6 +15,48 @@ from turbo.settings.model import (
 )
 
 TASK_TYPES = {"causal": "CAUSAL_LM", "seq_cls": "SEQ_CLS"}
+# parts of a model that are not its language model: target_modules "auto" leaves them alone
+NOT_LANGUAGE_MODEL = (
+    "vision_tower",
+    "vision_model",
+    "visual",
+    "mm_projector",
+    "multi_modal_projector",
+    "projector",
+    "encoders",
+    "projectors",
+    "audio_tower",
+)
+
+
+def linear_layer_names(model: Any) -> list[str]:
+    """target_modules "auto": every linear layer of the language model, found from the model itself,
+    without the output head (lm_head, a classification score) and any vision tower or projector.
+
+    The short names (q_proj, ...) when no left-out module shares them, else the full module names."""
+    import torch
+
+    heads = {id(model.get_output_embeddings())} if hasattr(model, "get_output_embeddings") else set()
+    for name in ("score", "classifier", "lm_head"):
+        head = getattr(model, name, None)
+        if head is not None:
+            heads.add(id(head))
+    chosen: list[str] = []
+    left_out: set[str] = set()
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        parts = name.split(".")
+        if id(module) in heads or any(part in NOT_LANGUAGE_MODEL for part in parts):
+            left_out.add(parts[-1])
+        else:
+            chosen.append(name)
+    if not chosen:
+        raise ModelError(
+            'model_settings.peft_settings.target_modules: "auto" found no linear layer in the model'
+        )
+    short = sorted({name.rsplit(".", 1)[-1] for name in chosen})
+    return short if not set(short) & left_out else chosen
 
 
 def _lora(settings: LoraSettings, task_type: str, _: Any) -> Any:
@@ -92,6 +134,8 @@ def apply_peft(model: Any, settings: ModelSettings, tokenizer_path: Path) -> Any
     if settings.peft_settings is None:
         return model
     peft = settings.peft_settings
+    if isinstance(peft, LoraSettings) and peft.target_modules == "auto":
+        peft = peft.model_copy(update={"target_modules": linear_layer_names(model)})
     task_type = peft.task_type or TASK_TYPES[settings.model_type]
     config = PEFT_CONFIGS[peft.name](peft, task_type, tokenizer_path)
     try:

@@ -90,6 +90,18 @@ def model_folders(settings: Any) -> list[str]:
     return problems
 
 
+def attention_kernels(settings: Any) -> list[str]:
+    """An attn_implementation whose kernel package is not installed (flash_attention_2: flash_attn)."""
+    from turbo.modeling.attention import attention_problem
+
+    return [
+        f"{where}attn_implementation: {problem}"
+        for where, node in nodes(settings)
+        if isinstance(node, ModelSettings)
+        and (problem := attention_problem(node.attn_implementation, check_gpu=False))
+    ]
+
+
 def reader_folders(settings: Any) -> list[str]:
     """Media readers (clip, siglip, whisper) read the processor saved in their folder."""
     return [
@@ -97,6 +109,23 @@ def reader_folders(settings: Any) -> list[str]:
         for where, node in nodes(settings)
         if getattr(node, "reader_type", "pickle") != "pickle"
         and not _has_file(node.reader_path, ("preprocessor_config.json",))
+    ]
+
+
+DATASETS_FOLDER_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+def record_folders(settings: Any) -> list[str]:
+    """A records_path that is a folder is a `datasets` folder written by save_to_disk."""
+    from turbo.settings.datasets import DatasetSourceSettings
+
+    return [
+        f"{where}records_path: {node.records_path} is a folder, expected a records file (JSONL, JSON, "
+        "Parquet) or a `datasets` folder written by save_to_disk"
+        for where, node in nodes(settings)
+        if isinstance(node, DatasetSourceSettings)
+        and _is_folder(node.records_path)
+        and not _has_file(node.records_path, DATASETS_FOLDER_FILES)
     ]
 
 
@@ -230,7 +259,7 @@ def experiment_folder(settings: Any) -> list[str]:
     return [f"log_path: {problem}"] if problem else experiment_folder_problems(settings)
 
 
-COMMON: list[Check] = [input_files, model_folders, reader_folders]
+COMMON: list[Check] = [input_files, model_folders, reader_folders, record_folders, attention_kernels]
 TRAIN: list[Check] = [*COMMON, logging_backend, experiment_folder]
 
 PREFLIGHT: dict[str, list[Check]] = {

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, field_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
+from turbo.settings.datasets.chat import refuse_packing
 from turbo.settings.datasets.classification import ClassificationDatasetSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.generation import CustomGenerationSettings, GeneratorTransformersSettings
@@ -17,6 +20,11 @@ class CherryPickSettings(StrictModel):
         default_factory=list,
         description="Metrics over the answers, logged as cherry_pick/<dataset>/<metric> at each evaluation.",
     )
+
+    @field_validator("dataset_settings", check_fields=False)
+    @classmethod
+    def _no_packing(cls, value: Any) -> Any:
+        return refuse_packing(value)
 
 
 class ChatCherryPickSettings(CherryPickSettings):

@@ -133,6 +133,13 @@ COMMANDS = _commands(
         "turbo.pipelines.tools.evaluate:run",
         "Compute cherry-pick metrics (ROUGE, METEOR, reward, ...) on an inference output.",
     ),
+    Command(
+        "export_llava",
+        "settings_path",
+        "turbo.settings.pipelines.export:ExportLlavaSettings",
+        "turbo.pipelines.tools.export_llava:run",
+        "Export a train_multimodal run (CLIP + llava projector + LM) as a transformers LLaVA folder.",
+    ),
 )
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -14,6 +14,10 @@ class NoLoggingSettings(StrictModel):
 
 class TensorboardSettings(StrictModel):
     logging_type: Literal["tensorboard"]
+    run_name: str | None = Field(
+        None, description="The run's name; its logs go to tensorboard/[group_name/]run_name."
+    )
+    group_name: str | None = Field(None, description="Groups runs: tensorboard/group_name/.")
 
 
 class WandbSettings(StrictModel):
@@ -43,8 +47,18 @@ class ClearmlSettings(StrictModel):
     )
 
 
+def _group_name(data: Any) -> Any:
+    """group_name is the name other loggers (and the original files) use for wandb's group."""
+    if isinstance(data, dict) and "group_name" in data and data.get("logging_type", "wandb") == "wandb":
+        if "group" in data:
+            raise ValueError("group_name is another name for group; set one of them")
+        data = {**{k: v for k, v in data.items() if k != "group_name"}, "group": data["group_name"]}
+    return data
+
+
 LoggingSettings = Annotated[
     NoLoggingSettings | TensorboardSettings | WandbSettings | ClearmlSettings,
     Field(discriminator="logging_type"),
+    BeforeValidator(_group_name),
     BeforeValidator(infer_logging_type),
 ]

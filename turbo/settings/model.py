@@ -10,6 +10,7 @@ from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.paths import InputFolder
 
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
+AttentionKind = Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"]
 
 # from_pretrained arguments turbo passes itself -> the setting that owns each
 MODEL_KWARGS_OWNED = {
@@ -20,6 +21,7 @@ MODEL_KWARGS_OWNED = {
     "quantization_config": "model_settings.bnb_settings",
     "load_in_4bit": "model_settings.bnb_settings",
     "load_in_8bit": "model_settings.bnb_settings",
+    "attn_implementation": "model_settings.attn_implementation",
     "local_files_only": "nothing (turbo always loads local files only)",
     "pretrained_model_name_or_path": "model_settings.model_path",
 }
@@ -66,14 +68,43 @@ class LoraSettings(StrictModel):
     r: PositiveCount = 16
     lora_alpha: PositiveCount = 16
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    bias: Literal["none", "all", "lora_only"] = "none"
-    target_modules: list[str] | str | None = Field(
-        None, description="Module names (or a regex). None: peft's default for the architecture."
+    bias: Literal["none", "all", "lora_only"] = Field(
+        "none", description="Which biases train: none, all, or those of the LoRA layers (also as lora_bias)."
     )
-    modules_to_save: list[str] | None = None
+    target_modules: list[str] | str | None = Field(
+        None,
+        description='Module names (or a regex). "auto": every linear layer of the language model, found '
+        "from the model itself (not the output head, a vision tower or a projector). None: peft's "
+        "default for the architecture.",
+    )
+    modules_to_save: list[str] | None = Field(
+        None,
+        description="Modules trained in full and saved beside the adapter (e.g. embed_tokens, lm_head); "
+        'a list or one comma-separated string ("embed_tokens,lm_head").',
+    )
     task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
     use_rslora: bool = False
     use_dora: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_bias(cls, data: Any) -> Any:
+        """LLaVA's name for bias."""
+        if isinstance(data, dict) and "lora_bias" in data:
+            if "bias" in data:
+                raise ValueError("lora_bias is another name for bias; set one of them")
+            data = {**{k: v for k, v in data.items() if k != "lora_bias"}, "bias": data["lora_bias"]}
+        return data
+
+    @field_validator("modules_to_save", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            names = [name.strip() for name in value.split(",") if name.strip()]
+            if not names:
+                raise ValueError("no module names in the string; give names separated by commas")
+            return names
+        return value
 
 
 class PromptTuningSettings(StrictModel):
@@ -131,6 +162,46 @@ class ModelSettings(StrictModel):
     bnb_settings: BnbSettings | None = Field(
         None, description="Load the weights in 4 or 8 bits (bitsandbytes); training then needs an adapter."
     )
+    attn_implementation: (
+        Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"] | None
+    ) = Field(
+        None,
+        description="The attention kernel (transformers' attn_implementation); None: transformers' "
+        "default. A kernel the machine or model lacks is refused before training. "
+        "use_flash_attention_2: true is the same as flash_attention_2.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _original_names(cls, data: Any) -> Any:
+        """`bits: 4 | 8 | 16` (LLaVA, XTuner) for bnb_settings; use_flash_attention_2 for
+        attn_implementation."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "bits" in data:
+            bits = data.pop("bits")
+            if bits not in (4, 8, 16):
+                raise ValueError(f"bits: {bits!r} is not one of 4, 8 or 16")
+            if bits != 16:
+                if data.get("bnb_settings") is not None:
+                    raise ValueError("bits sets bnb_settings; set one of them")
+                data["bnb_settings"] = (
+                    {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
+                    if bits == 4
+                    else {"load_in_8bit": True}
+                )
+        if "use_flash_attention_2" in data:
+            flash = data.pop("use_flash_attention_2")
+            if not isinstance(flash, bool):
+                raise ValueError("use_flash_attention_2: expected true or false")
+            if flash:
+                if data.get("attn_implementation") not in (None, "flash_attention_2"):
+                    raise ValueError(
+                        "use_flash_attention_2 and attn_implementation disagree; set one of them"
+                    )
+                data["attn_implementation"] = "flash_attention_2"
+        return data
 
     @model_validator(mode="after")
     def _one_adapter(self) -> ModelSettings:

@@ -26,6 +26,8 @@ EXPERIMENT_ENTRIES = (
     "samples_preview.txt",
     "tensorboard",
     "wandb",
+    "report.html",
+    "report_files",
 )
 
 

@@ -21,6 +21,7 @@ EXPECTED = {
     "inference/rm": "inference_rm", "inference/multimodal": "inference_multimodal",
     "sampling/random": "random_sample", "sampling/rm": "rm_sample", "sampling/rso": "rso_sample",
     "preprocessing": "preprocess_multimodal_dataset", "merge": "merge_adapters_to_base",
+    "export": "export_llava",
 }  # fmt: skip
 ASKS_FOR_COMMAND = "pass --command to say which one it is for"
 

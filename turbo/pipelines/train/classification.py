@@ -13,6 +13,7 @@ from turbo.pipelines.train.common import (
     save_final,
     start_experiment,
     training_arguments,
+    training_data,
     write_data_reports,
 )
 from turbo.pipelines.train.evaluation import attach_loggers, attach_score_cherry_picks
@@ -50,6 +51,7 @@ def run(settings: ClassificationExperimentSettings) -> None:
             seed=settings.seed,
             require_labels=False,
         )
+    train, val = training_data(settings, tokenizer, train, val)
     write_data_reports(folder, reports)
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)

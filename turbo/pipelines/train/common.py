@@ -55,7 +55,8 @@ def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:
     if logging_settings is None or logging_settings.logging_type == "none":
         return []
     if logging_settings.logging_type == "tensorboard":
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder / "tensorboard")
+        names = [name for name in (logging_settings.group_name, logging_settings.run_name) if name]
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(folder, "tensorboard", *names))
         return ["tensorboard"]
     if logging_settings.logging_type == "clearml":
         return []  # ClearmlCallback, added by pipelines.train.evaluation.attach_loggers
@@ -276,6 +277,32 @@ def write_data_reports(
     if previews:
         with atomic_open(folder / "samples_preview.txt") as handle:
             handle.write("\n".join(previews))
+
+
+def training_data(
+    settings: BaseTrainExperimentSettings,
+    tokenizer: Any,
+    train: list[Any],
+    val: list[Any],
+    token_ids: dict[str, int] | None = None,
+) -> tuple[list[Any], list[Any]]:
+    """data_ratio and data_train_split_ratio applied to the training samples (the held-out ones join
+    val), then the first training samples written to data_debug_path, all before training starts."""
+    from turbo.data.debug import debug_rows, share_and_split
+
+    train, held_out = share_and_split(
+        train, settings.data_ratio, settings.data_train_split_ratio, settings.seed
+    )
+    if settings.data_ratio is not None or held_out:
+        logger.info("training on %d samples, %d held out for evaluation", len(train), len(held_out))
+    if settings.data_debug_path is not None and is_main_process():
+        folder = Path(settings.data_debug_path)
+        problem = output_folder_problem(folder)
+        if problem:
+            raise SettingsError(f"data_debug_path: {problem}")
+        folder.mkdir(parents=True, exist_ok=True)
+        write_jsonl(folder / "train_samples.jsonl", debug_rows(train, tokenizer, token_ids))
+    return train, [*val, *held_out]
 
 
 def run_training(trainer: Any, resume: str | None) -> None:

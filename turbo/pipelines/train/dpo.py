@@ -14,6 +14,7 @@ from turbo.pipelines.train.common import (
     save_final,
     start_experiment,
     training_arguments,
+    training_data,
     write_data_reports,
 )
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
@@ -74,6 +75,7 @@ def run(settings: DpoExperimentSettings) -> None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
             settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
         )
+    train, val = training_data(settings, tokenizer, train, val)
     write_data_reports(folder, reports, pair_previews(train, tokenizer))
     train_features = [sample.features() for sample in train]
     val_features = [sample.features() for sample in val]

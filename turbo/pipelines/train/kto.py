@@ -13,6 +13,7 @@ from turbo.pipelines.train.common import (
     save_final,
     start_experiment,
     training_arguments,
+    training_data,
     write_data_reports,
 )
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
@@ -36,12 +37,13 @@ def run(settings: KtoExperimentSettings) -> None:
     train, train_report = build_kto_samples(settings.train_dataset_settings, tokenizer, seed=settings.seed)
     reports = {"train": train_report}
     max_tokens = settings.train_dataset_settings.chat_settings.max_tokens_count
-    train_features = kto_features(train, settings.seed, max_tokens)
-    val_features = []
+    val, val_max = [], max_tokens
     if settings.val_dataset_settings is not None:
         val, reports["val"] = build_kto_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
         val_max = settings.val_dataset_settings.chat_settings.max_tokens_count
-        val_features = kto_features(val, settings.seed, val_max)
+    train, val = training_data(settings, tokenizer, train, val)
+    train_features = kto_features(train, settings.seed, max_tokens)
+    val_features = kto_features(val, settings.seed, val_max) if val else []
     cherry_picks = []
     if settings.cherry_pick_settings is not None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(

@@ -23,6 +23,7 @@ from turbo.pipelines.train.common import (
     save_final,
     start_experiment,
     training_arguments,
+    training_data,
     write_data_reports,
 )
 from turbo.pipelines.train.evaluation import attach_loggers, attach_multimodal_cherry_picks
@@ -42,12 +43,48 @@ def parameter_report(model: Any) -> dict[str, dict[str, int]]:
     return report
 
 
+def part_learning_rates(settings: MultimodalExperimentSettings) -> dict[str, float]:
+    """The learning rate of each part: the pretrained ones (language model, encoders) at
+    learning_rate_pretraining_components where set, the new ones (projectors) at the trainer's rate;
+    projector_learning_rate and encoder_learning_rate win where set."""
+    base = settings.trainer_settings.learning_rate
+    pretrained = settings.learning_rate_pretraining_components
+    pretrained = base if pretrained is None else pretrained
+    projector, encoder = settings.projector_learning_rate, settings.encoder_learning_rate
+    return {
+        "language_model.": pretrained,
+        "projectors.": base if projector is None else projector,
+        "encoders.": pretrained if encoder is None else encoder,
+    }
+
+
+def joined(samples: list[Any], dataset: Any) -> list[Any]:
+    """The trainer's rows: the samples, or several per row with pack_to_max_length or
+    dataset_concatenate_samples (a held-out split follows the training dataset's choice)."""
+    from turbo.data.multimodal_packing import concatenate_multimodal, pack_multimodal
+
+    if dataset is None or not samples or dataset.max_tokens_count is None:
+        return samples
+    if dataset.pack_to_max_length:
+        rows = pack_multimodal(samples, dataset.max_tokens_count)
+    elif dataset.dataset_concatenate_samples:
+        rows = concatenate_multimodal(samples, dataset.max_tokens_count)
+    else:
+        return samples
+    logger.info(
+        "joined %d samples into %d rows of up to %d tokens", len(samples), len(rows), dataset.max_tokens_count
+    )
+    return rows
+
+
 def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: dict) -> Any:
     """LM (+ PEFT), then encoders, then projectors (seeded), composed into one MultimodalModel."""
     from turbo.modeling.multimodal.model import MultimodalModel
 
     dataset = settings.train_dataset_settings
     language_model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
+    if not settings.lang_decoder_update:
+        language_model.requires_grad_(False)
     dtype = language_model.get_input_embeddings().weight.dtype
     encoders = build_encoders(settings.encoders, dtype)
     projectors = build_projectors(
@@ -61,13 +98,16 @@ def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: 
     for modality, path in (settings.modality_projector_initialization_mapping or {}).items():
         if path is not None:
             load_projector_weights(projectors, Path(path), modality)
+    for projector in projectors.values():
+        projector.requires_grad_(True)  # the new part: always trained
     token_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset.modality_token_mapping.items()}
     return MultimodalModel(language_model, encoders, projectors, token_ids)
 
 
 def run(settings: MultimodalExperimentSettings) -> None:
 
-    from turbo.data.multimodal_batches import MultimodalCollator, MultimodalTorchDataset
+    from turbo.data.multimodal_batches import MultimodalTorchDataset
+    from turbo.data.multimodal_packing import MultimodalRowCollator
     from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.multimodal import MultimodalTrainer
 
@@ -107,26 +147,23 @@ def run(settings: MultimodalExperimentSettings) -> None:
             seed=settings.seed,
             inference=True,
         )
+    token_ids = {
+        m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset_settings.modality_token_mapping.items()
+    }
+    train, val = training_data(settings, tokenizer, train, val, token_ids)
     write_data_reports(folder, reports, chat_previews(train, tokenizer))  # type: ignore[arg-type]
 
     model = build_model(settings, tokenizer, shapes)
     write_json(folder / "parameters.json", parameter_report(model))
-    base_rate = settings.trainer_settings.learning_rate
-    rates = {
-        "language_model.": base_rate,
-        "projectors.": settings.projector_learning_rate
-        if settings.projector_learning_rate is not None
-        else base_rate,
-        "encoders.": settings.encoder_learning_rate
-        if settings.encoder_learning_rate is not None
-        else base_rate,
-    }
+    rates = part_learning_rates(settings)
     trainer = MultimodalTrainer(
         model=model,
         args=training_arguments(settings, folder),
-        train_dataset=MultimodalTorchDataset(train, readers),
-        eval_dataset=MultimodalTorchDataset(val, val_readers) if val else None,
-        data_collator=MultimodalCollator(tokenizer.pad_token_id),
+        train_dataset=MultimodalTorchDataset(joined(train, dataset_settings), readers),
+        eval_dataset=MultimodalTorchDataset(joined(val, settings.val_dataset_settings), val_readers)
+        if val
+        else None,
+        data_collator=MultimodalRowCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
         part_learning_rates=rates,

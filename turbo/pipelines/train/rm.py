@@ -14,6 +14,7 @@ from turbo.pipelines.train.common import (
     save_final,
     start_experiment,
     training_arguments,
+    training_data,
     write_data_reports,
 )
 from turbo.pipelines.train.dpo import pair_previews
@@ -43,6 +44,7 @@ def run(settings: RmExperimentSettings) -> None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
             settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed
         )
+    train, val = training_data(settings, tokenizer, train, val)
     write_data_reports(folder, reports, pair_previews(train, tokenizer))
 
     model_settings = settings.model_settings

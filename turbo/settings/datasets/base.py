@@ -4,7 +4,7 @@ from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.outputs import FileName
-from turbo.settings.paths import InputFile
+from turbo.settings.paths import InputPath
 
 MAX_RECORDS = 100_000_000  # records a source may yield (repeats included)
 MAX_SAMPLE_RATE = 1000.0
@@ -16,7 +16,10 @@ class DatasetSourceSettings(StrictModel):
     name: FileName = Field(
         description="Names the source in logs and output files (a plain name: no '/', '..' or absolute path)."
     )
-    records_path: InputFile
+    records_path: InputPath = Field(
+        description="The records: a JSONL file, a JSON array file ([{...}, ...]), a Parquet file or a "
+        "`datasets` folder written by save_to_disk."
+    )
     num_samples: int | None = Field(
         None, ge=0, le=MAX_RECORDS, description="Take this many records (seeded)."
     )

@@ -56,6 +56,11 @@ class ChatDatasetSettings(StrictModel):
     only_last_replica_loss: bool = Field(False, description="Train only on the last bot message.")
     keep_end: bool = Field(False, description="Truncate from the start instead of the end.")
     random_cut: bool = Field(False, description="End each sample at a random bot message (seeded).")
+    dataset_num_proc: PositiveCount | None = Field(
+        None,
+        le=64,
+        description="Tokenise in this many processes (the ids are the same as with one); None: one.",
+    )
     pack_to_max_length: bool = Field(
         False,
         description="Training: pack several samples into one sequence of up to max_tokens_count tokens; "
@@ -72,3 +77,14 @@ class ChatDatasetSettings(StrictModel):
         if self.pack_to_max_length and self.max_tokens_count is None:
             raise ValueError("pack_to_max_length packs samples up to max_tokens_count; set max_tokens_count")
         return self
+
+
+def refuse_packing(dataset: ChatDatasetSettings) -> ChatDatasetSettings:
+    """Inference and cherry-pick data answer one record at a time: packing would be silently ignored."""
+    for name in ("pack_to_max_length", "dataset_concatenate_samples"):
+        if getattr(dataset, name, False):
+            raise ValueError(
+                f"{name} joins training rows; inference answers one record at a time, "
+                f"so remove {name} (or set it to false)"
+            )
+    return dataset

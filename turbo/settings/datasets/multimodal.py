@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -38,11 +38,38 @@ class MultimodalDatasetSettings(ChatDatasetSettings):
         "default: the folder of each records file. Paths may not leave it.",
     )
     max_media_per_sample: int | None = Field(
-        None,
+        8,
         gt=0,
         le=MAX_COUNT,
-        description="Records with more media items are dropped (and counted in the report).",
+        description="Records with more media items are dropped (and counted in the report); 8 is "
+        "DeepSpeed-VisualChat's limit (its name max_num_image_per_sample is read too). None: no limit. "
+        "Each image goes where its <image> marker is.",
     )
+
+    dataset_concatenate_samples: bool = Field(
+        False,
+        description="Training (DeepSpeed-VisualChat): join consecutive samples into one sequence of up to "
+        "max_tokens_count tokens that attends across them (pack_to_max_length instead keeps each "
+        "sample to itself).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _visualchat_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_num_image_per_sample" in data:
+            if "max_media_per_sample" in data:
+                raise ValueError("max_num_image_per_sample is another name for max_media_per_sample; set one")
+            data = {**data, "max_media_per_sample": data["max_num_image_per_sample"]}
+            del data["max_num_image_per_sample"]
+        return data
+
+    @model_validator(mode="after")
+    def _one_way_to_join(self) -> MultimodalDatasetSettings:
+        if self.dataset_concatenate_samples and self.pack_to_max_length:
+            raise ValueError("set dataset_concatenate_samples or pack_to_max_length, not both")
+        if self.dataset_concatenate_samples and self.max_tokens_count is None:
+            raise ValueError("dataset_concatenate_samples joins samples up to max_tokens_count; set it")
+        return self
 
     @model_validator(mode="after")
     def _distinct_tokens(self) -> MultimodalDatasetSettings:

@@ -5,7 +5,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.aliases import nest_chat_settings
-from turbo.settings.base import StrictModel
+from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
 from turbo.settings.datasets.rendering import ChatRenderSettings
 
@@ -24,6 +24,29 @@ class PairPreferencesDatasetSettings(StrictModel):
     chat_settings: ChatRenderSettings = Field(
         ChatRenderSettings(keep_end=True),
         description="How context + answer are rendered; truncation always keeps the end of the context.",
+    )
+    max_prompt_length: PositiveCount | None = Field(
+        None,
+        description="Prompt tokens (the context and the bot's head) kept at most; a longer prompt loses "
+        "tokens at its start (the latest context is kept). Applied after max_tokens_count, which drops "
+        "whole earliest messages. None: no limit.",
+    )
+    max_target_length: PositiveCount | None = Field(
+        None,
+        description="Tokens of each answer (chosen and rejected, with the end-of-sequence token) kept at "
+        "most; a longer answer loses its end. None: no limit.",
+    )
+    dataset_num_proc: PositiveCount | None = Field(
+        None,
+        le=64,
+        description="Tokenise in this many processes (the ids are the same as with one); None: one.",
+    )
+    score_margin: float | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="The margin m of every pair of this dataset that has no score_margin / "
+        "precomputed_margin of its own: loss_type sigmoid_with_margin trains on "
+        "-log sigmoid(beta * (chosen log-ratio - rejected log-ratio) - m).",
     )
 
     @model_validator(mode="before")

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
+from turbo.settings.datasets.chat import refuse_packing
 from turbo.settings.generation import GenerationSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.problems import Problem, raise_problems
@@ -95,3 +97,8 @@ class ChatInferenceExperimentSettings(StrictModel):
     dataset_settings: ChatDatasetSettings
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
     seed: Seed = 42
+
+    @field_validator("dataset_settings")
+    @classmethod
+    def _no_packing(cls, value: Any) -> Any:
+        return refuse_packing(value)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import PositiveCount, Seed, StrictModel
+from turbo.settings.datasets.chat import refuse_packing
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
     EncoderSettings,
@@ -31,7 +33,14 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
 
     def cross_field_problems(self) -> list[Problem]:
         if self.use_vllm:
-            return [("use_vllm", "is not available for multimodal inference; set use_vllm: false")]
+            return [
+                (
+                    "use_vllm",
+                    "is not available for inference_multimodal yet; set use_vllm: false (transformers "
+                    "generates). To serve the model with vLLM, export it with export_llava (a transformers "
+                    "LLaVA folder) and give that folder to vLLM; vLLM's LLaVA also needs torchvision",
+                )
+            ]
         return super().cross_field_problems()
 
 
@@ -42,6 +51,11 @@ class MultimodalInferenceExperimentSettings(StrictModel):
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(min_length=1)
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
     seed: Seed = 42
+
+    @field_validator("dataset_settings")
+    @classmethod
+    def _no_packing(cls, value: Any) -> Any:
+        return refuse_packing(value)
 
     @model_validator(mode="after")
     def _parts_fit(self) -> MultimodalInferenceExperimentSettings:

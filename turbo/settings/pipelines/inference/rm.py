@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from turbo.settings.base import Seed, StrictModel
-from turbo.settings.datasets.chat import ChatDatasetSettings
+from turbo.settings.datasets.chat import ChatDatasetSettings, refuse_packing
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.datasets.sampling import SamplingDatasetSettings
 from turbo.settings.pipelines.sampling import RewardModelSettings
@@ -27,3 +27,8 @@ class RmInferenceExperimentSettings(StrictModel):
     dataset_settings: RmDatasetSettings
     save_path: Path = Field(description="Folder for one JSONL of scored records per model and source.")
     seed: Seed = 42
+
+    @field_validator("dataset_settings")
+    @classmethod
+    def _no_packing(cls, value: Any) -> Any:
+        return refuse_packing(value)

@@ -30,6 +30,27 @@ class BaseTrainExperimentSettings(StrictModel):
     special_tokens_settings: SpecialTokensSettings = SpecialTokensSettings()
     trainer_settings: TrainerSettings = TrainerSettings()
     logging_settings: LoggingSettings | None = None
+    data_ratio: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Train on this share of the training samples (drawn with the seed); None: all.",
+    )
+    data_train_split_ratio: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Hold out an evaluation split from the training sources: this share of the training "
+        "samples trains, the rest is evaluated (drawn with the seed, the same split every run). "
+        "Instead of val_dataset_settings.",
+    )
+    data_debug_path: OutputFolder | None = Field(
+        None,
+        description="Before training, write the first 10 training samples as the model sees them to "
+        "<data_debug_path>/train_samples.jsonl: decoded text with the spans that carry a loss in [[...]], "
+        "token ids and labels, and for multimodal samples each media item with the positions of its "
+        "embeddings.",
+    )
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> BaseTrainExperimentSettings:
@@ -60,9 +81,17 @@ class BaseTrainExperimentSettings(StrictModel):
                     "set one of them",
                 )
             )
+        val_dataset = getattr(self, "val_dataset_settings", None)
+        if self.data_train_split_ratio is not None and val_dataset is not None:
+            problems.append(
+                (
+                    "data_train_split_ratio",
+                    "holds out an evaluation split, but val_dataset_settings is set too; set one of them",
+                )
+            )
         problems += evaluation_problems(
             self.trainer_settings,
-            getattr(self, "val_dataset_settings", None),
+            val_dataset if self.data_train_split_ratio is None else self.data_train_split_ratio,
             getattr(self, "cherry_pick_settings", None),
         )
         return problems

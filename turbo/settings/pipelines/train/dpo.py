@@ -72,6 +72,16 @@ class DpoExperimentSettings(BaseTrainExperimentSettings):
         loss_type = trainer.loss_settings.loss_type
         if self.model_settings.model_type != "causal":
             problems.append(("model_settings.model_type", "must be 'causal' for train_dpo"))
+        for name in ("train_dataset_settings", "val_dataset_settings"):
+            dataset = getattr(self, name, None)
+            if getattr(dataset, "score_margin", None) is not None and not trainer.loss_settings.uses_margin:
+                problems.append(
+                    (
+                        f"{name}.score_margin",
+                        f"loss_type '{loss_type}' reads no margin; use loss_type 'sigmoid_with_margin' "
+                        "or remove score_margin",
+                    )
+                )
         if self.ref_model_settings is not None and not trainer.use_ref_model:
             problems.append(("ref_model_settings", "is read only with trainer_settings.use_ref_model: true"))
         needs_model = self.uses_reference and not trainer.precompute_ref_log_probs

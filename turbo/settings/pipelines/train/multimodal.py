@@ -5,6 +5,7 @@ from pydantic import Field
 from turbo.settings.cherry_pick import MultimodalCherryPickSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
+    ENCODER_MODALITIES,
     EncoderSettings,
     Modality,
     ProjectorSettings,
@@ -36,6 +37,23 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
     encoder_learning_rate: float | None = Field(
         None, ge=0, description="For an unfrozen or LoRA encoder. Default: trainer_settings.learning_rate."
     )
+    freeze_vision_tower: bool | None = Field(
+        None,
+        description="Freeze (true) or train (false) every image encoder, as an encoder's own `freeze` does "
+        "(which defaults to true). None: each encoder's `freeze`.",
+    )
+    lang_decoder_update: bool = Field(
+        True,
+        description="Train the language model (in full, or its peft_settings adapter); false freezes it, "
+        "so only the projectors (always trained) and any trainable encoder learn.",
+    )
+    learning_rate_pretraining_components: float | None = Field(
+        None,
+        ge=0,
+        description="DeepSpeed-VisualChat's learning rate of the pretrained parts (the language model and a "
+        "trained encoder); trainer_settings.learning_rate then applies to the new parts (the projectors). "
+        "projector_learning_rate and encoder_learning_rate, where set, still win.",
+    )
 
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()
@@ -55,6 +73,24 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
                     f"{train.n_modality_embeddings}; they must be the same",
                 )
             )
+        if self.freeze_vision_tower is not None:
+            for modality, encoder in present(self.modality_encoder_settings_mapping).items():
+                if "freeze" in encoder.model_fields_set and encoder.freeze != self.freeze_vision_tower:
+                    problems.append(
+                        (
+                            "freeze_vision_tower",
+                            f"disagrees with modality_encoder_settings_mapping.{modality}.freeze; "
+                            "set one of them",
+                        )
+                    )
+        if not self.lang_decoder_update and self.model_settings.trains_adapter:
+            problems.append(
+                (
+                    "lang_decoder_update",
+                    "is false (the language model is frozen), but model_settings trains an adapter on it; "
+                    "remove peft_settings or set lang_decoder_update: true",
+                )
+            )
         unknown = set(present(self.modality_projector_initialization_mapping)) - set(self.projectors)
         problems += [
             (f"modality_projector_initialization_mapping.{modality}", "no projector for this modality")
@@ -64,7 +100,15 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
 
     @property
     def encoders(self) -> dict[str, EncoderSettings]:
-        return present(self.modality_encoder_settings_mapping)
+        encoders = present(self.modality_encoder_settings_mapping)
+        if self.freeze_vision_tower is None:
+            return encoders
+        return {
+            modality: encoder.model_copy(update={"freeze": self.freeze_vision_tower})
+            if ENCODER_MODALITIES[encoder.modality_encoder_type] == "image"
+            else encoder
+            for modality, encoder in encoders.items()
+        }
 
     @property
     def projectors(self) -> dict[str, ProjectorSettings]:

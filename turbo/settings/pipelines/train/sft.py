@@ -25,11 +25,4 @@ class SftExperimentSettings(BaseTrainExperimentSettings):
                             "positions of a packed row; use LORA or turn packing off",
                         )
                     )
-        if (
-            self.cherry_pick_settings is not None
-            and self.cherry_pick_settings.dataset_settings.pack_to_max_length
-        ):
-            problems.append(
-                ("cherry_pick_settings.dataset_settings.pack_to_max_length", "applies to training data only")
-            )
         return problems
