@@ -112,10 +112,16 @@ def test_an_index_written_the_transformers_way_loads_in_ours(tmp_path: Path) -> 
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(50, 16)).astype(np.float32)
     dataset = Dataset.from_dict(
-        {"title": [f"t{i}" for i in range(50)], "text": [f"text {i}" for i in range(50)], "embeddings": vectors}
+        {
+            "title": [f"t{i}" for i in range(50)],
+            "text": [f"text {i}" for i in range(50)],
+            "embeddings": vectors,
+        }
     )
     dataset.save_to_disk(str(tmp_path / "passages"))
-    dataset.add_faiss_index("embeddings", custom_index=faiss.IndexHNSWFlat(16, 128, faiss.METRIC_INNER_PRODUCT))
+    dataset.add_faiss_index(
+        "embeddings", custom_index=faiss.IndexHNSWFlat(16, 128, faiss.METRIC_INNER_PRODUCT)
+    )
     dataset.get_index("embeddings").save(str(tmp_path / "index.faiss"))
     queries = rng.normal(size=(4, 16)).astype(np.float32)
     _, expected = dataset.search_batch("embeddings", queries, k=5)
