@@ -108,11 +108,16 @@ def fill_index(index: Any, passages: Any, settings: BuildIndexSettings) -> Any:
 
 
 def run(settings: BuildIndexSettings) -> None:
+    model, tokenizer = load_encoder(settings.encoder_settings)
+    build(settings, model, tokenizer)
+
+
+def build(settings: BuildIndexSettings, model: Any, tokenizer: Any) -> int:
+    """Everything after the encoder loads; returns the number of passages indexed."""
     import faiss
     from datasets import concatenate_datasets, disable_progress_bars, load_from_disk
 
     disable_progress_bars()  # the shards' save/load bars; encoding has its own
-    model, tokenizer = load_encoder(settings.encoder_settings)
     width = int(model.config.hidden_size)
     index = empty_index(settings.index_factory, width)
     passages_path = Path(settings.index_settings.passages_path)
@@ -151,3 +156,4 @@ def run(settings: BuildIndexSettings) -> None:
         "indexed %d passages (%s, width %d): %s and %s", len(passages), settings.index_factory, width,
         passages_path, index_path,
     )  # fmt: skip
+    return len(passages)
