@@ -15,7 +15,8 @@ from pathlib import Path
 
 MODULES = [
     "abc", "argparse", "array", "base64", "bisect", "calendar", "collections", "collections.abc",
-    "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal", "difflib", "enum", "filecmp", "fnmatch", "fractions",
+    "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal", "difflib", "enum", "filecmp",
+    "fnmatch", "fractions",
     "functools", "glob", "gzip", "hashlib", "heapq", "hmac", "html", "http.client", "io", "ipaddress",
     "itertools", "json", "logging", "math", "mimetypes", "operator", "os", "os.path", "pathlib", "pickle",
     "pprint", "queue", "random", "re", "secrets", "shlex", "shutil", "socket", "sqlite3", "statistics",
