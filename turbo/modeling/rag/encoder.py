@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,10 @@ def encode_texts(
     max_length: int,
     batch_size: int,
     pairs: list[str] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Any:
-    """float32 numpy vectors of `texts` (with `pairs` as second segments: title, text), no gradients."""
+    """float32 numpy vectors of `texts` (with `pairs` as second segments), no gradients.
+    `on_batch(n)` is called after each forward of n texts (a progress bar)."""
     import numpy as np
     import torch
 
@@ -105,6 +108,8 @@ def encode_texts(
             ).to(device)
             vectors = embed(model, batch["input_ids"], batch["attention_mask"], pooling, normalize)
             out.append(vectors.float().cpu().numpy())
+            if on_batch is not None:
+                on_batch(len(out[-1]))
     model.train(was_training)
     width = model.config.hidden_size
     return np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32)

@@ -79,7 +79,7 @@ class Retriever:
         self.index = index
         self.passages = passages
         self._vectors = passages.with_format("numpy", columns=["embeddings"], dtype="float32")
-        self._ids = passages["id"] if "id" in passages.column_names else None
+        self._has_ids = "id" in passages.column_names
         if hasattr(index, "hnsw"):
             index.hnsw.efSearch = max(index.hnsw.efSearch, 64)
 
@@ -110,18 +110,16 @@ class Retriever:
         return np.asarray(flat, dtype=np.float32).reshape(*ids.shape, -1)
 
     def documents(self, ids: Any) -> list[list[Passage]]:
-        rows = self.passages.select_columns(["title", "text"])
+        """The passages of each row of ids; a passage's id is its `id` column, else its row number."""
+        rows = self.passages.select_columns(["id", "title", "text"] if self._has_ids else ["title", "text"])
         out = []
         for row_ids in ids.tolist():
             picked = rows[row_ids]
+            names = [str(name) for name in picked["id"]] if self._has_ids else [str(i) for i in row_ids]
             out.append(
                 [
-                    Passage(
-                        str(self._ids[i]) if self._ids is not None else str(i),
-                        picked["title"][k] or "",
-                        picked["text"][k] or "",
-                    )
-                    for k, i in enumerate(row_ids)
+                    Passage(name, title or "", text or "")
+                    for name, title, text in zip(names, picked["title"], picked["text"], strict=True)
                 ]
             )
         return out

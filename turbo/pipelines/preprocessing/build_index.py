@@ -71,6 +71,7 @@ def encode_shards(settings: BuildIndexSettings, model: Any, tokenizer: Any, fold
             normalize=settings.normalize,
             max_length=settings.max_length,
             batch_size=settings.batch_size,
+            on_batch=progress.update,
         )
         columns = {name: [row[name] for row in chunk] for name in ("id", "title", "text")}
         shard = folder / f"shard_{len(shards):05d}"
@@ -78,7 +79,6 @@ def encode_shards(settings: BuildIndexSettings, model: Any, tokenizer: Any, fold
             str(shard)
         )
         shards.append(shard)
-        progress.update(len(chunk))
     progress.close()
     return shards
 

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from turbo.data.chat import build_chat_samples
-from turbo.data.rag import GeneratorInputs, RagCollator
+from turbo.data.rag import GeneratorInputs, RagCollator, question_of
 from turbo.modeling.loading import load_model
 from turbo.modeling.rag.encoder import check_vector_size, load_encoder
 from turbo.modeling.rag.retriever import load_retriever, query_encoding, read_encoding
@@ -60,6 +60,8 @@ def run(settings: RagExperimentSettings) -> None:
             settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
         )
     write_data_reports(folder, all_reports, chat_previews(train, tokenizer))
+    for sample in [*train, *val, *cherry_picks]:
+        question_of(sample.messages, sample.record.where)  # every sample has a question, before training
 
     from turbo.modeling.rag.model import RagSequenceModel
 
