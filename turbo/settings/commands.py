@@ -120,6 +120,27 @@ COMMANDS = _commands(
         "Score pair-preference, chat or sampling records with a reward model.",
     ),
     Command(
+        "build_index",
+        "settings_path",
+        "turbo.settings.pipelines.build_index:BuildIndexSettings",
+        "turbo.pipelines.preprocessing.build_index:run",
+        "Encode passages (JSONL or a datasets folder) into a passages folder and a faiss index.",
+    ),
+    Command(
+        "train_rag",
+        "experiment_settings_path",
+        "turbo.settings.pipelines.train.rag:RagExperimentSettings",
+        "turbo.pipelines.train.rag:run",
+        "RAG-Sequence: train the question encoder and the generator (LoRA or full) together.",
+    ),
+    Command(
+        "inference_rag",
+        "inference_settings_path",
+        "turbo.settings.pipelines.inference.rag:RagInferenceExperimentSettings",
+        "turbo.pipelines.inference.rag:run",
+        "Answer chat datasets with retrieval: batched question encoding, one faiss search, generation.",
+    ),
+    Command(
         "merge_adapters_to_base",
         "settings_path",
         "turbo.settings.pipelines.merge:MergeAdaptersSettings",

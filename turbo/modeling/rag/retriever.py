@@ -1,0 +1,160 @@
+"""Retrieval over a faiss index and the `datasets` passages folder beside it (RagRetriever's layout).
+
+The passages folder holds the columns title, text and embeddings (an id column is optional); row i
+of the folder is vector i of the index. build_index also records how the passages were encoded in
+ENCODING_FILE inside the folder, so questions are encoded the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from turbo.errors import DataError, ModelError
+
+ENCODING_FILE = "turbo_encoding.json"
+REQUIRED_COLUMNS = ("title", "text", "embeddings")
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    title: str
+    text: str
+
+
+def read_encoding(passages_path: Path) -> dict[str, Any]:
+    """How build_index encoded the passages ({} for a folder made by another tool)."""
+    path = Path(passages_path) / ENCODING_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc}") from exc
+
+
+def read_faiss_index(path: Path, where: str) -> Any:
+    import faiss
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{where}: {path} is not a file")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{where}: {path} is not a faiss index faiss can read ({reason})") from exc
+
+
+def load_passages(path: Path, where: str) -> Any:
+    """The passages folder as a datasets.Dataset, checked for the RagRetriever columns."""
+    from datasets import load_from_disk
+
+    path = Path(path)
+    try:
+        passages = load_from_disk(str(path))
+    except (OSError, ValueError, FileNotFoundError) as exc:
+        raise DataError(f"{where}: {path} is not a folder saved by datasets' save_to_disk: {exc}") from exc
+    if not hasattr(passages, "column_names") or isinstance(passages.column_names, dict):
+        raise DataError(f"{where}: {path} holds several splits; save one Dataset (save_to_disk)")
+    missing = [column for column in REQUIRED_COLUMNS if column not in passages.column_names]
+    if missing:
+        hint = " (run build_index to compute them)" if "embeddings" in missing else ""
+        raise DataError(
+            f"{where}: {path} has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}{hint}; "
+            f"it has {', '.join(passages.column_names)}"
+        )
+    if len(passages) == 0:
+        raise DataError(f"{where}: {path} holds no passages")
+    return passages
+
+
+class Retriever:
+    """Nearest passages by inner product (or the index's own metric), searched in one faiss call."""
+
+    def __init__(self, index: Any, passages: Any) -> None:
+        self.index = index
+        self.passages = passages
+        self._vectors = passages.with_format("numpy", columns=["embeddings"], dtype="float32")
+        self._has_ids = "id" in passages.column_names
+        if hasattr(index, "hnsw"):
+            index.hnsw.efSearch = max(index.hnsw.efSearch, 64)
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.index.d)
+
+    def search(self, queries: Any, n_docs: int) -> Any:
+        """(batch, n_docs) row numbers of the nearest passages. A slot the index cannot fill (-1, as
+        an IVF index with a small nprobe may return) repeats the first hit."""
+        import numpy as np
+
+        _, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), n_docs)
+        missing = ids < 0
+        if missing.any():
+            ids = np.where(missing, ids[:, :1], ids)
+        return ids.astype(np.int64)
+
+    def embeddings(self, ids: Any) -> Any:
+        """(batch, n_docs, width) stored passage vectors."""
+        import numpy as np
+
+        flat = self._vectors[ids.reshape(-1).tolist()]["embeddings"]
+        return np.asarray(flat, dtype=np.float32).reshape(*ids.shape, -1)
+
+    def documents(self, ids: Any) -> list[list[Passage]]:
+        """The passages of each row of ids; a passage's id is its `id` column, else its row number."""
+        rows = self.passages.select_columns(["id", "title", "text"] if self._has_ids else ["title", "text"])
+        out = []
+        for row_ids in ids.tolist():
+            picked = rows[row_ids]
+            names = [str(name) for name in picked["id"]] if self._has_ids else [str(i) for i in row_ids]
+            out.append(
+                [
+                    Passage(name, title or "", text or "")
+                    for name, title, text in zip(names, picked["title"], picked["text"], strict=True)
+                ]
+            )
+        return out
+
+
+def load_retriever(index_path: Path, passages_path: Path, where: str, width: int, n_docs: int) -> Retriever:
+    """Passages and index checked against each other, the question width and n_docs."""
+    passages = load_passages(passages_path, f"{where}.passages_path")
+    index = read_faiss_index(index_path, f"{where}.index_path")
+    if index.d != width:
+        raise ModelError(
+            f"{where}.index_path: {index_path} holds vectors of width {index.d} but the question "
+            f"vectors are {width} wide (retrieval_vector_size and the question encoder); rebuild the "
+            "index with this encoder or use the encoder it was built with"
+        )
+    stored = len(passages[0]["embeddings"])
+    if stored != width:
+        raise DataError(
+            f"{where}.passages_path: {passages_path} stores embeddings of width {stored}, not {width}"
+        )
+    if index.ntotal != len(passages):
+        raise DataError(
+            f"{where}: the index {index_path} holds {index.ntotal} vectors but {passages_path} "
+            f"{len(passages)} passages; they must be written together (build_index)"
+        )
+    if n_docs > index.ntotal:
+        raise DataError(
+            f"retrieval_settings.n_docs is {n_docs} but the index holds only {index.ntotal} passages"
+        )
+    return Retriever(index, passages)
+
+
+def query_encoding(pooling: str | None, normalize: bool | None, recorded: dict[str, Any]) -> tuple[str, bool]:
+    """How questions are encoded: as retrieval_settings says, else as build_index encoded the passages."""
+    return (
+        pooling or recorded.get("pooling") or "mean",
+        normalize if normalize is not None else bool(recorded.get("normalize", False)),
+    )

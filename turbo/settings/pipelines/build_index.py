@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from turbo.settings.base import StrictModel
+from turbo.settings.paths import InputPath
+from turbo.settings.rag import EncoderModelSettings, IndexSettings, Pooling
+
+
+class BuildIndexSettings(StrictModel):
+    """Passages -> embeddings -> a `datasets` passages folder and a faiss index (the RagRetriever layout)."""
+
+    passages_source: InputPath = Field(
+        description="JSONL of passages (id, title, text) or a datasets folder with title and text columns."
+    )
+    encoder_settings: EncoderModelSettings
+    index_settings: IndexSettings = Field(description="Where to write the index file and passages folder.")
+    index_factory: str = Field(
+        "Flat", min_length=1, description="A faiss index_factory string: Flat, HNSW32, IVF4096,PQ64, ..."
+    )
+    pooling: Pooling = Field("mean", description="Mean of the token vectors, or the first ([CLS]) one.")
+    normalize: bool = Field(False, description="L2-normalise the vectors (inner product = cosine).")
+    batch_size: int = Field(64, gt=0, description="Passages per encoder forward.")
+    max_length: int = Field(512, gt=0, description="Passage tokens kept for the encoder.")
+    prefix: str = Field("", description='Put before every passage for the encoder, e.g. "passage: " (e5).')
+    train_size: int = Field(
+        100_000, gt=0, description="Vectors (a seeded sample) that train an index type which needs training."
+    )
+    seed: int = 42
