@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from pydantic import model_validator
-
 from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets import ChatDatasetSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, Problem
 from turbo.settings.rag import RagModelSettings
 
 
@@ -19,11 +17,10 @@ class RagExperimentSettings(BaseTrainExperimentSettings):
     val_dataset_settings: ChatDatasetSettings | None = None
     cherry_pick_settings: ChatCherryPickSettings | None = None
 
-    @model_validator(mode="after")
-    def _evaluation_has_data(self) -> RagExperimentSettings:
-        check_evaluation(self.trainer_settings, self.val_dataset_settings, self.cherry_pick_settings)
+    def cross_field_problems(self) -> list[Problem]:
+        problems = super().cross_field_problems()
         for name in ("train_dataset_settings", "val_dataset_settings"):
             dataset = getattr(self, name)
             if dataset is not None and dataset.pack_to_max_length:
-                raise ValueError(f"{name}.pack_to_max_length: train_rag does not pack samples; set it false")
-        return self
+                problems.append((f"{name}.pack_to_max_length", "train_rag does not pack samples; set it false"))
+        return problems
