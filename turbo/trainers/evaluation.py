@@ -24,7 +24,8 @@ from turbo.settings.cherry_pick import CherryPickSettings
 
 logger = logging.getLogger("turbo")
 
-Generate = Callable[[Any, list[EvalSample]], list[list[str]]]
+# answers per sample; a method may also return, per sample, fields to add to its row (RAG: what it retrieved)
+Generate = Callable[[Any, list[EvalSample]], list[list[str]] | tuple[list[list[str]], list[dict[str, Any]]]]
 """(model, samples) -> the answers of each sample; the method's own way to answer (or score)."""
 
 
@@ -102,6 +103,9 @@ class EvaluationCallback(TrainerCallback):
         mine = shard(len(self.samples), rank, world)
         samples = [self.samples[i] for i in mine]
         answers = self.generate(model, samples)
+        extras: list[dict[str, Any]] = [{} for _ in samples]
+        if isinstance(answers, tuple):
+            answers, extras = answers
         ctx = ModelContext(
             model=model,
             tokenizer=self.tokenizer,
@@ -112,20 +116,23 @@ class EvaluationCallback(TrainerCallback):
         )
         metrics = self.settings.metric_settings
         per_sample = compute_scores(metrics, samples, answers, ctx, per_sample=True)
-        parts = _gather((mine, answers, per_sample))
+        parts = _gather((mine, answers, per_sample, extras))
         if rank != 0:
             return
         full_answers: list[list[str]] = [[] for _ in self.samples]
+        full_extras: list[dict[str, Any]] = [{} for _ in self.samples]
         full_scores: list[Scores] = [{} for _ in metrics]
-        for indices, part_answers, part_scores in parts:
+        for indices, part_answers, part_scores, part_extras in parts:
             for position, index in enumerate(indices):
                 full_answers[index] = part_answers[position]
+                full_extras[index] = part_extras[position]
             for k, scores in enumerate(part_scores):
                 for label, values in scores.items():
                     column = full_scores[k].setdefault(label, [None] * len(self.samples))
                     for position, index in enumerate(indices):
                         column[index] = values[position]
         logs, rows = self._by_dataset(full_answers, full_scores, ctx)
+        rows = [{**row, **extra} for row, extra in zip(rows, full_extras, strict=True)]
         write_jsonl(self.folder / f"step_{state.global_step}.jsonl", rows)
         if logs and self.trainer is not None:
             self.trainer.callback_handler.on_log(args, state, control, logs=logs)

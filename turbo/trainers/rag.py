@@ -9,12 +9,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
 
-from turbo.generators.rag import QuestionEncoder, answer_with_retrieval, rag_rows
-from turbo.io import write_jsonl
-from turbo.settings.cherry_pick import ChatCherryPickSettings
-from turbo.settings.rag import RetrievalSettings
 from turbo.trainers.base import MetricsTrainer
 from turbo.trainers.losses.rag import rag_sequence_loss
 
@@ -102,44 +97,4 @@ class RagTrainer(MetricsTrainer):
             )
         model.question_encoder.load_state_dict(
             load_file(str(folder / QUESTION_ENCODER / "model.safetensors")), strict=False
-        )
-
-
-class RagCherryPickCallback(TrainerCallback):
-    """At each evaluation, answers the cherry-pick prompts with retrieval: cherry_picks/step_N.jsonl."""
-
-    def __init__(
-        self,
-        settings: ChatCherryPickSettings,
-        samples: list,
-        tokenizers: RagTokenizers,
-        retrieval: RetrievalSettings,
-        encoding: tuple[str, bool],
-        folder: Path,
-    ) -> None:
-        self.settings = settings
-        self.samples = samples
-        self.tokenizers = tokenizers
-        self.retrieval = retrieval
-        self.encoding = encoding
-        self.folder = folder
-
-    def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if model is None or not state.is_world_process_zero:
-            return
-        encoder = QuestionEncoder(model.question_encoder, self.tokenizers.question_encoder, *self.encoding)
-        answers, retrieved = answer_with_retrieval(
-            model.generator,
-            self.tokenizers.generator,
-            encoder,
-            model.retriever,
-            self.samples,
-            self.settings.dataset_settings,
-            self.retrieval,
-            self.settings.generator_transformers_settings,
-            self.settings.custom_generation_settings,
-            batch=args.per_device_eval_batch_size,
-        )
-        write_jsonl(
-            self.folder / f"step_{state.global_step}.jsonl", rag_rows(self.samples, answers, retrieved)
         )

@@ -84,6 +84,45 @@ def attach_multimodal_cherry_picks(
     ).attach(trainer)
 
 
+def attach_rag_cherry_picks(
+    trainer: Any, settings: Any, samples: list, tokenizers: Any, encoding: tuple[str, bool], folder: Path
+) -> None:
+    """RAG: the model retrieves passages for the cherry-pick questions and answers with them; each row
+    also names what was retrieved."""
+    from turbo.generators.rag import QuestionEncoder, answer_with_retrieval, rag_rows
+    from turbo.metrics.samples import chat_eval_samples
+    from turbo.trainers.evaluation import EvaluationCallback
+
+    cherry_pick = settings.cherry_pick_settings
+    if cherry_pick is None:
+        return
+    batch = trainer.args.per_device_eval_batch_size
+    retrieval = settings.model_settings.retrieval_settings
+
+    def generate(model: Any, eval_samples: list) -> tuple[list[list[str]], list[dict[str, Any]]]:
+        payloads = [sample.payload for sample in eval_samples]
+        encoder = QuestionEncoder(model.question_encoder, tokenizers.question_encoder, *encoding)
+        answers, retrieved = answer_with_retrieval(
+            model.generator,
+            tokenizers.generator,
+            encoder,
+            model.retriever,
+            payloads,
+            cherry_pick.dataset_settings,
+            retrieval,
+            cherry_pick.generator_transformers_settings,
+            cherry_pick.custom_generation_settings,
+            batch=batch,
+        )
+        rows = rag_rows(payloads, answers, retrieved)
+        extras = [{key: value for key, value in row.items() if key.startswith("retrieved")} for row in rows]
+        return answers, extras
+
+    EvaluationCallback(
+        cherry_pick, chat_eval_samples(samples), generate, folder / CHERRY_PICKS, tokenizers.generator
+    ).attach(trainer)
+
+
 def attach_loggers(trainer: Any, settings: Any) -> None:
     """The loggers that report_to does not start (ClearML)."""
     from turbo.trainers.loggers import ClearmlCallback

@@ -18,11 +18,13 @@ from turbo.modeling.rag.retriever import load_retriever, query_encoding, read_en
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
     chat_previews,
+    run_training,
     save_final,
     start_experiment,
     training_arguments,
     write_data_reports,
 )
+from turbo.pipelines.train.evaluation import attach_loggers, attach_rag_cherry_picks
 from turbo.settings.pipelines.train.rag import RagExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -30,7 +32,7 @@ logger = logging.getLogger("turbo")
 
 def run(settings: RagExperimentSettings) -> None:
     from turbo.trainers.callbacks import MetricsLogCallback
-    from turbo.trainers.rag import RagCherryPickCallback, RagTokenizers, RagTrainer
+    from turbo.trainers.rag import RagTokenizers, RagTrainer
 
     rag = settings.model_settings
     retrieval = rag.retrieval_settings
@@ -85,17 +87,6 @@ def run(settings: RagExperimentSettings) -> None:
     )  # fmt: skip
     tokenizers = RagTokenizers(tokenizer, question_tokenizer)
     callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
-    if settings.cherry_pick_settings is not None:
-        callbacks.append(
-            RagCherryPickCallback(
-                settings.cherry_pick_settings,
-                cherry_picks,
-                tokenizers,
-                retrieval,
-                encoding,
-                folder / "cherry_picks",
-            )
-        )
     trainer = RagTrainer(
         model=model,
         args=training_arguments(settings, folder),
@@ -107,6 +98,8 @@ def run(settings: RagExperimentSettings) -> None:
         tokenizers=tokenizers,
         encoder_learning_rate=retrieval.encoder_learning_rate,
     )
-    trainer.train(resume_from_checkpoint=resume)
+    attach_rag_cherry_picks(trainer, settings, cherry_picks, tokenizers, encoding, folder)
+    attach_loggers(trainer, settings)
+    run_training(trainer, resume)
     final = save_final(trainer, tokenizers, folder)
     logger.info("saved the generator, the question encoder and both tokenizers to %s", final)

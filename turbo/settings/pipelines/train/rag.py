@@ -22,5 +22,5 @@ class RagExperimentSettings(BaseTrainExperimentSettings):
         for name in ("train_dataset_settings", "val_dataset_settings"):
             dataset = getattr(self, name)
             if dataset is not None and dataset.pack_to_max_length:
-                problems.append((f"{name}.pack_to_max_length", "train_rag does not pack samples; set it false"))
+                problems.append((f"{name}.pack_to_max_length", "train_rag does not pack samples; set false"))
         return problems
