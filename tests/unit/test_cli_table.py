@@ -10,7 +10,7 @@ from turbo.settings.commands import COMMANDS, load_object
 
 from ..conftest import REPO
 
-TOOLS = {"validate", "schema", "convert_gguf"}
+TOOLS = {"validate", "schema", "convert_gguf", "report"}
 
 
 def test_every_table_command_is_registered_and_nothing_else() -> None:

@@ -57,3 +57,17 @@ def convert_gguf_command(
         raise SettingsError("give exactly one of --gguf_path or --from_package")
     source = gguf_path or find_packaged_gguf(from_package)  # type: ignore[arg-type]
     typer.echo(f"converted {source} -> {convert(source, save_path)}")
+
+
+@app.command("report")
+def report_command(
+    run: Path = typer.Argument(..., help="A train run's experiment folder (its log_path)."),
+    other: Path | None = typer.Argument(None, help="A second run to overlay on every figure."),
+    out: Path | None = typer.Option(
+        None, "--out", help="The HTML file (default: RUN/report.html, or RUN/report_vs_OTHER.html)."
+    ),
+) -> None:
+    """Write the run report: curves (PNG), cherry-pick answers per step, settings, data summary."""
+    from turbo.pipelines.tools.report import write_report
+
+    typer.echo(f"wrote {write_report(run, other, out)}")

@@ -126,6 +126,13 @@ COMMANDS = _commands(
         "turbo.pipelines.tools.merge:run",
         "Merge a LoRA adapter into its base model and save a plain model folder.",
     ),
+    Command(
+        "evaluate",
+        "settings_path",
+        "turbo.settings.pipelines.evaluate:EvaluateSettings",
+        "turbo.pipelines.tools.evaluate:run",
+        "Compute cherry-pick metrics (ROUGE, METEOR, reward, ...) on an inference output.",
+    ),
 )
 
 

@@ -23,13 +23,28 @@ class WandbSettings(StrictModel):
     entity: str | None = None
     notes: str | None = None
     tags: list[str] = Field(default_factory=list)
-    mode: Literal["online", "offline", "disabled"] = Field(
-        "online", description="'offline' logs to the experiment folder with no network."
+    group: str | None = Field(None, description="Groups runs together in the wandb project.")
+    mode: Literal["online", "offline", "disabled"] | None = Field(
+        None,
+        description="'offline' logs to the experiment folder with no network; None: WANDB_MODE from the "
+        "environment (wandb's own default, online, when it is not set).",
+    )
+
+
+class ClearmlSettings(StrictModel):
+    logging_type: Literal["clearml"]
+    project_name: str
+    task_name: str | None = Field(None, description="None: the experiment folder's name.")
+    tags: list[str] = Field(default_factory=list)
+    mode: Literal["online", "offline"] | None = Field(
+        None,
+        description="'offline' keeps the task in the local ClearML cache (Task.set_offline); None: "
+        "CLEARML_OFFLINE_MODE from the environment (online when it is not set).",
     )
 
 
 LoggingSettings = Annotated[
-    NoLoggingSettings | TensorboardSettings | WandbSettings,
+    NoLoggingSettings | TensorboardSettings | WandbSettings | ClearmlSettings,
     Field(discriminator="logging_type"),
     BeforeValidator(infer_logging_type),
 ]

@@ -1,4 +1,4 @@
-"""Callbacks that write to the experiment folder: per-step metrics and cherry-pick answers."""
+"""The per-step metrics log (cherry-picks and their metrics: turbo.trainers.evaluation)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
-
-from turbo.generators.transformers import answer_rows, generate_answers
-from turbo.io import write_jsonl
-from turbo.settings.cherry_pick import ChatCherryPickSettings
 
 
 class MetricsLogCallback(TrainerCallback):
@@ -35,26 +31,3 @@ class MetricsLogCallback(TrainerCallback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
-
-
-class ChatCherryPickCallback(TrainerCallback):
-    """At each evaluation, answers the cherry-pick prompts and writes cherry_picks/step_N.jsonl."""
-
-    def __init__(self, settings: ChatCherryPickSettings, samples: list, tokenizer: Any, folder: Path) -> None:
-        self.settings = settings
-        self.samples = samples
-        self.tokenizer = tokenizer
-        self.folder = folder
-
-    def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if model is None or not state.is_world_process_zero:
-            return
-        answers = generate_answers(
-            model,
-            self.tokenizer,
-            [sample.input_ids for sample in self.samples],
-            self.settings.generator_transformers_settings,
-            self.settings.custom_generation_settings,
-            batch=args.per_device_eval_batch_size,
-        )
-        write_jsonl(self.folder / f"step_{state.global_step}.jsonl", answer_rows(self.samples, answers))

@@ -14,6 +14,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
     write_data_reports,
 )
+from turbo.pipelines.train.evaluation import attach_loggers, attach_score_cherry_picks
 from turbo.settings.pipelines.train.classification import ClassificationExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -39,6 +40,14 @@ def run(settings: ClassificationExperimentSettings) -> None:
     if settings.val_dataset_settings is not None:
         val, reports["val"] = build_classification_samples(
             settings.val_dataset_settings, tokenizer, seed=settings.seed, require_labels=True
+        )
+    cherry_picks = []
+    if settings.cherry_pick_settings is not None:
+        cherry_picks, reports["cherry_pick"] = build_classification_samples(
+            settings.cherry_pick_settings.dataset_settings,
+            tokenizer,
+            seed=settings.seed,
+            require_labels=False,
         )
     write_data_reports(folder, reports)
 
@@ -66,6 +75,8 @@ def run(settings: ClassificationExperimentSettings) -> None:
         gamma=loss_settings.gamma,
         alpha=alpha,
     )
+    attach_score_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder, predict=True)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

@@ -39,7 +39,7 @@ def prepare_experiment_folder(settings: BaseTrainExperimentSettings) -> Path:
 def check_logging_backend(settings: BaseTrainExperimentSettings) -> None:
     """Fail before any model loads if the chosen logger is not installed."""
     logging_type = settings.logging_settings.logging_type if settings.logging_settings else "none"
-    package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(logging_type)
+    package = {"tensorboard": "tensorboard", "wandb": "wandb", "clearml": "clearml"}.get(logging_type)
     if package is not None:
         import importlib.util
 
@@ -57,11 +57,21 @@ def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:
     if logging_settings.logging_type == "tensorboard":
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder / "tensorboard")
         return ["tensorboard"]
+    if logging_settings.logging_type == "clearml":
+        return []  # turbo.trainers.loggers.ClearmlCallback, added by logger_callbacks
     os.environ["WANDB_PROJECT"] = logging_settings.project_name
-    os.environ["WANDB_MODE"] = logging_settings.mode
+    if logging_settings.mode is not None:  # otherwise WANDB_MODE from the environment decides
+        os.environ["WANDB_MODE"] = logging_settings.mode
     os.environ["WANDB_DIR"] = str(folder)
-    if logging_settings.entity:
-        os.environ["WANDB_ENTITY"] = logging_settings.entity
+    optional = {
+        "WANDB_ENTITY": logging_settings.entity,
+        "WANDB_NOTES": logging_settings.notes,
+        "WANDB_TAGS": ",".join(logging_settings.tags) or None,
+        "WANDB_RUN_GROUP": logging_settings.group,
+    }
+    for name, value in optional.items():
+        if value:
+            os.environ[name] = value
     return ["wandb"]
 
 
@@ -220,9 +230,20 @@ def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings are in JSON
         tokenizer.save_pretrained(tmp)
         replace_dir(tmp, target)
+        write_run_report(folder)
     trainer.accelerator.wait_for_everyone()
     end_distributed()
     return target
+
+
+def write_run_report(folder: Path) -> None:
+    """report.html of the finished run; a failure to draw it is logged, never fails the run."""
+    from turbo.pipelines.tools.report import write_report
+
+    try:
+        logger.info("wrote the run report %s", write_report(folder))
+    except Exception as exc:  # the model is saved; the report can be made again with `turbo report`
+        logger.warning("could not write the run report: %s", exc)
 
 
 def end_distributed() -> None:

@@ -15,6 +15,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
     write_data_reports,
 )
+from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
 from turbo.settings.pipelines.train.dpo import DpoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -47,7 +48,7 @@ def load_reference(settings: DpoExperimentSettings, tokenizer: Any) -> Any:
 
 def run(settings: DpoExperimentSettings) -> None:
 
-    from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
+    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.dpo import REFERENCE_KEYS, DpoTrainer, SyncRefModelCallback
     from turbo.trainers.logps import precompute_reference_logps
 
@@ -95,12 +96,6 @@ def run(settings: DpoExperimentSettings) -> None:
         )
 
     callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
-    if settings.cherry_pick_settings is not None:
-        callbacks.append(
-            ChatCherryPickCallback(
-                settings.cherry_pick_settings, cherry_picks, tokenizer, folder / "cherry_picks"
-            )
-        )
     if trainer_settings.sync_ref_settings.sync_ref_model:
         callbacks.append(SyncRefModelCallback(ref_model, trainer_settings.sync_ref_settings))
     trainer = DpoTrainer(
@@ -125,6 +120,8 @@ def run(settings: DpoExperimentSettings) -> None:
         if ref_model is not None
         else "the model with its adapter disabled",
     )
+    attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

@@ -14,6 +14,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
     write_data_reports,
 )
+from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
 from turbo.settings.pipelines.train.kto import KtoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -21,7 +22,7 @@ logger = logging.getLogger("turbo")
 
 def run(settings: KtoExperimentSettings) -> None:
 
-    from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
+    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.kto import REFERENCE_KEYS, KtoTrainer
     from turbo.trainers.logps import precompute_reference_logps
 
@@ -72,12 +73,6 @@ def run(settings: KtoExperimentSettings) -> None:
         )
 
     callbacks = [MetricsLogCallback(folder / "metrics.jsonl")]
-    if settings.cherry_pick_settings is not None:
-        callbacks.append(
-            ChatCherryPickCallback(
-                settings.cherry_pick_settings, cherry_picks, tokenizer, folder / "cherry_picks"
-            )
-        )
     trainer = KtoTrainer(
         model=model,
         ref_model=ref_model,
@@ -91,6 +86,8 @@ def run(settings: KtoExperimentSettings) -> None:
         desirable_weight=trainer_settings.desirable_weight,
         undesirable_weight=trainer_settings.undesirable_weight,
     )
+    attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

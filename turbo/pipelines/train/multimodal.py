@@ -24,6 +24,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
     write_data_reports,
 )
+from turbo.pipelines.train.evaluation import attach_loggers, attach_multimodal_cherry_picks
 from turbo.settings.pipelines.train.multimodal import MultimodalExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -95,6 +96,16 @@ def run(settings: MultimodalExperimentSettings) -> None:
         val, reports["val"] = build_multimodal_samples(
             settings.val_dataset_settings, tokenizer, val_readers, seed=settings.seed
         )
+    cherry_picks, cherry_readers = [], readers
+    if settings.cherry_pick_settings is not None:
+        cherry_readers = build_readers(settings.cherry_pick_settings.dataset_settings.readers)
+        cherry_picks, reports["cherry_pick"] = build_multimodal_samples(
+            settings.cherry_pick_settings.dataset_settings,
+            tokenizer,
+            cherry_readers,
+            seed=settings.seed,
+            inference=True,
+        )
     write_data_reports(folder, reports, chat_previews(train, tokenizer))  # type: ignore[arg-type]
 
     model = build_model(settings, tokenizer, shapes)
@@ -119,6 +130,8 @@ def run(settings: MultimodalExperimentSettings) -> None:
         callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
         part_learning_rates=rates,
     )
+    attach_multimodal_cherry_picks(trainer, settings, cherry_picks, cherry_readers, tokenizer, folder)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the projectors, the LM and the tokenizer to %s", final)

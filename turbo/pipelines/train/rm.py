@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from turbo.data.chat import build_chat_samples
 from turbo.data.pair_preferences import PairCollator, build_pair_samples
 from turbo.errors import ModelError
 from turbo.modeling.loading import load_model
@@ -15,6 +16,7 @@ from turbo.pipelines.train.common import (
     write_data_reports,
 )
 from turbo.pipelines.train.dpo import pair_previews
+from turbo.pipelines.train.evaluation import attach_loggers, attach_score_cherry_picks
 from turbo.settings.pipelines.train.rm import RmExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -35,6 +37,11 @@ def run(settings: RmExperimentSettings) -> None:
     val = []
     if settings.val_dataset_settings is not None:
         val, reports["val"] = build_pair_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
+    cherry_picks = []
+    if settings.cherry_pick_settings is not None:
+        cherry_picks, reports["cherry_pick"] = build_chat_samples(
+            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed
+        )
     write_data_reports(folder, reports, pair_previews(train, tokenizer))
 
     model_settings = settings.model_settings
@@ -57,6 +64,8 @@ def run(settings: RmExperimentSettings) -> None:
         processing_class=tokenizer,
         callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
     )
+    attach_score_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder, predict=False)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info(

@@ -15,6 +15,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
     write_data_reports,
 )
+from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
 from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 
@@ -24,7 +25,7 @@ logger = logging.getLogger("turbo")
 def run(settings: SftExperimentSettings) -> None:
     from transformers import DataCollatorForSeq2Seq, Trainer
 
-    from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
+    from turbo.trainers.callbacks import MetricsLogCallback
 
     folder, resume = start_experiment(settings)
 
@@ -45,12 +46,6 @@ def run(settings: SftExperimentSettings) -> None:
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
     callbacks = [MetricsLogCallback(folder / "metrics.jsonl")]
-    if settings.cherry_pick_settings is not None:
-        callbacks.append(
-            ChatCherryPickCallback(
-                settings.cherry_pick_settings, cherry_picks, tokenizer, folder / "cherry_picks"
-            )
-        )
     packing = settings.train_dataset_settings.pack_to_max_length or (
         settings.val_dataset_settings is not None and settings.val_dataset_settings.pack_to_max_length
     )
@@ -68,6 +63,8 @@ def run(settings: SftExperimentSettings) -> None:
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
+    attach_loggers(trainer, settings)
     trainer.train(resume_from_checkpoint=resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
+from turbo.settings.cherry_pick import ClassificationCherryPickSettings
 from turbo.settings.datasets.classification import ClassificationDatasetSettings
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
 from turbo.settings.trainer import TrainerSettings
@@ -44,12 +45,13 @@ class ClassificationExperimentSettings(BaseTrainExperimentSettings):
     train_dataset_settings: ClassificationDatasetSettings
     val_dataset_settings: ClassificationDatasetSettings | None = None
     trainer_settings: ClassificationTrainerSettings = ClassificationTrainerSettings()
+    cherry_pick_settings: ClassificationCherryPickSettings | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ClassificationExperimentSettings:
         if self.model_settings.model_type != "seq_cls":
             raise ValueError("model_settings.model_type must be 'seq_cls' for train_classification")
-        check_evaluation(self.trainer_settings, self.val_dataset_settings)
+        check_evaluation(self.trainer_settings, self.val_dataset_settings, self.cherry_pick_settings)
         alpha = self.trainer_settings.loss_settings.alpha
         num_labels = self.model_settings.model_kwargs.get("num_labels")
         if isinstance(alpha, list) and isinstance(num_labels, int) and len(alpha) != num_labels:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from turbo.settings.cherry_pick import MultimodalCherryPickSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
     EncoderSettings,
@@ -20,6 +21,7 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
 
     train_dataset_settings: MultimodalDatasetSettings
     val_dataset_settings: MultimodalDatasetSettings | None = None
+    cherry_pick_settings: MultimodalCherryPickSettings | None = None
     modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(min_length=1)
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
         min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
@@ -45,7 +47,7 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
             != self.train_dataset_settings.n_modality_embeddings
         ):
             raise ValueError("train and val datasets must have the same n_modality_embeddings")
-        check_evaluation(self.trainer_settings, self.val_dataset_settings)
+        check_evaluation(self.trainer_settings, self.val_dataset_settings, self.cherry_pick_settings)
         unknown = set(present(self.modality_projector_initialization_mapping)) - set(self.projectors)
         if unknown:
             raise ValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
+from turbo.settings.cherry_pick import RmCherryPickSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings, check_evaluation
 
@@ -13,6 +14,7 @@ class RmExperimentSettings(BaseTrainExperimentSettings):
 
     train_dataset_settings: PairPreferencesDatasetSettings
     val_dataset_settings: PairPreferencesDatasetSettings | None = None
+    cherry_pick_settings: RmCherryPickSettings | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> RmExperimentSettings:
@@ -22,5 +24,5 @@ class RmExperimentSettings(BaseTrainExperimentSettings):
         num_labels = model.model_kwargs.get("num_labels", 1)
         if num_labels != 1:
             raise ValueError(f"a reward model has one output; model_kwargs.num_labels is {num_labels}")
-        check_evaluation(self.trainer_settings, self.val_dataset_settings)
+        check_evaluation(self.trainer_settings, self.val_dataset_settings, self.cherry_pick_settings)
         return self

@@ -1,0 +1,87 @@
+"""Cherry-picks for each train method: its samples as EvalSamples and its way to answer them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CHERRY_PICKS = "cherry_picks"
+
+
+def attach_chat_cherry_picks(
+    trainer: Any, settings: Any, samples: list, tokenizer: Any, folder: Path
+) -> None:
+    """Chat, DPO and KTO: the model generates answers to the cherry-pick prompts at each evaluation."""
+    from turbo.metrics.samples import chat_eval_samples
+    from turbo.trainers.evaluation import EvaluationCallback, chat_generate, chat_prompt_encoder
+
+    cherry_pick = settings.cherry_pick_settings
+    if cherry_pick is None:
+        return
+    batch = trainer.args.per_device_eval_batch_size
+    EvaluationCallback(
+        cherry_pick,
+        chat_eval_samples(samples),
+        chat_generate(cherry_pick, tokenizer, batch),
+        folder / CHERRY_PICKS,
+        tokenizer,
+        encode_prompt=chat_prompt_encoder(cherry_pick.dataset_settings, tokenizer, settings.seed),
+    ).attach(trainer)
+
+
+def attach_score_cherry_picks(
+    trainer: Any, settings: Any, samples: list, tokenizer: Any, folder: Path, *, predict: bool
+) -> None:
+    """Reward models score the cherry-pick conversations; classifiers predict their labels."""
+    from turbo.metrics.samples import chat_eval_samples, classification_eval_samples
+    from turbo.trainers.evaluation import EvaluationCallback, score_generate
+
+    cherry_pick = settings.cherry_pick_settings
+    if cherry_pick is None:
+        return
+    batch = trainer.args.per_device_eval_batch_size
+    eval_samples = classification_eval_samples(samples) if predict else chat_eval_samples(samples)
+    EvaluationCallback(
+        cherry_pick, eval_samples, score_generate(tokenizer, batch, predict), folder / CHERRY_PICKS, tokenizer
+    ).attach(trainer)
+
+
+def attach_multimodal_cherry_picks(
+    trainer: Any, settings: Any, samples: list, readers: dict, tokenizer: Any, folder: Path
+) -> None:
+    """Multimodal: the model generates answers to the cherry-pick prompts with their media."""
+    from turbo.generators.transformers import generate_answers
+    from turbo.metrics.samples import chat_eval_samples
+    from turbo.pipelines.inference.multimodal import media_inputs
+    from turbo.trainers.evaluation import EvaluationCallback
+
+    cherry_pick = settings.cherry_pick_settings
+    if cherry_pick is None:
+        return
+    batch = trainer.args.per_device_eval_batch_size
+
+    def generate(model: Any, eval_samples: list) -> list[list[str]]:
+        payloads = [sample.payload for sample in eval_samples]
+        return generate_answers(
+            model,
+            tokenizer,
+            [payload.input_ids for payload in payloads],
+            cherry_pick.generator_transformers_settings,
+            cherry_pick.custom_generation_settings,
+            batch=batch,
+            extra_inputs=media_inputs(payloads, readers, next(model.parameters()).device),
+        )
+
+    EvaluationCallback(
+        cherry_pick, chat_eval_samples(samples), generate, folder / CHERRY_PICKS, tokenizer
+    ).attach(trainer)
+
+
+def attach_loggers(trainer: Any, settings: Any) -> None:
+    """The loggers that report_to does not start (ClearML)."""
+    from turbo.trainers.loggers import ClearmlCallback
+
+    logging_settings = settings.logging_settings
+    if logging_settings is not None and logging_settings.logging_type == "clearml":
+        configuration = settings.model_dump(mode="json")
+        trainer.add_callback(ClearmlCallback(logging_settings, Path(settings.log_path).name, configuration))
