@@ -240,44 +240,39 @@ def sample_answer_ids_vllm(
 
 
 def policy_weights(model: Any) -> dict[str, Any]:
-    """The weights a vLLM engine started from the policy's base model must load to act as the policy,
-    under the base model's checkpoint names: for a LoRA policy only the adapted layers (base weight plus
-    the LoRA delta, out of place) and peft's modules_to_save; for a full policy every weight."""
+    """Every weight of the policy under the base model's checkpoint names, the way a vLLM engine started
+    from that base model reads them: for a LoRA policy the adapted layers are the base weight plus the
+    LoRA delta (computed out of place; the training model is not touched) and peft's modules_to_save
+    replace their originals."""
     import torch
 
     if not hasattr(model, "peft_config"):
         return {name: tensor.detach() for name, tensor in model.state_dict().items()}
     from peft.tuners.lora import LoraLayer
-    from peft.utils import ModulesToSaveWrapper
 
+    base = model.get_base_model()
     weights: dict[str, Any] = {}
+    for name, tensor in base.state_dict().items():
+        if "lora_" in name or ".original_module." in name:
+            continue
+        for wrapper in (".base_layer.", ".modules_to_save.default."):
+            name = name.replace(wrapper, ".")
+        weights[name] = tensor.detach()
     with torch.no_grad():
-        for name, module in model.get_base_model().named_modules():
-            if isinstance(module, LoraLayer):
+        for name, module in base.named_modules():
+            if isinstance(module, LoraLayer) and not module.merged:
                 weight = module.get_base_layer().weight.detach()
-                if not module.merged:
-                    for adapter in module.active_adapters:
-                        if adapter in module.lora_A:
-                            weight = weight + module.get_delta_weight(adapter).to(weight.dtype)
+                for adapter in module.active_adapters:
+                    if adapter in module.lora_A:
+                        weight = weight + module.get_delta_weight(adapter).to(weight.dtype)
                 weights[f"{name}.weight"] = weight
-                bias = getattr(module.get_base_layer(), "bias", None)
-                if bias is not None:
-                    weights[f"{name}.bias"] = bias.detach()
-            elif isinstance(module, ModulesToSaveWrapper):
-                active = module.modules_to_save[module.active_adapters[0]]
-                weights.update(
-                    {f"{name}.{key}": value.detach() for key, value in active.state_dict().items()}
-                )
     return weights
 
 
 def load_policy_weights(llm: Any, weights: dict[str, Any]) -> None:
-    """Load `weights` (checkpoint names) into the running engine in place, then forget cached prefixes
-    (their KV was computed with the old weights). Runs in the engine's worker(s): in-process engines
+    """Load the whole set of `weights` (checkpoint names) into the running engine in place, with vLLM's
+    in-place reload (which re-applies the backend's weight processing, e.g. CPU repacking), then forget
+    cached prefixes (their KV was computed with the old weights). In-process engines
     (VLLM_ENABLE_V1_MULTIPROCESSING=0) take the tensors as they are; worker processes get a copy."""
-
-    def load(model: Any) -> None:
-        model.load_weights(iter(weights.items()))
-
-    llm.apply_model(load)
+    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(weights.items())})
     llm.reset_prefix_cache()
