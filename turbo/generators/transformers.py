@@ -145,6 +145,8 @@ def sample_answer_ids(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
+        output_logits=True,
+        return_dict_in_generate=True,
         **({"temperature": temperature, "top_p": top_p, "top_k": top_k or 0} if sampling else {}),
     )
     device = next(model.parameters()).device
@@ -159,8 +161,6 @@ def sample_answer_ids(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
             generation_config=config,
-            output_logits=True,
-            return_dict_in_generate=True,
         )
         new = output.sequences[:, input_ids.shape[1] :].cpu()
         steps = torch.stack(output.logits, 1).float().log_softmax(-1).cpu()  # [rows, steps, vocab]

@@ -223,6 +223,7 @@ def frozen_token_logps(
     """Per-token answer log-probs of every row without gradients, in chunks of `chunk` rows, [rows, width]
     padded to the rollout's longest answer: the policy's (reference False), or the reference's: the
     separate `ref_model`, else the policy with its adapter disabled."""
+    model = getattr(model, "module", model)  # the adapter is disabled on the unwrapped model
     scorer = ref_model if reference and ref_model is not None else model
     context = adapter_disabled(model) if reference and ref_model is None else nullcontext()
     out = torch.zeros(len(rollout.answers), rollout.width, device=rollout.rewards.device)
