@@ -66,7 +66,8 @@ def test_grpo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
 def test_grpo_evaluation_and_cherry_picks(fixture_models, tmp_path: Path) -> None:
     folder = tmp_path / "grpo_eval"
     chat = "tests/fixtures/datasets/chat/val_chat.jsonl"
-    val = {"dataset_type": "chat", "sources": [{"name": "val_prompts", "records_path": chat, "sample_rate": 1.0}]}
+    source = {"name": "val_prompts", "records_path": chat, "sample_rate": 1.0}
+    val = {"dataset_type": "chat", "sources": [source]}
     cherry = {"dataset_settings": val, "generator_transformers_settings": {"max_new_tokens": 8}}
     run_turbo(
         "train_grpo", "--experiment_settings_path", GRPO,
