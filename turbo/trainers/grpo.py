@@ -9,22 +9,19 @@ from typing import Any
 
 import torch
 
-from turbo.io import write_jsonl
 from turbo.trainers.base import MetricsTrainer
 from turbo.trainers.losses.grpo import group_advantages, grpo_loss
 from turbo.trainers.rewards import RewardFunction
 from turbo.trainers.rollout import (
     answer_mask,
     collect,
-    evaluate_prompts,
+    evaluate,
     frozen_token_logps,
     optimise,
     policy_token_logps,
     rollout_metrics,
     sync_engine,
 )
-
-EVAL_ANSWERS = "eval_answers"
 
 
 class GrpoTrainer(MetricsTrainer):
@@ -129,21 +126,5 @@ class GrpoTrainer(MetricsTrainer):
     def evaluate(
         self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
     ) -> dict:
-        """Greedy answers to the validation prompts, scored by the rewards (eval_reward/...), written to
-        eval_answers/step_N.jsonl; then the evaluation callbacks (cherry-picks)."""
-        metrics: dict[str, float] = {}
-        if self.eval_prompts:
-            metrics, rows = evaluate_prompts(
-                self,
-                self.engine,
-                self.model,
-                self.processing_class,
-                self.eval_prompts,
-                self.rewards,
-                self.args.per_device_eval_batch_size,
-            )
-            if self.is_world_process_zero():
-                write_jsonl(self.folder / EVAL_ANSWERS / f"step_{self.state.global_step}.jsonl", rows)
-            self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-        return metrics
+        """Greedy answers to the validation prompts scored by the rewards; then the cherry-picks."""
+        return evaluate(self)

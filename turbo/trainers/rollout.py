@@ -17,6 +17,8 @@ import torch
 from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
 from turbo.trainers.rewards import RewardFunction, score
 
+EVAL_ANSWERS = "eval_answers"
+
 
 @dataclass(frozen=True)
 class PromptCollator:
@@ -307,6 +309,31 @@ def rollout_metrics(rollout: Rollout, train_logps: torch.Tensor | None) -> dict[
         ]
         if gaps:
             metrics["rollout/logp_gap"] = sum(gaps) / len(gaps)
+    return metrics
+
+
+def evaluate(trainer: Any) -> dict[str, float]:
+    """A trainer's evaluation: greedy answers to its validation prompts scored by its rewards
+    (eval_reward/...), written to eval_answers/step_N.jsonl; then the evaluation callbacks (cherry-picks)."""
+    from turbo.io import write_jsonl
+
+    metrics: dict[str, float] = {}
+    if trainer.eval_prompts:
+        metrics, rows = evaluate_prompts(
+            trainer,
+            trainer.engine,
+            trainer.model,
+            trainer.processing_class,
+            trainer.eval_prompts,
+            trainer.rewards,
+            trainer.args.per_device_eval_batch_size,
+        )
+        if trainer.is_world_process_zero():
+            write_jsonl(trainer.folder / EVAL_ANSWERS / f"step_{trainer.state.global_step}.jsonl", rows)
+        trainer.log(metrics)
+    trainer.control = trainer.callback_handler.on_evaluate(
+        trainer.args, trainer.state, trainer.control, metrics
+    )
     return metrics
 
 
