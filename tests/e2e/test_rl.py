@@ -111,6 +111,34 @@ def test_ppo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     assert (folder / "final" / "adapter_model.safetensors").is_file()
 
 
+def test_ppo_with_a_reward_model_starts_the_value_model_from_it(fixture_models, tmp_path: Path) -> None:
+    """reward_model reward (a train_rm-style classifier) plus a rule; the value model is the reward model."""
+    folder = tmp_path / "ppo_rm"
+    rm = {
+        "model_path": "tests/fixtures/models/llama_rm",
+        "model_type": "seq_cls",
+        "model_kwargs": {"num_labels": 1},
+    }
+    rewards = [
+        {"type": "reward_model", "model_settings": rm, "weight": 0.5},
+        {"type": "regex", "pattern": "a"},
+    ]
+    run_turbo(
+        *ppo_settings(
+            folder, "--set", "trainer_settings.max_steps=2", "--set", f"reward_settings={json.dumps(rewards)}"
+        )
+    )
+    rows = train_rows(folder)
+    for row in rows:
+        assert row["reward/mean"] == pytest.approx(
+            0.5 * row["reward/reward_model/mean"] + row["reward/regex/mean"], abs=1e-5
+        )
+    value = load_file(folder / "final" / "value_model" / "model.safetensors")
+    start = load_file("tests/fixtures/models/llama_rm/model.safetensors")
+    assert value.keys() == start.keys()
+    assert not value["score.weight"].allclose(start["score.weight"])  # it trained, from the reward model
+
+
 @pytest.mark.slow
 def test_ppo_resume_continues_as_the_uninterrupted_run(fixture_models, tmp_path: Path) -> None:
     """policy, value model, optimiser, RNG and data position all come back from the checkpoint."""
