@@ -117,3 +117,59 @@ def answer_rows(
         ]
         rows.append(row)
     return rows
+
+
+@torch.no_grad()
+def sample_answer_ids(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    *,
+    n: int,
+    max_new_tokens: int,
+    temperature: float | None,
+    top_p: float = 1.0,
+    top_k: int | None = None,
+    batch: int | None = None,
+) -> tuple[list[list[int]], list[list[float]]]:
+    """n answers per prompt as token ids (prompt-major: the n answers of prompt 0 first), each ending at
+    its EOS (kept) or at max_new_tokens; and each answer token's log-prob under the raw logits of the
+    generating model. temperature None decodes greedily (then n must be 1)."""
+    from transformers import GenerationConfig
+
+    sampling = temperature is not None
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=sampling,
+        num_return_sequences=n,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        output_logits=True,
+        return_dict_in_generate=True,
+        **({"temperature": temperature, "top_p": top_p, "top_k": top_k or 0} if sampling else {}),
+    )
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    answers: list[list[int]] = []
+    logps: list[list[float]] = []
+    size = batch or len(prompts)
+    for start in range(0, len(prompts), size):
+        input_ids, attention = _left_pad(prompts[start : start + size], tokenizer.pad_token_id)
+        output = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            generation_config=config,
+        )
+        new = output.sequences[:, input_ids.shape[1] :].cpu()
+        steps = torch.stack(output.logits, 1).float().log_softmax(-1).cpu()  # [rows, steps, vocab]
+        picked = torch.gather(steps, 2, new[:, : steps.shape[1]].unsqueeze(2)).squeeze(2)
+        for row in range(new.shape[0]):
+            ids = new[row].tolist()
+            if tokenizer.eos_token_id in ids:
+                ids = ids[: ids.index(tokenizer.eos_token_id) + 1]
+            answers.append(ids)
+            logps.append(picked[row, : len(ids)].tolist())
+    model.train(was_training)
+    return answers, logps

