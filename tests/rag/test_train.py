@@ -119,6 +119,7 @@ def test_resume_gives_the_uninterrupted_weights(trained: Path, tmp_path: Path) -
     """A run resumed from checkpoint-20 of the 40-step run ends with that run's final weights."""
     folder = tmp_path / "resumed"
     shutil.copytree(trained / "checkpoints" / "checkpoint-20", folder / "checkpoints" / "checkpoint-20")
+    shutil.copy(trained / "experiment_settings.json", folder)  # an experiment folder, as the run left it
     run_turbo(
         "train_rag", "--experiment_settings_path", TRAIN, "--set", f"log_path={folder}",
         "--set", "trainer_settings.resume_from_checkpoint=true",
