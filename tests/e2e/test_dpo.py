@@ -86,7 +86,8 @@ def test_precomputed_reference_gives_the_same_first_step(lora_run: Path, tmp_pat
     )
     online, precomputed = train_rows(lora_run)[0], train_rows(folder)[0]
     for key in ("loss/sigmoid", "logps/ref_chosen", "logps/ref_rejected", "rewards/margins"):
-        assert precomputed[key] == pytest.approx(online[key], abs=1e-6, rel=0), key
+        # the same sums in another batch layout: equal up to float32 rounding of a ~50-token sum
+        assert precomputed[key] == pytest.approx(online[key], abs=1e-6, rel=1e-7), key
 
 
 @pytest.mark.parametrize(
@@ -123,7 +124,8 @@ def test_other_losses_train(
         "trainer_settings.eval_strategy=no",
         *[arg for override in overrides for arg in ("--set", override)],
     )
-    assert_loss_falls(folder, factor=0.8)
+    # SimPO's target margin (gamma) keeps its loss from falling as far in 12 steps
+    assert_loss_falls(folder, factor=0.9 if loss["loss_type"] == "simpo" else 0.8)
     rows = train_rows(folder)
     assert all(f"loss/{loss['loss_type']}" in row and all(key in row for key in PAIR_METRICS) for row in rows)
     assert all(("logps/ref_chosen" in row) != reference_free for row in rows)
