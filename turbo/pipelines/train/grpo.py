@@ -7,7 +7,13 @@ import logging
 
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import METRICS, save_final, start_experiment, training_arguments
+from turbo.pipelines.train.common import (
+    METRICS,
+    run_training,
+    save_final,
+    start_experiment,
+    training_arguments,
+)
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
 from turbo.pipelines.train.rollout import (
     disable_dropout,
@@ -63,6 +69,6 @@ def run(settings: GrpoExperimentSettings) -> None:
         to_device(rewards, trainer.args.device)
         attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
         attach_loggers(trainer, settings)
-        trainer.train(resume_from_checkpoint=resume)
+        run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

@@ -8,7 +8,13 @@ from typing import Any
 
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import METRICS, save_final, start_experiment, training_arguments
+from turbo.pipelines.train.common import (
+    METRICS,
+    run_training,
+    save_final,
+    start_experiment,
+    training_arguments,
+)
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
 from turbo.pipelines.train.rollout import (
     disable_dropout,
@@ -100,7 +106,7 @@ def run(settings: PpoExperimentSettings) -> None:
         to_device(rewards, trainer.args.device)
         attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
         attach_loggers(trainer, settings)
-        trainer.train(resume_from_checkpoint=resume)
+        run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info(
         "saved the final %s to %s (the value model in %s)",
