@@ -76,7 +76,7 @@ def sft_run(fixture_models, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("eval") / "sft"
     sources = [
         {"name": "chat", "records_path": "tests/fixtures/datasets/chat/val_chat.jsonl", "num_samples": 3},
-        {"name": "rag", "records_path": "tests/fixtures/datasets/chat/rag_chat.jsonl", "sample_rate": 1.0},
+        {"name": "rag", "records_path": "tests/fixtures/datasets/metrics/rag_chat.jsonl", "sample_rate": 1.0},
     ]
     run_turbo(
         "train_sft",

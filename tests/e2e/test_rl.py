@@ -160,7 +160,9 @@ def test_ppo_resume_continues_as_the_uninterrupted_run(fixture_models, tmp_path:
     for name in ("value_model/model.safetensors", "adapter_model.safetensors"):
         final, reference = load_file(resumed / "final" / name), load_file(straight / "final" / name)
         for key, tensor in reference.items():
-            assert final[key].allclose(tensor, atol=1e-5), key
+            # float32 reductions differ by rounding between a resumed and a straight process on some
+            # CPUs; a wrong resume (optimiser, RNG or data position) moves weights by the lr scale
+            assert final[key].allclose(tensor, atol=1e-4), (key, (final[key] - tensor).abs().max())
 
 
 def test_bad_reward_function_is_reported_before_training(fixture_models, tmp_path: Path) -> None:

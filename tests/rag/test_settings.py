@@ -79,4 +79,5 @@ def test_the_generator_is_what_code_reading_a_model_block_sees() -> None:
     generator = data["model_settings"]["generator_settings"]
     generator["bnb_settings"] = {"load_in_4bit": True}
     del generator["peft_settings"]
-    assert "model_settings.bnb_settings\n  loads frozen quantised weights" in invalid(RagExperimentSettings, data)
+    problem = invalid(RagExperimentSettings, data)
+    assert "model_settings.bnb_settings\n  loads frozen quantised weights" in problem

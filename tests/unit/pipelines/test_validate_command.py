@@ -21,7 +21,8 @@ EXPECTED = {
     "inference/rm": "inference_rm", "inference/multimodal": "inference_multimodal",
     "sampling/random": "random_sample", "sampling/rm": "rm_sample", "sampling/rso": "rso_sample",
     "preprocessing": "preprocess_multimodal_dataset", "merge": "merge_adapters_to_base",
-    "export": "export_llava",
+    "export": "export_llava", "build_index": "build_index", "inference/rag": "inference_rag",
+    "train/rag": "train_rag", "train/grpo": "train_grpo", "train/ppo": "train_ppo",
 }  # fmt: skip
 ASKS_FOR_COMMAND = "pass --command to say which one it is for"
 

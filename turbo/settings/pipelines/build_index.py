@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import Seed, StrictModel
 from turbo.settings.paths import InputPath
 from turbo.settings.rag import EncoderModelSettings, IndexSettings, Pooling
 
@@ -26,4 +26,4 @@ class BuildIndexSettings(StrictModel):
     train_size: int = Field(
         100_000, gt=0, description="Vectors (a seeded sample) that train an index type which needs training."
     )
-    seed: int = 42
+    seed: Seed = 42

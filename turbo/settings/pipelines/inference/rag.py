@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
 
-from turbo.settings.base import StrictModel
+from turbo.settings.base import Seed, StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.generation import GenerationSettings
 from turbo.settings.pipelines.inference.chat import ChatInferenceModelSettings
@@ -52,4 +52,4 @@ class RagInferenceExperimentSettings(StrictModel):
         description="Chat records; the last user message of each is the question."
     )
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
-    seed: int = 42
+    seed: Seed = 42
