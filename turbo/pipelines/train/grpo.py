@@ -9,19 +9,17 @@ from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
     METRICS,
-    run_training,
     save_final,
     start_experiment,
     training_arguments,
 )
-from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
 from turbo.pipelines.train.rollout import (
     disable_dropout,
     load_prompts,
     load_reference,
     log_setup,
     rollout_engine,
-    to_device,
+    train_with_rollouts,
 )
 from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
 
@@ -64,11 +62,6 @@ def run(settings: GrpoExperimentSettings) -> None:
             folder=folder,
             seed=settings.seed,
         )
-        if ref_model is not None:
-            ref_model.to(trainer.args.device)
-        to_device(rewards, trainer.args.device)
-        attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
-        attach_loggers(trainer, settings)
-        run_training(trainer, resume)
+        train_with_rollouts(trainer, settings, ref_model, rewards, cherry_picks, tokenizer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)

@@ -124,3 +124,21 @@ def log_setup(settings: Any, ref_model: Any, uses_reference: bool) -> None:
         if ref_model is not None
         else "the policy with its adapter disabled",
     )
+
+
+def train_with_rollouts(
+    trainer: Any, settings: Any, ref_model: Any, rewards: list, cherry_picks: list, tokenizer: Any,
+    resume: str | None,
+) -> None:
+    """The steps train_grpo and train_ppo share once their trainer is built: reference and reward
+    models on the trainer's device, cherry-picks and loggers attached, then training (stopped if the
+    loss diverges)."""
+    from turbo.pipelines.train.common import run_training
+    from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
+
+    if ref_model is not None:
+        ref_model.to(trainer.args.device)
+    to_device(rewards, trainer.args.device)
+    attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, Path(settings.log_path))
+    attach_loggers(trainer, settings)
+    run_training(trainer, resume)
