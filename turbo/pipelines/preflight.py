@@ -230,6 +230,29 @@ def experiment_folder(settings: Any) -> list[str]:
     return [f"log_path: {problem}"] if problem else experiment_folder_problems(settings)
 
 
+def ddpo_reward_model(settings: Any) -> list[str]:
+    """The reward model's folder holds tokenizer files and its config.json gives one output."""
+    problems = []
+    rm, tokenizer = settings.rm_settings, settings.rm_tokenizer_settings
+    folder = tokenizer.tokenizer_path or rm.model_path
+    if not _has_file(folder, TOKENIZER_FILES):
+        where = "rm_tokenizer_settings.tokenizer_path" if tokenizer.tokenizer_path else "rm_settings.model_path"
+        problems.append(f"{where}: {folder} holds no tokenizer files (set rm_tokenizer_settings.tokenizer_path)")
+    config_file = Path(rm.model_path) / "config.json"
+    if "num_labels" not in rm.model_kwargs and config_file.is_file():
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return problems  # model_folders and the loader report an unreadable config
+        labels = config.get("num_labels", len(config.get("id2label") or {}) or None)
+        if labels not in (None, 1) and rm.adapter_path is None:
+            problems.append(
+                f"rm_settings.model_path: {rm.model_path} has {labels} outputs; a reward model has one "
+                "(give a train_rm output)"
+            )
+    return problems
+
+
 COMMON: list[Check] = [input_files, model_folders, reader_folders]
 TRAIN: list[Check] = [*COMMON, logging_backend, experiment_folder]
 
@@ -238,6 +261,7 @@ PREFLIGHT: dict[str, list[Check]] = {
     "train_dpo": TRAIN,
     "train_kto": TRAIN,
     "train_rm": TRAIN,
+    "train_ddpo": [*TRAIN, ddpo_reward_model],
     "train_classification": [*TRAIN, classification_labels],
     "train_multimodal": [*TRAIN, train_multimodal_shapes],
     "inference_chat": [*COMMON, vllm_engines],

@@ -9,7 +9,13 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
         "evaluation_strategy": "eval_strategy",
         "no_cuda": "use_cpu",
     },
+    "BaseTrainExperimentSettings": {
+        "training_arguments": "trainer_settings",
+        "wandb_settings": "logging_settings",
+    },
+    "ChatCherryPickSettings": {"generation_config": "generator_transformers_settings"},
     "BaseSamplingSettings": {"N": "num_answers"},
+    "DdpoExperimentSettings": {"chat_tokenizer_settings": "tokenizer_settings"},
     "SamplingDatasetSettings": {"chat_dataset": "chat_settings"},
 }
 
@@ -78,3 +84,23 @@ def nest_chat_settings(data: object) -> object:
                 raise ValueError(f"'{key}' is set both at the top and in chat_settings; set it only once")
             nested[key] = data.pop(key)
     return {**data, "chat_settings": nested}
+
+
+def move_generation_eos_token(data: object, custom_key: str, transformers_key: str) -> object:
+    """`generation_eos_token` in the custom generation block (the original's name) is a stop string of
+    the transformers generation block: generation ends after that token."""
+    if not isinstance(data, dict) or not isinstance(data.get(custom_key), dict):
+        return data
+    custom = dict(data[custom_key])
+    if "generation_eos_token" not in custom:
+        return data
+    token = custom.pop("generation_eos_token")
+    generation = dict(data.get(transformers_key) or {})
+    if generation.get("stop_strings") not in (None, token, [token]):
+        raise ValueError(
+            f"{custom_key}.generation_eos_token is the old spelling of {transformers_key}.stop_strings; "
+            "set only stop_strings"
+        )
+    if token is not None:
+        generation["stop_strings"] = token
+    return {**data, custom_key: custom, transformers_key: generation}

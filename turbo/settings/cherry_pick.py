@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from turbo.settings.aliases import move_generation_eos_token
 from turbo.settings.base import StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.generation import CustomGenerationSettings, GeneratorTransformersSettings
@@ -18,6 +19,11 @@ class ChatCherryPickSettings(StrictModel):
     metric_settings: list[dict[str, Any]] = Field(
         default_factory=list, description="Metrics over the answers (none are available yet)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_eos_token(cls, data: Any) -> Any:
+        return move_generation_eos_token(data, "custom_generation_settings", "generator_transformers_settings")
 
     @field_validator("metric_settings")
     @classmethod

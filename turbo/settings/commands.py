@@ -106,6 +106,13 @@ COMMANDS = _commands(
         "DPO and its relatives (ipo, simpo, orpo, ...) on pair preferences (full or PEFT).",
     ),
     Command(
+        "train_ddpo",
+        "experiment_settings_path",
+        "turbo.settings.pipelines.train.ddpo:DdpoExperimentSettings",
+        "turbo.pipelines.train.ddpo:run",
+        "Distillation DPO: the policy's pair preferences matched to a reward model's (full or PEFT).",
+    ),
+    Command(
         "train_rm",
         "experiment_settings_path",
         "turbo.settings.pipelines.train.rm:RmExperimentSettings",

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
+
+from turbo.settings.aliases import move_generation_eos_token
 
 from turbo.settings.base import Count, PositiveCount, Seed, StrictModel
 
@@ -65,6 +69,13 @@ class VLLMSamplingSettings(StrictModel):
 
 
 class GenerationSettings(StrictModel):
+    """`custom_settings.generation_eos_token` (the original's name) is read as transformers_settings.stop_strings."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_eos_token(cls, data: Any) -> Any:
+        return move_generation_eos_token(data, "custom_settings", "transformers_settings")
+
     transformers_settings: GeneratorTransformersSettings = GeneratorTransformersSettings()
     custom_settings: CustomGenerationSettings = CustomGenerationSettings()
     vllm_settings: VLLMSamplingSettings | None = Field(
