@@ -236,20 +236,30 @@ def ddpo_reward_model(settings: Any) -> list[str]:
     rm, tokenizer = settings.rm_settings, settings.rm_tokenizer_settings
     folder = tokenizer.tokenizer_path or rm.model_path
     if not _has_file(folder, TOKENIZER_FILES):
-        where = "rm_tokenizer_settings.tokenizer_path" if tokenizer.tokenizer_path else "rm_settings.model_path"
-        problems.append(f"{where}: {folder} holds no tokenizer files (set rm_tokenizer_settings.tokenizer_path)")
+        where = (
+            "rm_tokenizer_settings.tokenizer_path" if tokenizer.tokenizer_path else "rm_settings.model_path"
+        )
+        problems.append(
+            f"{where}: {folder} holds no tokenizer files (set rm_tokenizer_settings.tokenizer_path)"
+        )
     config_file = Path(rm.model_path) / "config.json"
-    if "num_labels" not in rm.model_kwargs and config_file.is_file():
-        try:
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return problems  # model_folders and the loader report an unreadable config
-        labels = config.get("num_labels", len(config.get("id2label") or {}) or None)
-        if labels not in (None, 1) and rm.adapter_path is None:
-            problems.append(
-                f"rm_settings.model_path: {rm.model_path} has {labels} outputs; a reward model has one "
-                "(give a train_rm output)"
-            )
+    if "num_labels" in rm.model_kwargs or rm.adapter_path is not None or not config_file.is_file():
+        return problems  # an adapter may bring its own head
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return problems  # model_folders and the loader report an unreadable config
+    architectures = [str(name) for name in config.get("architectures") or []]
+    if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):
+        problems.append(
+            f"rm_settings.model_path: {rm.model_path} is a {architectures[0]} with no reward head "
+            "(give a train_rm output)"
+        )
+    elif (labels := len(config.get("id2label") or {}) or 2) != 1:  # transformers' default is 2 labels
+        problems.append(
+            f"rm_settings.model_path: {rm.model_path} has {labels} outputs; a reward model has one "
+            "(give a train_rm output)"
+        )
     return problems
 
 

@@ -23,7 +23,9 @@ class ChatCherryPickSettings(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _old_eos_token(cls, data: Any) -> Any:
-        return move_generation_eos_token(data, "custom_generation_settings", "generator_transformers_settings")
+        return move_generation_eos_token(
+            data, "custom_generation_settings", "generator_transformers_settings"
+        )
 
     @field_validator("metric_settings")
     @classmethod

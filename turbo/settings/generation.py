@@ -5,7 +5,6 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from turbo.settings.aliases import move_generation_eos_token
-
 from turbo.settings.base import Count, PositiveCount, Seed, StrictModel
 
 
@@ -69,7 +68,8 @@ class VLLMSamplingSettings(StrictModel):
 
 
 class GenerationSettings(StrictModel):
-    """`custom_settings.generation_eos_token` (the original's name) is read as transformers_settings.stop_strings."""
+    """`custom_settings.generation_eos_token` (the original's name) is read as
+    transformers_settings.stop_strings."""
 
     @model_validator(mode="before")
     @classmethod

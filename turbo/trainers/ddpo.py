@@ -87,5 +87,8 @@ class DdpoTrainer(MetricsTrainer):
             metrics["logps/ref_rejected"] += reference_rejected.tolist()
         metrics["loss/ddpo"].append(loss.item())
         if return_outputs:
-            return loss, {"chosen_rewards": result.chosen_rewards, "rejected_rewards": result.rejected_rewards}
+            return loss, {
+                "chosen_rewards": result.chosen_rewards,
+                "rejected_rewards": result.rejected_rewards,
+            }
         return loss

@@ -26,7 +26,9 @@ def load_reward_model(settings: DdpoExperimentSettings, rm_tokenizer: Any) -> An
     """The frozen one-output reward model (with its adapter, when rm_settings names one)."""
     rm_settings = settings.rm_settings
     if "num_labels" not in rm_settings.model_kwargs:
-        rm_settings = rm_settings.model_copy(update={"model_kwargs": {**rm_settings.model_kwargs, "num_labels": 1}})
+        rm_settings = rm_settings.model_copy(
+            update={"model_kwargs": {**rm_settings.model_kwargs, "num_labels": 1}}
+        )
     model = load_model(rm_settings, rm_tokenizer, settings.rm_tokenizer_settings)
     if model.config.num_labels != 1:
         raise ModelError(

@@ -1,4 +1,4 @@
-"""Pair preferences for distillation DPO: each pair rendered twice, for the policy and for the reward model."""
+"""Pair preferences for distillation DPO: each pair rendered for the policy and for the reward model."""
 
 from __future__ import annotations
 

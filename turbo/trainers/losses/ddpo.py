@@ -49,8 +49,5 @@ def ddpo_loss(
     chosen, rejected = policy_chosen - reference_chosen, policy_rejected - reference_rejected
     policy_logits = beta * (chosen - rejected)
     rm_logits = (rm_chosen - rm_rejected).detach()
-    if forward_kl:
-        losses = bernoulli_kl(rm_logits, policy_logits)
-    else:
-        losses = bernoulli_kl(policy_logits, rm_logits)
+    losses = bernoulli_kl(*((rm_logits, policy_logits) if forward_kl else (policy_logits, rm_logits)))
     return PairLoss(losses, beta * chosen.detach(), beta * rejected.detach())
