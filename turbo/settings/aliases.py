@@ -14,6 +14,7 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
         "wandb_settings": "logging_settings",
     },
     "ChatCherryPickSettings": {"generation_config": "generator_transformers_settings"},
+    "ModelTransformersSettings": {"torch_dtype": "dtype"},
     "BaseSamplingSettings": {"N": "num_answers"},
     "DdpoExperimentSettings": {"chat_tokenizer_settings": "tokenizer_settings"},
     "SamplingDatasetSettings": {"chat_dataset": "chat_settings"},
@@ -104,3 +105,43 @@ def move_generation_eos_token(data: object, custom_key: str, transformers_key: s
     if token is not None:
         generation["stop_strings"] = token
     return {**data, custom_key: custom, transformers_key: generation}
+
+
+def nest_field(data: object, key: str, block: str) -> object:
+    """`key` written beside `block` (the original's place for it) is read as `block.key`."""
+    if not isinstance(data, dict) or key not in data:
+        return data
+    data = dict(data)
+    nested = dict(data.get(block) or {})
+    if key in nested and nested[key] != data[key]:
+        raise ValueError(f"'{key}' is set both here and in {block}; set it only in {block}")
+    nested[key] = data.pop(key)
+    return {**data, block: nested}
+
+
+def default_peft_name(data: object) -> object:
+    """peft_settings without `name` are LoRA, as in the original."""
+    if isinstance(data, dict) and "name" not in data:
+        return {**data, "name": "LORA"}
+    return data
+
+
+SEQUENCE_PARALLEL_ADVICE = (
+    "sequence parallelism (Ulysses) is not available in turbo; use model_type 'causal', remove "
+    "sequence_parallel_degree and trainer_settings.sequence_parallel, and fit long sequences with "
+    "DeepSpeed ZeRO-3 (trainer_settings.deepspeed) and gradient_checkpointing"
+)
+
+
+def refuse_sequence_parallel(data: object) -> object:
+    """The original's Ulysses sequence parallelism: refused with what to write instead."""
+    if not isinstance(data, dict):
+        return data
+    if str(data.get("model_type", "")).endswith("_with_ulysses"):
+        raise ValueError(SEQUENCE_PARALLEL_ADVICE)
+    for key in ("sequence_parallel_degree", "sequence_parallel"):
+        if key in data:
+            if data[key] not in (1, None):
+                raise ValueError(SEQUENCE_PARALLEL_ADVICE)
+            data = {name: value for name, value in data.items() if name != key}  # 1: no parallelism
+    return data

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from turbo.settings.aliases import default_peft_name, refuse_sequence_parallel
 from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.paths import InputFolder
 
@@ -127,10 +128,22 @@ class ModelSettings(StrictModel):
         description="New token -> text; the new token is added and its embedding row is the mean of "
         "the text's sub-token embeddings.",
     )
-    peft_settings: PeftSettings | None = None
+    peft_settings: PeftSettings | None = Field(
+        None, description="A new adapter to train; without `name` it is LoRA (as in the original)."
+    )
     bnb_settings: BnbSettings | None = Field(
         None, description="Load the weights in 4 or 8 bits (bitsandbytes); training then needs an adapter."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_sequence_parallel(cls, data: Any) -> Any:
+        return refuse_sequence_parallel(data)
+
+    @field_validator("peft_settings", mode="before")
+    @classmethod
+    def _lora_by_default(cls, value: Any) -> Any:
+        return default_peft_name(value)
 
     @model_validator(mode="after")
     def _one_adapter(self) -> ModelSettings:

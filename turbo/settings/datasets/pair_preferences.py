@@ -26,6 +26,13 @@ class PairPreferencesDatasetSettings(StrictModel):
         description="How context + answer are rendered; truncation always keeps the end of the context.",
     )
 
+    add_labels: bool = Field(
+        True,
+        description="The original's switch for building answer labels. turbo always builds the labels "
+        "the method reads (DPO and KTO score the answers; a reward model reads none), so either value "
+        "trains the same.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _flat_chat_fields(cls, data: Any) -> Any:
