@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from turbo.settings.aliases import default_peft_name, refuse_sequence_parallel
+from turbo.settings.aliases import default_peft_name, nest_field, refuse_sequence_parallel
 from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.paths import InputFolder
 
@@ -138,7 +138,9 @@ class ModelSettings(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _no_sequence_parallel(cls, data: Any) -> Any:
-        return refuse_sequence_parallel(data)
+        """Also: `num_labels` beside model_path (the original's classification layout) is read as
+        model_kwargs.num_labels."""
+        return nest_field(refuse_sequence_parallel(data), "num_labels", "model_kwargs")
 
     @field_validator("peft_settings", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from turbo.data.classification import build_classification_samples, check_labels
 from turbo.errors import SettingsError
@@ -26,6 +27,7 @@ def run(settings: ClassificationExperimentSettings) -> None:
     from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.classification import ClassificationTrainer
     from turbo.trainers.losses.focal import balanced_class_weights
+    from turbo.trainers.scoring_cherry_picks import ScoringCherryPickCallback, class_scores, record_row
 
     folder, resume = start_experiment(settings)
 
@@ -41,6 +43,12 @@ def run(settings: ClassificationExperimentSettings) -> None:
         val, reports["val"] = build_classification_samples(
             settings.val_dataset_settings, tokenizer, seed=settings.seed, require_labels=True
         )
+    cherry_items = []
+    if settings.cherry_pick_settings is not None:
+        picks, reports["cherry_pick"] = build_classification_samples(
+            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed
+        )
+        cherry_items = [(record_row(sample), [sample.input_ids]) for sample in picks]
     write_data_reports(folder, reports)
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
@@ -56,6 +64,11 @@ def run(settings: ClassificationExperimentSettings) -> None:
             f"trainer_settings.loss_settings.alpha has {len(alpha)} weights but the model has "
             f"{num_labels} labels; give one weight per label"
         )
+    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
+    if cherry_items:
+        callbacks.append(
+            ScoringCherryPickCallback(cherry_items, class_scores, tokenizer, folder / "cherry_picks")
+        )
     trainer = ClassificationTrainer(
         model=model,
         args=training_arguments(settings, folder),
@@ -63,7 +76,7 @@ def run(settings: ClassificationExperimentSettings) -> None:
         eval_dataset=[sample.features() for sample in val] or None,
         data_collator=DataCollatorWithPadding(tokenizer, padding=True),
         processing_class=tokenizer,
-        callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
+        callbacks=callbacks,
         gamma=loss_settings.gamma,
         alpha=alpha,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from turbo.data.pair_preferences import PairCollator, build_pair_samples
 from turbo.errors import ModelError
@@ -25,6 +26,7 @@ def run(settings: RmExperimentSettings) -> None:
 
     from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.rm import RmTrainer
+    from turbo.trainers.scoring_cherry_picks import ScoringCherryPickCallback, pair_scores, record_row
 
     folder, resume = start_experiment(settings)
 
@@ -36,6 +38,14 @@ def run(settings: RmExperimentSettings) -> None:
     val = []
     if settings.val_dataset_settings is not None:
         val, reports["val"] = build_pair_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
+    cherry_items = []
+    if settings.cherry_pick_settings is not None:
+        picks, reports["cherry_pick"] = build_pair_samples(
+            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed
+        )
+        cherry_items = [
+            (record_row(s), [s.prompt_ids + s.chosen_ids, s.prompt_ids + s.rejected_ids]) for s in picks
+        ]
     write_data_reports(folder, reports, pair_previews(train, tokenizer))
 
     model_settings = settings.model_settings
@@ -49,6 +59,11 @@ def run(settings: RmExperimentSettings) -> None:
             f"{model_settings.model_path}: a reward model has one output, "
             f"this one has {model.config.num_labels}"
         )
+    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
+    if cherry_items:
+        callbacks.append(
+            ScoringCherryPickCallback(cherry_items, pair_scores, tokenizer, folder / "cherry_picks")
+        )
     trainer = RmTrainer(
         model=model,
         args=training_arguments(settings, folder),
@@ -56,7 +71,7 @@ def run(settings: RmExperimentSettings) -> None:
         eval_dataset=[sample.features() for sample in val] or None,
         data_collator=PairCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
+        callbacks=callbacks,
     )
     run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)

@@ -10,6 +10,7 @@ from turbo.settings.base import StrictModel
 from turbo.settings.datasets.classification import ClassificationDatasetSettings
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
+from turbo.settings.scoring_cherry_pick import ClassificationCherryPickSettings
 from turbo.settings.trainer import TrainerSettings
 
 
@@ -45,6 +46,7 @@ class ClassificationExperimentSettings(BaseTrainExperimentSettings):
     train_dataset_settings: ClassificationDatasetSettings
     val_dataset_settings: ClassificationDatasetSettings | None = None
     trainer_settings: ClassificationTrainerSettings = ClassificationTrainerSettings()
+    cherry_pick_settings: ClassificationCherryPickSettings | None = None
 
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
+from turbo.settings.scoring_cherry_pick import PairCherryPickSettings
 
 
 class RmExperimentSettings(BaseTrainExperimentSettings):
@@ -12,6 +13,7 @@ class RmExperimentSettings(BaseTrainExperimentSettings):
 
     train_dataset_settings: PairPreferencesDatasetSettings
     val_dataset_settings: PairPreferencesDatasetSettings | None = None
+    cherry_pick_settings: PairCherryPickSettings | None = None
 
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()
