@@ -90,7 +90,7 @@ def _sampling_setter(ids: list[str]) -> Any:
     return store
 
 
-def _answer_rows(settings: AnswersDatasetSettings, tokenizer: Any, seed: int) -> tuple[list, list]:
+def rm_record_rows(settings: AnswersDatasetSettings, tokenizer: Any, seed: int) -> tuple[list, list]:
     """`rm` records: context + answer, scored once."""
     from turbo.data.conversation import encode_conversations, with_system_prompt
     from turbo.data.readers import read_jsonl, sample_source
@@ -110,7 +110,7 @@ ROW_BUILDERS = {
     "pair_preferences": _pair_rows,
     "chat": _chat_rows,
     "sampling": _sampling_rows,
-    "rm": _answer_rows,
+    "rm": rm_record_rows,
 }
 
 
