@@ -125,8 +125,8 @@ class ModelSettings(StrictModel):
     )
     embeddings_initialization_strategy: dict[str, str] | None = Field(
         None,
-        description="New token -> text; the new token is added and its embedding row is the mean of "
-        "the text's sub-token embeddings.",
+        description="New token -> text; the new token is added (the embeddings grow to fit it, as with "
+        "resize_token_embeddings) and its embedding row is the mean of the text's sub-token embeddings.",
     )
     peft_settings: PeftSettings | None = Field(
         None, description="A new adapter to train; without `name` it is LoRA (as in the original)."

@@ -46,7 +46,10 @@ def run(settings: ClassificationExperimentSettings) -> None:
     cherry_items = []
     if settings.cherry_pick_settings is not None:
         picks, reports["cherry_pick"] = build_classification_samples(
-            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed
+            settings.cherry_pick_settings.dataset_settings,
+            tokenizer,
+            seed=settings.seed,
+            require_labels=False,
         )
         cherry_items = [(record_row(sample), [sample.input_ids]) for sample in picks]
     write_data_reports(folder, reports)
