@@ -15,6 +15,10 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
     },
     "ChatCherryPickSettings": {"generation_config": "generator_transformers_settings"},
     "ModelTransformersSettings": {"torch_dtype": "dtype"},
+    "VLLMSamplingSettings": {"stop_strings": "stop"},
+    # the original's multimodal datasets: truncate_top drops the earliest messages (keeps the end)
+    "ChatDatasetSettings": {"truncate_top": "keep_end"},
+    "ChatRenderSettings": {"truncate_top": "keep_end"},
     "BaseSamplingSettings": {"N": "num_answers"},
     "DdpoExperimentSettings": {"chat_tokenizer_settings": "tokenizer_settings"},
     "SamplingDatasetSettings": {"chat_dataset": "chat_settings"},
