@@ -90,6 +90,32 @@ def model_folders(settings: Any) -> list[str]:
     return problems
 
 
+ADAPTER_TASKS = {"causal": "CAUSAL_LM", "seq_cls": "SEQ_CLS"}
+
+
+def adapter_task_types(settings: Any) -> list[str]:
+    """A saved adapter was trained for the model's head: a causal-LM adapter on a sequence-classification
+    model (or the reverse) is refused before loading (peft would load it and score nonsense)."""
+    problems = []
+    for where, node in nodes(settings):
+        adapter = getattr(node, "adapter_path", None)
+        if not isinstance(node, ModelSettings) or adapter is None or not _is_folder(adapter):
+            continue
+        try:
+            config = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # model_folders reports a missing config
+        task = config.get("task_type") if isinstance(config, dict) else None
+        expected = ADAPTER_TASKS[node.model_type]
+        if task in ADAPTER_TASKS.values() and task != expected:
+            source = "train_rm or train_classification" if expected == "SEQ_CLS" else "train_sft or train_dpo"
+            problems.append(
+                f"{where}adapter_path: {adapter} is a {task} adapter, but model_type '{node.model_type}' "
+                f"needs a {expected} adapter (from {source})"
+            )
+    return problems
+
+
 def reader_folders(settings: Any) -> list[str]:
     """Media readers (clip, siglip, whisper) read the processor saved in their folder."""
     return [
@@ -263,7 +289,7 @@ def ddpo_reward_model(settings: Any) -> list[str]:
     return problems
 
 
-COMMON: list[Check] = [input_files, model_folders, reader_folders]
+COMMON: list[Check] = [input_files, model_folders, adapter_task_types, reader_folders]
 TRAIN: list[Check] = [*COMMON, logging_backend, experiment_folder]
 
 PREFLIGHT: dict[str, list[Check]] = {
