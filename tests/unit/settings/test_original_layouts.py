@@ -186,3 +186,28 @@ def test_a_tokenizer_that_cannot_load_names_its_folder(tmp_path: Path) -> None:
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "LlamaTokenizer"}))
     with pytest.raises(ModelError, match=f"cannot load a tokenizer from {tmp_path}"):
         load_tokenizer(TokenizerSettings(use_fast=False), ModelSettings(model_path=tmp_path))
+
+
+def test_a_sentencepiece_tokenizer_loads_with_use_fast_false(tmp_path: Path) -> None:
+    import sentencepiece as spm
+
+    from turbo.modeling.tokenizer import load_tokenizer
+    from turbo.settings.tokenizer import TokenizerSettings
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["the capital of france is paris", "hello how are you", "good bad"] * 50))
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(tmp_path / "tokenizer"),
+        vocab_size=24,
+        bos_id=1,
+        eos_id=2,
+        unk_id=0,
+        pad_id=3,
+        minloglevel=2,
+    )
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "LlamaTokenizer"}))
+    tokenizer = load_tokenizer(TokenizerSettings(use_fast=False), ModelSettings(model_path=tmp_path))
+    assert not (tmp_path / "tokenizer.json").exists()  # only the sentencepiece model is there
+    ids = tokenizer("hello paris", add_special_tokens=False).input_ids
+    assert tokenizer.decode(ids) == "hello paris"
