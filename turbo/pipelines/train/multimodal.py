@@ -96,6 +96,14 @@ def run(settings: MultimodalExperimentSettings) -> None:
         val, reports["val"] = build_multimodal_samples(
             settings.val_dataset_settings, tokenizer, val_readers, seed=settings.seed
         )
+    cherry_picks: list = []
+    cherry_settings = settings.cherry_pick_settings
+    if cherry_settings is not None:
+        add_modality_tokens(tokenizer, cherry_settings.dataset_settings)
+        cherry_readers = build_readers(cherry_settings.dataset_settings.readers)
+        cherry_picks, reports["cherry_pick"] = build_multimodal_samples(
+            cherry_settings.dataset_settings, tokenizer, cherry_readers, seed=settings.seed, inference=True
+        )
     write_data_reports(folder, reports, chat_previews(train, tokenizer))  # type: ignore[arg-type]
 
     model = build_model(settings, tokenizer, shapes)
@@ -110,6 +118,20 @@ def run(settings: MultimodalExperimentSettings) -> None:
         if settings.encoder_learning_rate is not None
         else base_rate,
     }
+    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
+    if cherry_settings is not None:
+        from turbo.pipelines.inference.multimodal import media_inputs
+        from turbo.trainers.multimodal_cherry_picks import MultimodalCherryPickCallback
+
+        callbacks.append(
+            MultimodalCherryPickCallback(
+                cherry_settings,
+                cherry_picks,
+                tokenizer,
+                folder / "cherry_picks",
+                lambda device: media_inputs(cherry_picks, cherry_readers, device),
+            )
+        )
     trainer = MultimodalTrainer(
         model=model,
         args=training_arguments(settings, folder),
@@ -117,7 +139,7 @@ def run(settings: MultimodalExperimentSettings) -> None:
         eval_dataset=MultimodalTorchDataset(val, val_readers) if val else None,
         data_collator=MultimodalCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
+        callbacks=callbacks,
         part_learning_rates=rates,
     )
     run_training(trainer, resume)

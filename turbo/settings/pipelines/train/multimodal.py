@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
     EncoderSettings,
@@ -16,11 +17,19 @@ from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
 
 
+class MultimodalCherryPickSettings(ChatCherryPickSettings):
+    """At each evaluation the model answers these multimodal prompts (their media read as the dataset
+    says); answers go to cherry_picks/step_N.jsonl."""
+
+    dataset_settings: MultimodalDatasetSettings  # type: ignore[assignment]
+
+
 class MultimodalExperimentSettings(BaseTrainExperimentSettings):
     """LLaVA-style training: encoder (frozen by default) -> projector -> the LM's input embeddings."""
 
     train_dataset_settings: MultimodalDatasetSettings
     val_dataset_settings: MultimodalDatasetSettings | None = None
+    cherry_pick_settings: MultimodalCherryPickSettings | None = None
     modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(min_length=1)
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
         min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
