@@ -70,12 +70,20 @@ RUNS = {
     "sampling/rm.json": "test.jsonl",
     "sampling/rso.json": "test.jsonl",
     "utils/convert_to_base/merge_debug.json": "model.safetensors",
+    "train/multimodal/llama_llava_base_clip.json": "final/projectors.safetensors",
+    "train/multimodal/llama_llava_clip_pickle.json": "final/projectors.safetensors",
+    "train/multimodal/llama_c_abs_clip_pickle.json": "final/projectors.safetensors",
 }
+# pre-encoded image features, written as the original does: beside the images, keyed by file name
+PREPROCESS = "utils/preprocess/images.json"
+FEATURES = REPO / "tests/fixtures/datasets/multimodal/media/images/image.clip.safetensors"
 CHERRY_PICKS = {  # train runs whose original file asks for cherry-picks at each evaluation
     "train/sft/base.json",
     "train/rm/base.json",
     "train/classification/base.json",
     "train/ddpo/base.json",
+    "train/multimodal/llama_llava_base_clip.json",
+    "train/multimodal/llama_c_abs_clip_pickle.json",
 }
 
 
@@ -117,6 +125,24 @@ def test_original_file_passes_validate(
     assert lines[0] == f"valid settings for {command}"
 
 
+@pytest.fixture(scope="module")
+def pre_encoded_images(multimodal_models: Path) -> Path:
+    """The original's preprocessing file run as written: image.clip.safetensors beside the images."""
+    FEATURES.unlink(missing_ok=True)
+    run_turbo("preprocess_multimodal_dataset", "--settings_path", ORIGINAL / PREPROCESS)
+    return FEATURES
+
+
+def test_original_preprocessing_writes_features_beside_the_images(pre_encoded_images: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(pre_encoded_images), framework="pt") as handle:
+        keys = sorted(handle.keys())
+        shape = handle.get_tensor(keys[0]).shape
+    assert keys == sorted(path.name for path in pre_encoded_images.parent.glob("*.png"))
+    assert shape[0] == 225  # clip_tiny_225: 15 x 15 patches, the count the original's files name
+
+
 def _output_key(data: dict) -> str:
     return "save_path" if "save_path" in data else "output_path" if "output_path" in data else "log_path"
 
@@ -124,11 +150,13 @@ def _output_key(data: dict) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_original_file_runs_end_to_end(
-    name: str, fixture_models: Path, multimodal_models: Path, tmp_path: Path
+    name: str, fixture_models: Path, multimodal_models: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Through the real CLI, a few steps; only the output folder, the step count and the logger (no
     network: wandb blocks become logging_type none) are overridden."""
     command = command_of(name)
+    if "pickle" in name:
+        request.getfixturevalue("pre_encoded_images")
     data = json.loads((ORIGINAL / name).read_text())
     output = tmp_path / "out"
     overrides = [f"{_output_key(data)}={output}"]
