@@ -40,12 +40,13 @@ COMMAND_OF_FOLDER = {
 }
 SAMPLING = {"base.json": "random_sample", "rm.json": "rm_sample", "rso.json": "rso_sample"}
 
-SEQUENCE_PARALLEL = "sequence parallelism (Ulysses) is not available in turbo; use model_type 'causal'"
+SEQUENCE_PARALLEL = "sequence parallelism (Ulysses) is not available in turbo; remove sequence_parallel"
 # files that cannot work here, and the part of the message that says what to write instead
 REFUSED = {
     "train/sft/base_with_seq_p.json": SEQUENCE_PARALLEL,
     "train/sft/peft_with_seq_p.json": SEQUENCE_PARALLEL,
     "train/dpo/dpo_with_seq_p.json": SEQUENCE_PARALLEL,
+    "train/rm/base_with_seq_p.json": SEQUENCE_PARALLEL,
     # greedy search cannot return 2 answers per prompt (transformers refuses it too)
     "train/sft/sft_with_rm_metric.json": "num_return_sequences=2 needs do_sample: true or num_beams >= 2",
     # vLLM serves no beam search

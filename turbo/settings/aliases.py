@@ -131,9 +131,9 @@ def default_peft_name(data: object) -> object:
 
 
 SEQUENCE_PARALLEL_ADVICE = (
-    "sequence parallelism (Ulysses) is not available in turbo; use model_type 'causal', remove "
-    "sequence_parallel_degree and trainer_settings.sequence_parallel, and fit long sequences with "
-    "DeepSpeed ZeRO-3 (trainer_settings.deepspeed) and gradient_checkpointing"
+    "sequence parallelism (Ulysses) is not available in turbo; remove sequence_parallel_degree and "
+    "trainer_settings.sequence_parallel (or set them to 1) and fit long sequences with DeepSpeed ZeRO-3 "
+    "(trainer_settings.deepspeed) and gradient_checkpointing"
 )
 
 
@@ -142,7 +142,9 @@ def refuse_sequence_parallel(data: object) -> object:
     if not isinstance(data, dict):
         return data
     if str(data.get("model_type", "")).endswith("_with_ulysses"):
-        raise ValueError(SEQUENCE_PARALLEL_ADVICE)
+        raise ValueError(
+            f"model_type '{data['model_type']}': {SEQUENCE_PARALLEL_ADVICE}; use model_type 'causal'"
+        )
     for key in ("sequence_parallel_degree", "sequence_parallel"):
         if key in data:
             if data[key] not in (1, None):
