@@ -196,19 +196,20 @@ def test_original_dpo_syncs_a_reference_that_carries_the_loaded_adapter(
     fixture_models: Path, tmp_path: Path
 ) -> None:
     """dpo/base.json: sync_ref_model with adapter_path (its cherry-pick metrics, built on the eval branch,
-    emptied). Every optimizer step the reference becomes the policy (alpha 1), so at step 2 both score
-    the batch alike; a frozen reference would score it as the starting adapter did."""
+    emptied). Every optimizer step the reference becomes the policy (alpha 1), so at step 3 (the first
+    step after one with a learning rate above 0: warmup starts at 0) both score the batch alike; a frozen
+    reference scores it as the starting adapter did (about 1e-3 apart here)."""
     output = tmp_path / "out"
     run_turbo(
         "train_dpo",
         *("--experiment_settings_path", ORIGINAL / "train/dpo/base.json"),
         *("--set", f"log_path={output}"),
         *("--set", "cherry_pick_settings.metric_settings=[]"),
-        *("--set", "trainer_settings.max_steps=2"),
+        *("--set", "trainer_settings.max_steps=3"),
         *("--set", 'wandb_settings={"logging_type": "none"}'),
     )
     rows = [row for row in read_jsonl(output / "metrics.jsonl") if "loss" in row]
-    assert [row["step"] for row in rows] == [1, 2]
+    assert [row["step"] for row in rows] == [1, 2, 3]
     for name in ("chosen", "rejected"):
-        assert rows[1][f"logps/ref_{name}"] == pytest.approx(rows[1][f"logps/{name}"], abs=1e-6)
+        assert rows[2][f"logps/ref_{name}"] == pytest.approx(rows[2][f"logps/{name}"], abs=1e-6)
     assert (output / "final" / "adapter_model.safetensors").is_file()
