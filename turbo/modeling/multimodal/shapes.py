@@ -66,7 +66,8 @@ def c_abs_input_problem(n_in: int) -> str | None:
     if math.isqrt(n_in) ** 2 == n_in:
         return None
     return (
-        f"c_abs pools a square grid of encoder tokens, but the encoder gives {n_in}; use the llava projector"
+        f"c_abs pools a square grid of encoder tokens, but the encoder gives {n_in}; "
+        "use the llava projector"
     )
 
 
