@@ -19,7 +19,8 @@ sys.path.insert(0, str(FIXTURES))
 
 @pytest.fixture(scope="session")
 def fixture_models() -> Path:
-    """tests/fixtures/models/{llama_tiny, llama_seq_cls, llama_rm}, built once and cached."""
+    """tests/fixtures/models/{llama_tiny, llama_seq_cls, llama_rm} and LoRA adapters on each
+    (llama_tiny_adapter, llama_rm_adapter, llama_seq_cls_adapter), built once and cached."""
     from build_models import build_all
 
     return build_all()

@@ -67,7 +67,11 @@ def _command_of(path: Path) -> str | None:
     return None
 
 
-SHIPPED = [(path, command) for path in sorted(CONFIGS.rglob("*.json")) if (command := _command_of(path))]
+SHIPPED = [
+    (path, command)
+    for path in sorted(CONFIGS.rglob("*.json"))
+    if "original" not in path.parts and (command := _command_of(path))
+]
 
 
 def validate(data: bytes, command: str) -> None:

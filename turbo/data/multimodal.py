@@ -129,7 +129,8 @@ def add_modality_tokens(tokenizer: Any, settings: MultimodalDatasetSettings) -> 
 
 
 def resolve_media(content: str, root: Path, where: str) -> tuple[str, Path]:
-    """(key relative to root, path) of a media reference; it may not leave the root."""
+    """(key relative to root, path) of a media reference, relative to the root or (as the original's
+    files write them) to the working folder; it may not leave the root."""
     if not content or PurePosixPath(content).is_absolute() or Path(content).is_absolute():
         raise DataError(f"{where}: media path {content!r:.200} must be relative to the media root {root}")
     problem = path_problem(content)
@@ -140,6 +141,10 @@ def resolve_media(content: str, root: Path, where: str) -> tuple[str, Path]:
         path = (base / content).resolve(strict=False)
     except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a bad name
         raise DataError(f"{where}: media path {content!r:.200} cannot be resolved: {exc}") from None
+    if not path.exists():  # the original's files write media paths relative to the working folder
+        from_cwd = Path(content).resolve(strict=False)
+        if from_cwd.exists() and from_cwd.is_relative_to(base):
+            path = from_cwd
     if not path.is_relative_to(base):
         raise DataError(f"{where}: media path {content!r} leaves the media root {root}")
     return path.relative_to(base).as_posix(), path

@@ -38,3 +38,10 @@ class ChatMessage(BaseModel):
 class ChatRecord(Record):
     messages: list[ChatMessage] = Field(min_length=1)
     meta: dict[str, Any] | None = None
+
+
+class AnswerRecord(Record):
+    """A context and one answer to score (the `rm` dataset type of inference_rm)."""
+
+    context: list[ChatMessage] = Field(default_factory=list)
+    answer: ChatMessage

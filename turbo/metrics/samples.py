@@ -36,6 +36,19 @@ def chat_eval_samples(samples: list[Any]) -> list[EvalSample]:
     ]
 
 
+def pair_eval_samples(samples: list[Any]) -> list[EvalSample]:
+    """From pair samples: the reward model scores both answers (prompt_ids: prompt + chosen)."""
+    return [
+        EvalSample(
+            source=sample.source,
+            row=sample.record.record.model_dump(mode="json", exclude_none=True),
+            prompt_ids=list(sample.prompt_ids) + list(sample.chosen_ids),
+            payload=sample,
+        )
+        for sample in samples
+    ]
+
+
 def classification_eval_samples(samples: list[Any]) -> list[EvalSample]:
     """The reference is the record's label (as text), which `accuracy` compares with the prediction."""
     return [

@@ -53,7 +53,9 @@ def load_base_model(settings: ModelSettings) -> Any:
 def load_model(settings: ModelSettings, tokenizer: Any, tokenizer_settings: TokenizerSettings) -> Any:
     """Base model fitted to the tokenizer (rows, special ids, new-token rows), then PEFT."""
     model = load_base_model(settings)
-    fit_embeddings_to_tokenizer(model, tokenizer, settings.resize_token_embeddings)
+    # tokens added for embeddings_initialization_strategy need rows: asking for them implies resizing
+    resize = settings.resize_token_embeddings or bool(settings.embeddings_initialization_strategy)
+    fit_embeddings_to_tokenizer(model, tokenizer, resize)
     if settings.embeddings_initialization_strategy:
         initialize_new_embeddings(model, tokenizer, settings.embeddings_initialization_strategy)
     copy_special_token_ids(model, tokenizer)

@@ -102,6 +102,32 @@ def attention_kernels(settings: Any) -> list[str]:
     ]
 
 
+ADAPTER_TASKS = {"causal": "CAUSAL_LM", "seq_cls": "SEQ_CLS"}
+
+
+def adapter_task_types(settings: Any) -> list[str]:
+    """A saved adapter was trained for the model's head: a causal-LM adapter on a sequence-classification
+    model (or the reverse) is refused before loading (peft would load it and score nonsense)."""
+    problems = []
+    for where, node in nodes(settings):
+        adapter = getattr(node, "adapter_path", None)
+        if not isinstance(node, ModelSettings) or adapter is None or not _is_folder(adapter):
+            continue
+        try:
+            config = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # model_folders reports a missing config
+        task = config.get("task_type") if isinstance(config, dict) else None
+        expected = ADAPTER_TASKS[node.model_type]
+        if task in ADAPTER_TASKS.values() and task != expected:
+            source = "train_rm or train_classification" if expected == "SEQ_CLS" else "train_sft or train_dpo"
+            problems.append(
+                f"{where}adapter_path: {adapter} is a {task} adapter, but model_type '{node.model_type}' "
+                f"needs a {expected} adapter (from {source})"
+            )
+    return problems
+
+
 def reader_folders(settings: Any) -> list[str]:
     """Media readers (clip, siglip, whisper) read the processor saved in their folder."""
     return [
@@ -259,7 +285,47 @@ def experiment_folder(settings: Any) -> list[str]:
     return [f"log_path: {problem}"] if problem else experiment_folder_problems(settings)
 
 
-COMMON: list[Check] = [input_files, model_folders, reader_folders, record_folders, attention_kernels]
+def ddpo_reward_model(settings: Any) -> list[str]:
+    """The reward model's folder holds tokenizer files and its config.json gives one output."""
+    problems = []
+    rm, tokenizer = settings.rm_settings, settings.rm_tokenizer_settings
+    folder = tokenizer.tokenizer_path or rm.model_path
+    if not _has_file(folder, TOKENIZER_FILES):
+        where = (
+            "rm_tokenizer_settings.tokenizer_path" if tokenizer.tokenizer_path else "rm_settings.model_path"
+        )
+        problems.append(
+            f"{where}: {folder} holds no tokenizer files (set rm_tokenizer_settings.tokenizer_path)"
+        )
+    config_file = Path(rm.model_path) / "config.json"
+    if "num_labels" in rm.model_kwargs or rm.adapter_path is not None or not config_file.is_file():
+        return problems  # an adapter may bring its own head
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return problems  # model_folders and the loader report an unreadable config
+    architectures = [str(name) for name in config.get("architectures") or []]
+    if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):
+        problems.append(
+            f"rm_settings.model_path: {rm.model_path} is a {architectures[0]} with no reward head "
+            "(give a train_rm output)"
+        )
+    elif (labels := len(config.get("id2label") or {}) or 2) != 1:  # transformers' default is 2 labels
+        problems.append(
+            f"rm_settings.model_path: {rm.model_path} has {labels} outputs; a reward model has one "
+            "(give a train_rm output)"
+        )
+    return problems
+
+
+COMMON: list[Check] = [
+    input_files,
+    model_folders,
+    adapter_task_types,
+    reader_folders,
+    record_folders,
+    attention_kernels,
+]
 TRAIN: list[Check] = [*COMMON, logging_backend, experiment_folder]
 
 PREFLIGHT: dict[str, list[Check]] = {
@@ -267,6 +333,7 @@ PREFLIGHT: dict[str, list[Check]] = {
     "train_dpo": TRAIN,
     "train_kto": TRAIN,
     "train_rm": TRAIN,
+    "train_ddpo": [*TRAIN, ddpo_reward_model],
     "train_classification": [*TRAIN, classification_labels],
     "train_multimodal": [*TRAIN, train_multimodal_shapes],
     "inference_chat": [*COMMON, vllm_engines],

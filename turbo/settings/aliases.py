@@ -9,7 +9,18 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
         "evaluation_strategy": "eval_strategy",
         "no_cuda": "use_cpu",
     },
+    "BaseTrainExperimentSettings": {
+        "training_arguments": "trainer_settings",
+        "wandb_settings": "logging_settings",
+    },
+    "ChatCherryPickSettings": {"generation_config": "generator_transformers_settings"},
+    "ModelTransformersSettings": {"torch_dtype": "dtype"},
+    "VLLMSamplingSettings": {"stop_strings": "stop"},
+    # the original's multimodal datasets: truncate_top drops the earliest messages (keeps the end)
+    "ChatDatasetSettings": {"truncate_top": "keep_end"},
+    "ChatRenderSettings": {"truncate_top": "keep_end"},
     "BaseSamplingSettings": {"N": "num_answers"},
+    "DdpoExperimentSettings": {"chat_tokenizer_settings": "tokenizer_settings"},
     "SamplingDatasetSettings": {"chat_dataset": "chat_settings"},
 }
 
@@ -80,3 +91,65 @@ def nest_chat_settings(data: object) -> object:
                 raise ValueError(f"'{key}' is set both at the top and in chat_settings; set it only once")
             nested[key] = data.pop(key)
     return {**data, "chat_settings": nested}
+
+
+def move_generation_eos_token(data: object, custom_key: str, transformers_key: str) -> object:
+    """`generation_eos_token` in the custom generation block (the original's name) is a stop string of
+    the transformers generation block: generation ends after that token."""
+    if not isinstance(data, dict) or not isinstance(data.get(custom_key), dict):
+        return data
+    custom = dict(data[custom_key])
+    if "generation_eos_token" not in custom:
+        return data
+    token = custom.pop("generation_eos_token")
+    generation = dict(data.get(transformers_key) or {})
+    if generation.get("stop_strings") not in (None, token, [token]):
+        raise ValueError(
+            f"{custom_key}.generation_eos_token is the old spelling of {transformers_key}.stop_strings; "
+            "set only stop_strings"
+        )
+    if token is not None:
+        generation["stop_strings"] = token
+    return {**data, custom_key: custom, transformers_key: generation}
+
+
+def nest_field(data: object, key: str, block: str) -> object:
+    """`key` written beside `block` (the original's place for it) is read as `block.key`."""
+    if not isinstance(data, dict) or key not in data:
+        return data
+    data = dict(data)
+    nested = dict(data.get(block) or {})
+    if key in nested and nested[key] != data[key]:
+        raise ValueError(f"'{key}' is set both here and in {block}; set it only in {block}")
+    nested[key] = data.pop(key)
+    return {**data, block: nested}
+
+
+def default_peft_name(data: object) -> object:
+    """peft_settings without `name` are LoRA, as in the original."""
+    if isinstance(data, dict) and "name" not in data:
+        return {**data, "name": "LORA"}
+    return data
+
+
+SEQUENCE_PARALLEL_ADVICE = (
+    "sequence parallelism (Ulysses) is not available in turbo; remove sequence_parallel_degree and "
+    "trainer_settings.sequence_parallel (or set them to 1) and fit long sequences with DeepSpeed ZeRO-3 "
+    "(trainer_settings.deepspeed) and gradient_checkpointing"
+)
+
+
+def refuse_sequence_parallel(data: object) -> object:
+    """The original's Ulysses sequence parallelism: refused with what to write instead."""
+    if not isinstance(data, dict):
+        return data
+    if str(data.get("model_type", "")).endswith("_with_ulysses"):
+        raise ValueError(
+            f"model_type '{data['model_type']}': {SEQUENCE_PARALLEL_ADVICE}; use model_type 'causal'"
+        )
+    for key in ("sequence_parallel_degree", "sequence_parallel"):
+        if key in data:
+            if data[key] not in (1, None):
+                raise ValueError(SEQUENCE_PARALLEL_ADVICE)
+            data = {name: value for name, value in data.items() if name != key}  # 1: no parallelism
+    return data

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from turbo.settings.aliases import move_generation_eos_token
 from turbo.settings.base import StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.datasets.chat import refuse_packing
 from turbo.settings.datasets.classification import ClassificationDatasetSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
+from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.generation import CustomGenerationSettings, GeneratorTransformersSettings
 from turbo.settings.metrics import MODEL_METRICS, MetricSettings
 
@@ -45,9 +47,19 @@ def _no_model_metrics(value: list) -> list:
 
 
 class RmCherryPickSettings(CherryPickSettings):
-    """At each evaluation the reward model scores these conversations (answers included)."""
+    """At each evaluation the reward model scores these conversations (answers included), or both
+    answers of each pair of a `pair_preferences` dataset (the original layout)."""
 
-    dataset_settings: ChatDatasetSettings
+    dataset_settings: Annotated[
+        ChatDatasetSettings | PairPreferencesDatasetSettings, Field(discriminator="dataset_type")
+    ]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_eos_token(cls, data: Any) -> Any:
+        return move_generation_eos_token(
+            data, "custom_generation_settings", "generator_transformers_settings"
+        )
 
     @field_validator("metric_settings")
     @classmethod

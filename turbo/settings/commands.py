@@ -120,6 +120,13 @@ COMMANDS = _commands(
         "Online RL with GRPO: group-normalised rewards of sampled answers; rollouts from HF or vLLM.",
     ),
     Command(
+        "train_ddpo",
+        "experiment_settings_path",
+        "turbo.settings.pipelines.train.ddpo:DdpoExperimentSettings",
+        "turbo.pipelines.train.ddpo:run",
+        "Distillation DPO: the policy's pair preferences matched to a reward model's (full or PEFT).",
+    ),
+    Command(
         "train_rm",
         "experiment_settings_path",
         "turbo.settings.pipelines.train.rm:RmExperimentSettings",

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Any
 
+from pydantic import Field, field_validator, model_validator
+
+from turbo.settings.aliases import move_generation_eos_token
 from turbo.settings.base import Count, PositiveCount, Seed, StrictModel
 
 
@@ -43,7 +46,9 @@ class VLLMSamplingSettings(StrictModel):
     max_tokens: PositiveCount = Field(64, description="New tokens per answer at most.")
     temperature: float = Field(0.0, ge=0, description="0 is greedy decoding; above 0 samples.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest set of this mass.")
-    top_k: PositiveCount | None = Field(None, description="Sample among the k likeliest tokens; None: all.")
+    top_k: PositiveCount | None = Field(
+        None, description="Sample among the k likeliest tokens; None (or vLLM's -1): all."
+    )
     repetition_penalty: float = Field(1.0, gt=0, description="Above 1 discourages repeated tokens.")
     stop: str | list[str] | None = Field(
         None, description="Generation stops at any of these; the answer ends before it."
@@ -55,6 +60,12 @@ class VLLMSamplingSettings(StrictModel):
     )
     seed: Seed | None = Field(None, description="Sampling seed per request; None: the engine's seed.")
 
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _minus_one_is_off(cls, value: Any) -> Any:
+        """vLLM writes "no top-k" as -1."""
+        return None if value == -1 else value
+
     @model_validator(mode="after")
     def _samples_differ(self) -> VLLMSamplingSettings:
         if self.n > 1 and self.temperature == 0:
@@ -65,6 +76,14 @@ class VLLMSamplingSettings(StrictModel):
 
 
 class GenerationSettings(StrictModel):
+    """`custom_settings.generation_eos_token` (the original's name) is read as
+    transformers_settings.stop_strings."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_eos_token(cls, data: Any) -> Any:
+        return move_generation_eos_token(data, "custom_settings", "transformers_settings")
+
     transformers_settings: GeneratorTransformersSettings = GeneratorTransformersSettings()
     custom_settings: CustomGenerationSettings = CustomGenerationSettings()
     vllm_settings: VLLMSamplingSettings | None = Field(

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from turbo.settings.aliases import default_peft_name, nest_field, refuse_sequence_parallel
 from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.paths import InputFolder
 
@@ -155,10 +156,12 @@ class ModelSettings(StrictModel):
     )
     embeddings_initialization_strategy: dict[str, str] | None = Field(
         None,
-        description="New token -> text; the new token is added and its embedding row is the mean of "
-        "the text's sub-token embeddings.",
+        description="New token -> text; the new token is added (the embeddings grow to fit it, as with "
+        "resize_token_embeddings) and its embedding row is the mean of the text's sub-token embeddings.",
     )
-    peft_settings: PeftSettings | None = None
+    peft_settings: PeftSettings | None = Field(
+        None, description="A new adapter to train; without `name` it is LoRA (as in the original)."
+    )
     bnb_settings: BnbSettings | None = Field(
         None, description="Load the weights in 4 or 8 bits (bitsandbytes); training then needs an adapter."
     )
@@ -202,6 +205,18 @@ class ModelSettings(StrictModel):
                     )
                 data["attn_implementation"] = "flash_attention_2"
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_sequence_parallel(cls, data: Any) -> Any:
+        """Also: `num_labels` beside model_path (the original's classification layout) is read as
+        model_kwargs.num_labels."""
+        return nest_field(refuse_sequence_parallel(data), "num_labels", "model_kwargs")
+
+    @field_validator("peft_settings", mode="before")
+    @classmethod
+    def _lora_by_default(cls, value: Any) -> Any:
+        return default_peft_name(value)
 
     @model_validator(mode="after")
     def _one_adapter(self) -> ModelSettings:

@@ -47,7 +47,11 @@ class PickleReaderSettings(StrictModel):
     """Features pre-encoded by preprocess_multimodal_dataset, read from its safetensors file."""
 
     reader_type: Literal["pickle"]
-    reader_path: InputFile = Field(description="The <modality>.<encoder>.safetensors file.")
+    reader_path: InputFile | None = Field(
+        None,
+        description="The <modality>.<encoder>.safetensors file. None (the original's null): a "
+        "*.safetensors file beside each media file, holding its features under the file's name.",
+    )
 
 
 ReaderSettings = Annotated[

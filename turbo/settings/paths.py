@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import typing
 from pathlib import Path
@@ -108,20 +109,36 @@ def path_problem(path: Path, kind: Kind) -> str | None:
     return None
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def looks_like_hub_id(path: Path) -> bool:
+    """'openai/clip-vit-base-patch32': an owner/name pair as the model hub names models."""
+    text = str(path)
+    return bool(HUB_ID.fullmatch(text)) and not text.startswith(".") and Path(text).suffix == ""
+
+
+def explained(path: Path, kind: Kind, problem: str) -> str:
+    """The problem, with what to do when a missing folder is a hub id (nothing is downloaded)."""
+    if problem == "does not exist" and kind != "file" and looks_like_hub_id(path):
+        return f"{problem}: it looks like a model hub id; models are not downloaded, give a local path"
+    return problem
+
+
 def input_path_problems(settings: BaseModel) -> list[str]:
     """Every input path that is missing, of the wrong kind or unreadable, as 'field.path: value ...'."""
     problems = []
     for where, path, kind in input_paths(settings):
         problem = path_problem(path, kind)
         if problem is not None:
-            problems.append(f"{where}: {path} {problem}")
+            problems.append(f"{where}: {path} {explained(path, kind, problem)}")
     return problems
 
 
 def missing_input_paths(settings: BaseModel, prefix: str = "") -> list[str]:
     """Every marked path in `settings` that does not exist, as 'field.path: value does not exist'."""
     return [
-        f"{where}: {path} does not exist"
+        f"{where}: {path} {explained(path, kind, 'does not exist')}"
         for where, path, kind in input_paths(settings, prefix)
         if path_problem(path, kind) == "does not exist"
     ]

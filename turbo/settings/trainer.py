@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from turbo.settings.aliases import refuse_sequence_parallel
 from turbo.settings.base import MAX_COUNT, Count, PositiveCount, Seed, StrictModel
 
 SchedulerType = Literal[
@@ -96,6 +97,11 @@ class TrainerSettings(StrictModel):
             if problems:
                 raise ValueError("the DeepSpeed config is malformed: " + "; ".join(problems))
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_sequence_parallel(cls, data: Any) -> Any:
+        return refuse_sequence_parallel(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainerSettings:

@@ -27,11 +27,15 @@ class DpoTrainer(MetricsTrainer):
         *args: Any,
         loss_settings: BaseLossSettings,
         ref_model: Any = None,
+        average_log_prob: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_type: str = loss_settings.loss_type  # type: ignore[attr-defined]
         self.loss_spec = LOSSES[self.loss_type]
+        self.average_log_prob = (
+            self.loss_spec.average_log_prob if average_log_prob is None else average_log_prob
+        )
         self.loss_kwargs = loss_settings.model_dump(exclude={"loss_type"})
         self.uses_reference = loss_settings.uses_reference
         self.ref_model = ref_model
@@ -49,7 +53,7 @@ class DpoTrainer(MetricsTrainer):
         self, policy: AnswerLogps, reference: torch.Tensor | None, margin: torch.Tensor | None
     ) -> tuple[PairLoss, dict[str, torch.Tensor]]:
         """The loss on log-probs summed or averaged over the answer, as the loss type needs."""
-        divisor = policy.counts.clamp(min=1) if self.loss_spec.average_log_prob else 1
+        divisor = policy.counts.clamp(min=1) if self.average_log_prob else 1
         tensors = dict(
             zip(("policy_chosen", "policy_rejected"), (policy.sums / divisor).chunk(2), strict=True)
         )

@@ -199,14 +199,22 @@ def chat_prompt_encoder(dataset_settings: Any, tokenizer: Any, seed: int) -> Cal
     return encode
 
 
+def _rejected(sample: EvalSample) -> list[list[int]]:
+    rejected = getattr(sample.payload, "rejected_ids", None)
+    return [list(sample.payload.prompt_ids) + list(rejected)] if rejected is not None else []
+
+
 def score_generate(tokenizer: Any, batch: int, predict: bool) -> Generate:
     """Reward models answer with their score; classifiers with their predicted label."""
     from turbo.generators.classification import sequence_logits
 
     def generate(model: Any, samples: list[EvalSample]) -> list[list[str]]:
-        logits = sequence_logits(model, tokenizer, [list(s.prompt_ids or []) for s in samples], batch)
+        # a pair sample is scored twice: its chosen answer (prompt_ids), then its rejected one
+        sequences = [[list(s.prompt_ids or [])] + _rejected(s) for s in samples]
+        logits = sequence_logits(model, tokenizer, [ids for group in sequences for ids in group], batch)
         if predict:
             return [[str(max(range(len(row)), key=row.__getitem__))] for row in logits]
-        return [[f"{row[0]:.6g}"] for row in logits]
+        scores = iter(f"{row[0]:.6g}" for row in logits)
+        return [[next(scores) for _ in group] for group in sequences]
 
     return generate

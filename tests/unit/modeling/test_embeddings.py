@@ -37,11 +37,22 @@ def test_new_tokens_start_as_the_mean_of_their_text(fixture_models) -> None:
     assert model.config.pad_token_id == tokenizer.pad_token_id
 
 
-def test_new_tokens_without_resize_is_an_error(fixture_models) -> None:
+def test_tokens_of_embeddings_initialization_strategy_grow_the_embeddings(fixture_models) -> None:
+    """As in the original's files: asking to initialise a new token implies rows for it."""
     settings = ModelSettings(
         model_path=fixture_models / "llama_tiny", embeddings_initialization_strategy={"<RS>": "<s>"}
     )
     tokenizer = load_tokenizer(TokenizerSettings(), settings)
+    model = load_model(settings, tokenizer, TokenizerSettings())
+    table = model.get_input_embeddings().weight
+    assert table.shape[0] == len(tokenizer)
+    new, source = tokenizer.convert_tokens_to_ids(["<RS>", "<s>"])
+    assert torch.equal(table[new], table[source])
+
+
+def test_new_special_tokens_without_resize_is_an_error(fixture_models) -> None:
+    settings = ModelSettings(model_path=fixture_models / "llama_tiny")
+    tokenizer = load_tokenizer(TokenizerSettings(), settings, SpecialTokensSettings(sep_token="<sep>"))
     with pytest.raises(ModelError, match="set model_settings.resize_token_embeddings: true"):
         load_model(settings, tokenizer, TokenizerSettings())
 

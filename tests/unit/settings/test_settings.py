@@ -144,11 +144,11 @@ def test_missing_inputs_are_found_also_in_optional_fields() -> None:
 
     settings = MergeAdaptersSettings(
         model_settings={"model_path": "tests/fixtures/configs"},
-        tokenizer_settings={"tokenizer_path": "no/tokenizer"},
-        adapter_path="no/adapter",
+        tokenizer_settings={"tokenizer_path": "no/such/tokenizer"},  # (owner/name reads as a hub id)
+        adapter_path="no/such/adapter",
         save_path="out",
     )
     assert missing_input_paths(settings) == [
-        "tokenizer_settings.tokenizer_path: no/tokenizer does not exist",
-        "adapter_path: no/adapter does not exist",
+        "tokenizer_settings.tokenizer_path: no/such/tokenizer does not exist",
+        "adapter_path: no/such/adapter does not exist",
     ]

@@ -13,7 +13,7 @@ CONFIG_FILES = sorted(
     path
     for folder in ("examples", "tests/fixtures/configs")
     for path in (REPO / folder).rglob("*.json")
-    if "data" not in path.relative_to(REPO).parts
+    if "data" not in path.relative_to(REPO).parts and "original" not in path.relative_to(REPO).parts
 )
 
 

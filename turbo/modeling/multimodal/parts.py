@@ -78,14 +78,27 @@ def build_projectors(
     return built
 
 
-def load_projector_weights(projectors: dict[str, Any], path: str | Path, modality: str | None = None) -> None:
-    """Projector weights from safetensors: keys '<modality>.<param>', or bare keys for one modality."""
+def read_projector_file(path: Path) -> dict[str, Any]:
+    import torch
     from safetensors.torch import load_file
 
     try:
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types
+        if path.suffix in (".pt", ".bin", ".pth"):
+            tensors = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            tensors = load_file(str(path))
+    except Exception as exc:  # safetensors and torch raise their own error types
         raise ModelError(f"cannot read projector weights from {path}: {exc}") from exc
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise ModelError(f"{path}: expected a flat dict of tensors (a state dict)")
+    return tensors
+
+
+def load_projector_weights(projectors: dict[str, Any], path: str | Path, modality: str | None = None) -> None:
+    """Projector weights from safetensors, or a torch .pt/.bin state dict (the original's
+    modality_adapters.pt, read with weights_only=True: tensors only, never arbitrary objects): keys
+    '<modality>.<param>', or bare keys for one modality."""
+    tensors = read_projector_file(Path(path))
     for name, projector in projectors.items():
         if modality is not None and name != modality:
             continue

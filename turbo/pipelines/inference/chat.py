@@ -42,7 +42,7 @@ def transformers_rows(
             [sample.input_ids for sample in samples],
             generation.transformers_settings,
             generation.custom_settings,
-            batch=entry.batch,
+            batch=entry.generate_batch,
             progress=True,
         )
         yield answer_rows(samples, answers)

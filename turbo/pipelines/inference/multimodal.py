@@ -87,7 +87,7 @@ def run(settings: MultimodalInferenceExperimentSettings) -> None:
                 [sample.input_ids for sample in samples],
                 generation.transformers_settings,
                 generation.custom_settings,
-                batch=entry.batch,
+                batch=entry.generate_batch,
                 progress=True,
                 extra_inputs=media_inputs(samples, readers, device),
             )

@@ -6,11 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from turbo.data.records import ChatRecord
+from turbo.data.records import AnswerRecord, ChatRecord
 from turbo.io import write_jsonl
 from turbo.settings.datasets.chat import ChatDatasetSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.datasets.rendering import ChatRenderSettings
+from turbo.settings.datasets.rm import RmDatasetSettings as AnswersDatasetSettings
 from turbo.settings.datasets.sampling import SamplingDatasetSettings
 from turbo.settings.pipelines.inference.rm import RmInferenceExperimentSettings
 
@@ -89,7 +90,28 @@ def _sampling_setter(ids: list[str]) -> Any:
     return store
 
 
-ROW_BUILDERS = {"pair_preferences": _pair_rows, "chat": _chat_rows, "sampling": _sampling_rows}
+def rm_record_rows(settings: AnswersDatasetSettings, tokenizer: Any, seed: int) -> tuple[list, list]:
+    """`rm` records: context + answer, scored once."""
+    from turbo.data.conversation import encode_conversations, with_system_prompt
+    from turbo.data.readers import read_jsonl, sample_source
+
+    rows, conversations = [], []
+    for source in settings.sources:
+        for item in sample_source(read_jsonl(source.records_path, AnswerRecord), source, seed):
+            messages = [*with_system_prompt(item.record.context, source), item.record.answer]
+            conversations.append((messages, item.where))
+            rows.append((_row(item.record, source.name), source.name, 1, _set_chat))
+    encoded = encode_conversations(conversations, settings.chat_settings, tokenizer)
+    logger.info("data: %d answers, %d truncated", len(encoded), sum(e.truncated for e in encoded))
+    return rows, [e.input_ids for e in encoded]
+
+
+ROW_BUILDERS = {
+    "pair_preferences": _pair_rows,
+    "chat": _chat_rows,
+    "sampling": _sampling_rows,
+    "rm": rm_record_rows,
+}
 
 
 def run(settings: RmInferenceExperimentSettings) -> None:

@@ -185,7 +185,31 @@ def _multimodal(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tu
     return build_multimodal_samples(dataset, tokenizer, checkers, seed=seed, inference=generation)
 
 
+def _ddpo(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    """The pairs as the policy reads them (the reward model's rendering is checked by the run)."""
+    return _pair_preferences(dataset.policy_pairs, tokenizer, seed, generation)
+
+
+def _answers(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    from turbo.data.report import DatasetReport, SourceReport
+    from turbo.pipelines.inference.rm import rm_record_rows
+
+    rows, sequences = rm_record_rows(dataset, tokenizer, seed)
+    report = DatasetReport()
+    for source in dataset.sources:
+        lengths = [
+            len(ids) for (_, name, _, _), ids in zip(rows, sequences, strict=True) if name == source.name
+        ]
+        source_report = SourceReport(source.name, str(source.records_path), len(lengths), len(lengths))
+        for length in lengths:
+            source_report.keep(length, False)
+        report.sources.append(source_report)
+    return sequences, report
+
+
 DATA_BUILDERS = {
+    "ddpo": _ddpo,
+    "rm": _answers,
     "chat": _chat,
     "pair_preferences": _pair_preferences,
     "kto": _kto,

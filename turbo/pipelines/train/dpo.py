@@ -105,6 +105,7 @@ def run(settings: DpoExperimentSettings) -> None:
         model=model,
         ref_model=ref_model,
         loss_settings=trainer_settings.loss_settings,
+        average_log_prob=trainer_settings.average_log_prob,
         args=training_arguments(settings, folder),
         train_dataset=train_features,
         eval_dataset=val_features or None,

@@ -40,14 +40,19 @@ def attach_score_cherry_picks(
     trainer: Any, settings: Any, samples: list, tokenizer: Any, folder: Path, *, predict: bool
 ) -> None:
     """Reward models score the cherry-pick conversations; classifiers predict their labels."""
-    from turbo.metrics.samples import chat_eval_samples, classification_eval_samples
+    from turbo.metrics.samples import chat_eval_samples, classification_eval_samples, pair_eval_samples
     from turbo.trainers.evaluation import EvaluationCallback, score_generate
 
     cherry_pick = settings.cherry_pick_settings
     if cherry_pick is None:
         return
     batch = trainer.args.per_device_eval_batch_size
-    eval_samples = classification_eval_samples(samples) if predict else chat_eval_samples(samples)
+    if predict:
+        eval_samples = classification_eval_samples(samples)
+    elif cherry_pick.dataset_settings.dataset_type == "pair_preferences":
+        eval_samples = pair_eval_samples(samples)
+    else:
+        eval_samples = chat_eval_samples(samples)
     EvaluationCallback(
         cherry_pick, eval_samples, score_generate(tokenizer, batch, predict), folder / CHERRY_PICKS, tokenizer
     ).attach(trainer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from turbo.data.chat import build_chat_samples
 from turbo.data.kto import KtoCollator, build_kto_samples, kto_features
@@ -25,6 +26,7 @@ logger = logging.getLogger("turbo")
 def run(settings: KtoExperimentSettings) -> None:
 
     from turbo.trainers.callbacks import MetricsLogCallback
+    from turbo.trainers.dpo import SyncRefModelCallback
     from turbo.trainers.kto import REFERENCE_KEYS, KtoTrainer
     from turbo.trainers.logps import precompute_reference_logps
 
@@ -75,7 +77,9 @@ def run(settings: KtoExperimentSettings) -> None:
             "precomputed the reference log-probs of %d samples", len(train_features) + len(val_features)
         )
 
-    callbacks = [MetricsLogCallback(folder / "metrics.jsonl")]
+    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
+    if trainer_settings.sync_ref_settings.sync_ref_model:
+        callbacks.append(SyncRefModelCallback(ref_model, trainer_settings.sync_ref_settings))
     trainer = KtoTrainer(
         model=model,
         ref_model=ref_model,

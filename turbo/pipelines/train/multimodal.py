@@ -139,6 +139,7 @@ def run(settings: MultimodalExperimentSettings) -> None:
         )
     cherry_picks, cherry_readers = [], readers
     if settings.cherry_pick_settings is not None:
+        add_modality_tokens(tokenizer, settings.cherry_pick_settings.dataset_settings)
         cherry_readers = build_readers(settings.cherry_pick_settings.dataset_settings.readers)
         cherry_picks, reports["cherry_pick"] = build_multimodal_samples(
             settings.cherry_pick_settings.dataset_settings,

@@ -41,9 +41,9 @@ def run(settings: RmExperimentSettings) -> None:
         val, reports["val"] = build_pair_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
     cherry_picks = []
     if settings.cherry_pick_settings is not None:
-        cherry_picks, reports["cherry_pick"] = build_chat_samples(
-            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed
-        )
+        cherry_data = settings.cherry_pick_settings.dataset_settings
+        build = build_pair_samples if cherry_data.dataset_type == "pair_preferences" else build_chat_samples
+        cherry_picks, reports["cherry_pick"] = build(cherry_data, tokenizer, seed=settings.seed)
     train, val = training_data(settings, tokenizer, train, val)
     write_data_reports(folder, reports, pair_previews(train, tokenizer))
 

@@ -49,6 +49,13 @@ class PairPreferencesDatasetSettings(StrictModel):
         "-log sigmoid(beta * (chosen log-ratio - rejected log-ratio) - m).",
     )
 
+    add_labels: bool = Field(
+        True,
+        description="The original's switch for building answer labels. turbo always builds the labels "
+        "the method reads (DPO and KTO score the answers; a reward model reads none), so either value "
+        "trains the same.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _flat_chat_fields(cls, data: Any) -> Any:

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from turbo.settings.aliases import nest_field
 from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.datasets.chat import refuse_packing
@@ -28,6 +29,21 @@ class ChatInferenceModelSettings(StrictModel):
         None, description="The vLLM engine (use_vllm: true only). None: the defaults."
     )
     batch: PositiveCount = Field(1, description="Prompts per generate call.")
+    micro_batch: PositiveCount | None = Field(
+        None,
+        description="The original's name for the prompts per generate call; when set it is used "
+        "instead of batch (custom_settings.batch still overrides both).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _entry_level_engine_fields(cls, data: Any) -> Any:
+        """`tensor_parallel_size` beside model_settings (the original's place) is the vLLM engine's."""
+        return nest_field(data, "tensor_parallel_size", "vllm_engine_settings")
+
+    @property
+    def generate_batch(self) -> int:
+        return self.micro_batch or self.batch
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ChatInferenceModelSettings:

@@ -25,11 +25,25 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
     """A chat model entry plus its trained projectors."""
 
     projections_path: InputFile = Field(
-        description="The projector weights train_multimodal wrote (final/projectors.safetensors)."
+        description="The projector weights train_multimodal wrote (final/projectors.safetensors), or a "
+        "torch state dict (.pt/.bin, read tensors-only). May be written inside model_settings."
     )
     n_modality_embeddings: PositiveCount = Field(
         description="Must equal the dataset's n_modality_embeddings."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _projections_in_model_settings(cls, data: Any) -> Any:
+        """The original writes projections_path and n_modality_embeddings inside model_settings."""
+        if not isinstance(data, dict) or not isinstance(data.get("model_settings"), dict):
+            return data
+        model = dict(data["model_settings"])
+        moved = {key: model.pop(key) for key in ("projections_path", "n_modality_embeddings") if key in model}
+        for key, value in moved.items():
+            if key in data and data[key] != value:
+                raise ValueError(f"{key} is set both here and in model_settings; set it once")
+        return {**data, **moved, "model_settings": model} if moved else data
 
     def cross_field_problems(self) -> list[Problem]:
         if self.use_vllm:
@@ -44,6 +58,9 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
         return super().cross_field_problems()
 
 
+ENTRY_PARTS = ("modality_encoder_settings_mapping", "modality_projector_mapping")
+
+
 class MultimodalInferenceExperimentSettings(StrictModel):
     inference_settings: list[MultimodalInferenceModelSettings] = Field(min_length=1)
     dataset_settings: MultimodalDatasetSettings
@@ -56,6 +73,27 @@ class MultimodalInferenceExperimentSettings(StrictModel):
     @classmethod
     def _no_packing(cls, value: Any) -> Any:
         return refuse_packing(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parts_on_the_entries(cls, data: Any) -> Any:
+        """The original writes the encoder and projector mappings on each inference entry."""
+        if not isinstance(data, dict) or not isinstance(data.get("inference_settings"), list):
+            return data
+        data, entries = dict(data), []
+        for entry in data["inference_settings"]:
+            if isinstance(entry, dict):
+                entry = dict(entry)
+                for key in ENTRY_PARTS:
+                    if key in entry:
+                        value = entry.pop(key)
+                        if data.setdefault(key, value) != value:
+                            raise ValueError(
+                                f"{key} differs between inference entries (or from the top level); "
+                                "one experiment serves one set of encoders and projectors"
+                            )
+            entries.append(entry)
+        return {**data, "inference_settings": entries}
 
     @model_validator(mode="after")
     def _parts_fit(self) -> MultimodalInferenceExperimentSettings:

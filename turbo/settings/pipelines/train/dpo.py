@@ -15,7 +15,14 @@ from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
 from turbo.settings.trainer import TrainerSettings
 
-DPO_FIELDS = {"loss_settings", "use_ref_model", "precompute_ref_log_probs", "sync_ref_settings"}
+DPO_FIELDS = {
+    "loss_settings",
+    "use_ref_model",
+    "precompute_ref_log_probs",
+    "sync_ref_settings",
+    "average_log_prob",
+    "use_sft_model",
+}
 
 
 class SyncRefModelSettings(StrictModel):
@@ -42,6 +49,16 @@ class DpoTrainerSettings(TrainerSettings):
         "(the reference model is freed afterwards).",
     )
     sync_ref_settings: SyncRefModelSettings = SyncRefModelSettings()
+    average_log_prob: bool | None = Field(
+        None,
+        description="Score answers by their log-probs averaged over the answer tokens (true) or summed "
+        "(false). None: what the loss type is defined with (averaged for ipo, orpo, simpo, asft).",
+    )
+    use_sft_model: bool = Field(
+        False,
+        description="Keep the starting (SFT) model for cherry-pick metrics that compare with it "
+        "(kl with ref_logits_type 'sft'); the loss never reads it.",
+    )
 
     def training_arguments(self) -> dict[str, Any]:
         kwargs = super().training_arguments()
@@ -106,22 +123,33 @@ class DpoExperimentSettings(BaseTrainExperimentSettings):
         return problems
 
     def _sync_problems(self) -> list[Problem]:
-        trainer, where = self.trainer_settings, "trainer_settings.sync_ref_settings.sync_ref_model"
-        problems = []
-        if not self.uses_reference or not trainer.use_ref_model or trainer.precompute_ref_log_probs:
-            problems.append(
-                (
-                    where,
-                    "updates a separate reference model: it needs a loss with a reference, "
-                    "use_ref_model: true and precompute_ref_log_probs: false",
-                )
+        trainer = self.trainer_settings
+        return sync_problems(
+            self.model_settings, self.uses_reference, trainer.use_ref_model, trainer.precompute_ref_log_probs
+        )
+
+
+def sync_problems(
+    model: ModelSettings, uses_reference: bool, use_ref_model: bool, precompute: bool
+) -> list[Problem]:
+    """TR-DPO updates a separate reference with the policy's weights, name by name: a full model, or a
+    loaded adapter (adapter_path) that the reference carries too."""
+    where = "trainer_settings.sync_ref_settings.sync_ref_model"
+    problems = []
+    if not uses_reference or not use_ref_model or precompute:
+        problems.append(
+            (
+                where,
+                "updates a separate reference model: it needs a loss with a reference, "
+                "use_ref_model: true and precompute_ref_log_probs: false",
             )
-        if self.model_settings.peft_settings is not None or self.model_settings.adapter_path is not None:
-            problems.append(
-                (
-                    where,
-                    "mixes the policy's weights into the reference, so it needs full fine-tuning "
-                    "(no peft_settings or adapter_path)",
-                )
+        )
+    if model.peft_settings is not None:
+        problems.append(
+            (
+                where,
+                "mixes the policy's weights into the reference, but a new adapter (peft_settings) is not "
+                "in the reference; train fully or start from a saved adapter (adapter_path, is_trainable)",
             )
-        return problems
+        )
+    return problems

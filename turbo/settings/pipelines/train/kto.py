@@ -9,10 +9,18 @@ from pydantic import Field
 from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets.kto import KtoDatasetSettings
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.pipelines.train.dpo import SyncRefModelSettings, sync_problems
 from turbo.settings.problems import Problem
 from turbo.settings.trainer import TrainerSettings
 
-KTO_FIELDS = {"beta", "desirable_weight", "undesirable_weight", "use_ref_model", "precompute_ref_log_probs"}
+KTO_FIELDS = {
+    "beta",
+    "desirable_weight",
+    "undesirable_weight",
+    "use_ref_model",
+    "precompute_ref_log_probs",
+    "sync_ref_settings",
+}
 
 
 class KtoTrainerSettings(TrainerSettings):
@@ -29,6 +37,7 @@ class KtoTrainerSettings(TrainerSettings):
         description="Compute the reference log-probs of every sample once before training "
         "(the reference model is freed afterwards).",
     )
+    sync_ref_settings: SyncRefModelSettings = SyncRefModelSettings()
 
     def training_arguments(self) -> dict[str, Any]:
         kwargs = super().training_arguments()
@@ -58,5 +67,9 @@ class KtoExperimentSettings(BaseTrainExperimentSettings):
                     "full fine-tuning needs a reference model: set trainer_settings.use_ref_model: true "
                     "or precompute_ref_log_probs: true (or train a PEFT adapter)",
                 )
+            )
+        if trainer.sync_ref_settings.sync_ref_model:
+            problems += sync_problems(
+                self.model_settings, True, trainer.use_ref_model, trainer.precompute_ref_log_probs
             )
         return problems
