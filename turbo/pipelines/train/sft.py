@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from turbo.data.chat import ChatSample, build_chat_samples
-from turbo.data.packing import PackedCollator, pack_features
+from turbo.data.packing import FlatCollator, pack_features
+from turbo.modeling.attention import use_varlen_attention
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
@@ -23,7 +24,9 @@ logger = logging.getLogger("turbo")
 
 
 def run(settings: SftExperimentSettings) -> None:
-    from transformers import DataCollatorForSeq2Seq, Trainer
+    from transformers import DataCollatorForSeq2Seq
+
+    from turbo.trainers.sft import SftTrainer, supports_chunked_loss
 
     from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
 
@@ -55,12 +58,18 @@ def run(settings: SftExperimentSettings) -> None:
     packing = settings.train_dataset_settings.pack_to_max_length or (
         settings.val_dataset_settings is not None and settings.val_dataset_settings.pack_to_max_length
     )
-    collator = (
-        PackedCollator(tokenizer.pad_token_id)  # takes unpacked rows too
-        if packing
-        else DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    if packing:  # padding-free batches: one row, each sample attending to itself
+        use_varlen_attention(model)  # sdpa/eager models; flash-attention kernels read the offsets themselves
+        collator = FlatCollator()
+    else:
+        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    chunked = (
+        settings.trainer_settings.chunked_cross_entropy
+        and not settings.trainer_settings.label_smoothing_factor
+        and settings.trainer_settings.deepspeed is None
+        and supports_chunked_loss(model)
     )
-    trainer = Trainer(
+    trainer = SftTrainer(
         model=model,
         args=training_arguments(settings, folder),
         train_dataset=features(train, settings.train_dataset_settings),
@@ -68,6 +77,7 @@ def run(settings: SftExperimentSettings) -> None:
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=callbacks,
+        chunked=chunked,
     )
     run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
