@@ -40,7 +40,7 @@ def main() -> None:
                 sum(correct(t, expected[i]) for i, t in texts) / len(texts),
             )
         )
-    for before, after in zip(*models):
+    for before, after in zip(*models, strict=True):
         print(f"\nQ: {before['messages'][-1]['content']}   (expected: {' / '.join(expected[before['id']])})")
         print(f"  before: {before['answers'][0]['content'].strip()}")
         print(f"  after:  {after['answers'][0]['content'].strip()}")

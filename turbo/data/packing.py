@@ -118,7 +118,7 @@ class FlatCollator:
             position_ids += feature.get("position_ids") or range(length)
         starts = [i for i, position in enumerate(position_ids) if position == 0] + [len(position_ids)]
         offsets = torch.tensor(starts, dtype=torch.int32)
-        longest = max(end - start for start, end in zip(starts, starts[1:]))
+        longest = max(end - start for start, end in zip(starts, starts[1:], strict=False))
         return {
             "input_ids": torch.tensor([input_ids]),
             "labels": torch.tensor([labels]),

@@ -46,7 +46,7 @@ def varlen_attention(
             scale=scaling,
             enable_gqa=gqa,
         )
-        for start, end in zip(bounds, bounds[1:])
+        for start, end in zip(bounds, bounds[1:], strict=False)
         if end > start
     ]
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None

@@ -64,11 +64,9 @@ class SftTrainer(Trainer):
         labels = inputs["labels"]
         forward = {k: v for k, v in inputs.items() if k != "labels"}
         outputs = model(**forward, output_hidden_states=True, logits_to_keep=1)
-        loss = chunked_cross_entropy(
-            outputs.hidden_states[-1], self._head_weight, labels, num_items_in_batch
-        )
-        if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
-            # as Trainer.compute_loss scales the model's own loss
+        loss = chunked_cross_entropy(outputs.hidden_states[-1], self._head_weight, labels, num_items_in_batch)
+        accumulated = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+        if self.args.average_tokens_across_devices and accumulated:  # as Trainer.compute_loss scales it
             scale = self.accelerator.num_processes // self.get_tp_size()
             loss = loss * (scale if self.args.n_gpu <= 1 else self.args.n_gpu)
         return (loss, outputs) if return_outputs else loss

@@ -26,9 +26,8 @@ logger = logging.getLogger("turbo")
 def run(settings: SftExperimentSettings) -> None:
     from transformers import DataCollatorForSeq2Seq
 
-    from turbo.trainers.sft import SftTrainer, supports_chunked_loss
-
     from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
+    from turbo.trainers.sft import SftTrainer, supports_chunked_loss
 
     folder, resume = start_experiment(settings)
 
