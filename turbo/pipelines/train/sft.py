@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from turbo.data.cache import cached
 from turbo.data.chat import ChatSample, build_chat_samples
 from turbo.data.packing import FlatCollator, pack_features
 from turbo.modeling.attention import use_varlen_attention
@@ -34,11 +35,15 @@ def run(settings: SftExperimentSettings) -> None:
     tokenizer = load_tokenizer(
         settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
     )
-    train, train_report = build_chat_samples(settings.train_dataset_settings, tokenizer, seed=settings.seed)
+    train, train_report = cached(
+        build_chat_samples, settings.train_dataset_settings, tokenizer, seed=settings.seed
+    )
     reports = {"train": train_report}
     val = []
     if settings.val_dataset_settings is not None:
-        val, reports["val"] = build_chat_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
+        val, reports["val"] = cached(
+            build_chat_samples, settings.val_dataset_settings, tokenizer, seed=settings.seed
+        )
     cherry_picks = []
     if settings.cherry_pick_settings is not None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
