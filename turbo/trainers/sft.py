@@ -52,6 +52,15 @@ class SftTrainer(Trainer):
         head = self.model.get_output_embeddings() if chunked else None
         self._head_weight = head.weight if head is not None else None
 
+    def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+        if "cu_seq_lens_q" not in inputs or self.args.include_num_input_tokens_seen == "no":
+            return super()._track_num_input_tokens(inputs)
+        # a padding-free batch: every position is a real token (counting ids != pad would miss the real
+        # end-of-turn tokens of tokenizers whose pad token is their eos)
+        tokens = torch.as_tensor(inputs["input_ids"].numel(), device=self.args.device, dtype=torch.int64)
+        self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+        return None
+
     def compute_loss(
         self,
         model: torch.nn.Module,
