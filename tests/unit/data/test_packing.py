@@ -91,3 +91,31 @@ def test_no_sample_attends_to_another_in_a_packed_row(model_and_features) -> Non
         for start, end in zip(starts, [*starts[1:], len(row["input_ids"])], strict=True):
             alone = model(input_ids=torch.tensor([row["input_ids"][start:end]])).logits[0]
             torch.testing.assert_close(logits[start:end], alone, atol=1e-5, rtol=0)
+
+
+def test_flat_batches_with_varlen_attention_give_the_unpacked_loss_and_gradients(model_and_features) -> None:
+    from transformers import DataCollatorForSeq2Seq
+
+    from turbo.data.packing import FlatCollator
+    from turbo.modeling.varlen import NAME, use_varlen_attention
+
+    model, tokenizer, features = model_and_features
+    unpacked = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)(features)
+    expected = model(**unpacked).loss
+    expected.backward()
+    expected_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+
+    assert use_varlen_attention(model)
+    assert model.config._attn_implementation == NAME
+    flat = FlatCollator()(pack_features(features, 120))
+    assert flat["input_ids"].shape == (1, sum(len(f["input_ids"]) for f in features))  # no padding at all
+    assert flat["cu_seq_lens_q"].tolist()[-1] == flat["input_ids"].shape[1]
+    assert len(flat["cu_seq_lens_q"]) == len(features) + 1
+    actual = model(**flat).loss
+    actual.backward()
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+    actual_grads = [p.grad for p in model.parameters() if p.grad is not None]
+    for got, want in zip(actual_grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    model.set_attn_implementation("sdpa")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from turbo.data.cache import cached
 from turbo.data.chat import ChatSample, build_chat_samples
-from turbo.data.packing import PackedCollator, pack_features
+from turbo.data.packing import FlatCollator, pack_features
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
+from turbo.modeling.varlen import use_varlen_attention
 from turbo.pipelines.train.common import (
     chat_previews,
     run_training,
@@ -25,20 +27,25 @@ logger = logging.getLogger("turbo")
 
 
 def run(settings: SftExperimentSettings) -> None:
-    from transformers import DataCollatorForSeq2Seq, Trainer
+    from transformers import DataCollatorForSeq2Seq
 
     from turbo.trainers.callbacks import MetricsLogCallback
+    from turbo.trainers.sft import SftTrainer, supports_chunked_loss
 
     folder, resume = start_experiment(settings)
 
     tokenizer = load_tokenizer(
         settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
     )
-    train, train_report = build_chat_samples(settings.train_dataset_settings, tokenizer, seed=settings.seed)
+    train, train_report = cached(
+        build_chat_samples, settings.train_dataset_settings, tokenizer, seed=settings.seed
+    )
     reports = {"train": train_report}
     val = []
     if settings.val_dataset_settings is not None:
-        val, reports["val"] = build_chat_samples(settings.val_dataset_settings, tokenizer, seed=settings.seed)
+        val, reports["val"] = cached(
+            build_chat_samples, settings.val_dataset_settings, tokenizer, seed=settings.seed
+        )
     cherry_picks = []
     if settings.cherry_pick_settings is not None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
@@ -52,12 +59,18 @@ def run(settings: SftExperimentSettings) -> None:
     packing = settings.train_dataset_settings.pack_to_max_length or (
         settings.val_dataset_settings is not None and settings.val_dataset_settings.pack_to_max_length
     )
-    collator = (
-        PackedCollator(tokenizer.pad_token_id)  # takes unpacked rows too
-        if packing
-        else DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    if packing:  # padding-free batches: one row, each sample attending to itself
+        use_varlen_attention(model)  # sdpa/eager models; flash-attention kernels read the offsets themselves
+        collator = FlatCollator()
+    else:
+        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    chunked = (
+        settings.trainer_settings.chunked_cross_entropy
+        and not settings.trainer_settings.label_smoothing_factor
+        and settings.trainer_settings.deepspeed is None
+        and supports_chunked_loss(model)
     )
-    trainer = Trainer(
+    trainer = SftTrainer(
         model=model,
         args=training_arguments(settings, folder),
         train_dataset=features(train, settings.train_dataset_settings),
@@ -65,6 +78,7 @@ def run(settings: SftExperimentSettings) -> None:
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=callbacks,
+        chunked=chunked,
     )
     attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
     attach_loggers(trainer, settings)

@@ -1,0 +1,71 @@
+"""Chunked cross-entropy: the same loss and gradients as the plain full-logits loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from turbo.trainers.losses.chunked_ce import chunked_cross_entropy
+
+
+def plain_loss(hidden, weight, labels, num_items_in_batch=None):
+    logits = (hidden @ weight.T).float()
+    vocabulary = weight.shape[0]
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, vocabulary), labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    count = num_items_in_batch if num_items_in_batch is not None else (labels[:, 1:] != -100).sum()
+    return loss / count
+
+
+@pytest.mark.parametrize("train_weight", [False, True])
+@pytest.mark.parametrize("num_items", [None, 97])
+@pytest.mark.parametrize("chunk", [7, 1024])
+def test_loss_and_gradients_equal_the_plain_loss(train_weight, num_items, chunk) -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 21, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=train_weight)
+    labels = torch.randint(0, 50, (3, 21))
+    labels[:, :5] = -100
+    labels[1, 15:] = -100
+    expected = plain_loss(hidden, weight, labels, num_items)
+    expected.backward()
+    grads = hidden.grad.clone(), weight.grad.clone() if train_weight else None
+    hidden.grad, weight.grad = None, None
+
+    actual = chunked_cross_entropy(hidden, weight, labels, num_items, chunk=chunk)
+    (actual * 2).backward()  # the upstream gradient scales both
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hidden.grad, 2 * grads[0], atol=1e-6, rtol=1e-5)
+    if train_weight:
+        torch.testing.assert_close(weight.grad, 2 * grads[1], atol=1e-6, rtol=1e-5)
+    else:
+        assert weight.grad is None
+
+
+def test_without_gradients_it_is_the_same_loss() -> None:
+    torch.manual_seed(1)
+    hidden, weight = torch.randn(2, 9, 8), torch.randn(30, 8)
+    labels = torch.randint(0, 30, (2, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            chunked_cross_entropy(hidden, weight, labels, chunk=4), plain_loss(hidden, weight, labels)
+        )
+
+
+def test_the_model_loss_through_hidden_states_equals_its_own_loss(fixture_models) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from turbo.trainers.sft import supports_chunked_loss
+
+    model = AutoModelForCausalLM.from_pretrained(fixture_models / "llama_tiny", dtype=torch.float32)
+    assert supports_chunked_loss(model)
+    torch.manual_seed(0)
+    input_ids = torch.randint(0, model.config.vocab_size, (2, 12))
+    labels = input_ids.clone()
+    labels[:, :4] = -100
+    expected = model(input_ids=input_ids, labels=labels).loss
+    outputs = model(input_ids=input_ids, output_hidden_states=True, logits_to_keep=1)
+    assert outputs.logits.shape[1] == 1  # the full logits were never built
+    actual = chunked_cross_entropy(outputs.hidden_states[-1], model.get_output_embeddings().weight, labels)
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)

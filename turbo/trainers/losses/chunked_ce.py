@@ -1,0 +1,110 @@
+"""Next-token cross-entropy through the output layer, a chunk of tokens at a time.
+
+The plain path projects every position of the batch onto the whole vocabulary and keeps those
+float32 logits (and their gradient) for the backward pass: batch x length x vocabulary x 4 bytes,
+twice (400 MiB each for 8 x 256 tokens and SmolLM2's 49,152 tokens). Here only the positions that
+carry a label are projected, `chunk` rows at a time; each chunk's loss and its gradients with respect
+to the hidden states (and the output weight, when it trains) are computed at once and the logits are
+freed, so memory holds one chunk of logits and the work skips every ignored position (prompts under
+`only_answer_loss`, padding). The loss equals the plain one: the same float32 log-softmax per token.
+"""
+
+from __future__ import annotations
+
+import torch
+
+IGNORE_INDEX = -100
+CHUNK = 1024
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """sum_i CE(hidden_i @ weight.T, target_i); gradients computed in the forward pass, chunk by chunk."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        chunk: int,
+    ) -> torch.Tensor:
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_hidden = torch.empty_like(hidden) if need_hidden else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if need_weight else None
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.shape[0], chunk):
+            rows = hidden[start : start + chunk]
+            goal = targets[start : start + chunk]
+            logits = (rows @ weight.T).float()
+            logsumexp = logits.logsumexp(dim=-1)
+            total += (logsumexp - logits.gather(1, goal[:, None]).squeeze(1)).sum()
+            if need_hidden or need_weight:
+                grad = logits.sub_(logsumexp[:, None]).exp_()  # softmax, in place of the logits
+                grad[torch.arange(len(goal), device=goal.device), goal] -= 1
+                grad = grad.to(hidden.dtype)
+                if grad_hidden is not None:
+                    grad_hidden[start : start + chunk] = grad @ weight
+                if grad_weight is not None:
+                    grad_weight += (grad.T @ rows).float()
+        ctx.save_for_backward(
+            grad_hidden if grad_hidden is not None else torch.empty(0),
+            grad_weight.to(weight.dtype) if grad_weight is not None else torch.empty(0),
+        )
+        return total
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_output: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        grad_hidden, grad_weight = ctx.saved_tensors  # type: ignore[attr-defined]
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]  # type: ignore[attr-defined]
+        return (
+            grad_hidden * grad_output.to(grad_hidden.dtype) if need_hidden else None,
+            grad_weight * grad_output.to(grad_weight.dtype) if need_weight else None,
+            None,
+            None,
+        )
+
+
+def shifted_targets(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hidden states (n, d) of the positions whose next label is not ignored, and those labels (n,)."""
+    targets = labels[..., 1:].reshape(-1)
+    keep = targets != IGNORE_INDEX
+    rows = hidden[..., :-1, :].reshape(-1, hidden.shape[-1])
+    return rows[keep], targets[keep]
+
+
+def chunked_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    chunk: int = CHUNK,
+) -> torch.Tensor:
+    """transformers' causal-LM loss of `lm_head(hidden)` without the full logits.
+
+    hidden (batch, length, d) are the final (normed) hidden states, weight (vocabulary, d) the output
+    layer, labels (batch, length) unshifted with -100 where ignored. Returns the mean over the labelled
+    tokens, or their sum / num_items_in_batch when it is given (as transformers does under gradient
+    accumulation).
+    """
+    rows, targets = shifted_targets(hidden, labels.to(hidden.device))
+    if torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad):
+        total = _LinearCrossEntropy.apply(rows, weight, targets, chunk)
+    else:
+        total = sum(
+            (
+                torch.nn.functional.cross_entropy(
+                    (rows[start : start + chunk] @ weight.T).float(),
+                    targets[start : start + chunk],
+                    reduction="sum",
+                )
+                for start in range(0, rows.shape[0], chunk)
+            ),
+            torch.zeros((), dtype=torch.float32, device=hidden.device),
+        )
+    if num_items_in_batch is not None:
+        if isinstance(num_items_in_batch, torch.Tensor):
+            num_items_in_batch = num_items_in_batch.to(total.device)
+        return total / num_items_in_batch
+    return total / targets.numel()

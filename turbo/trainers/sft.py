@@ -1,0 +1,81 @@
+"""The SFT Trainer: transformers' Trainer whose training loss never builds the full-vocabulary logits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+from turbo.trainers.losses.chunked_ce import chunked_cross_entropy
+
+# Causal LMs whose logits are exactly lm_head(last hidden state): no bias, soft-capping or scaling.
+PLAIN_HEAD_MODEL_TYPES = {
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "qwen2_moe",
+    "qwen3_moe",
+    "smollm3",
+    "phi3",
+    "olmo2",
+    "gemma",
+}
+
+
+def supports_chunked_loss(model: torch.nn.Module) -> bool:
+    """True when the model's logits are a plain linear layer of its final hidden states."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    peft_config = getattr(model, "peft_config", {})
+    if any(str(getattr(c, "peft_type", "LORA")).split(".")[-1] != "LORA" for c in peft_config.values()):
+        return False  # prompt/prefix tuning add virtual positions to the hidden states
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    return (
+        getattr(getattr(base, "config", None), "model_type", None) in PLAIN_HEAD_MODEL_TYPES
+        and isinstance(head, torch.nn.Linear)
+        and head.bias is None
+        and head.weight.dim() == 2
+    )
+
+
+class SftTrainer(Trainer):
+    """Trainer with `chunked=True`: the training loss is `chunked_cross_entropy` of the final hidden states.
+
+    The model runs with `logits_to_keep=1` (one position's logits) and returns its hidden states; the
+    loss projects only the labelled positions, a chunk at a time. Evaluation keeps the plain loss.
+    """
+
+    def __init__(self, *args: Any, chunked: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.chunked = chunked
+        head = self.model.get_output_embeddings() if chunked else None
+        self._head_weight = head.weight if head is not None else None
+
+    def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+        if "cu_seq_lens_q" not in inputs or self.args.include_num_input_tokens_seen == "no":
+            return super()._track_num_input_tokens(inputs)
+        # a padding-free batch: every position is a real token (counting ids != pad would miss the real
+        # end-of-turn tokens of tokenizers whose pad token is their eos)
+        tokens = torch.as_tensor(inputs["input_ids"].numel(), device=self.args.device, dtype=torch.int64)
+        self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+        return None
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> Any:
+        if not (self.chunked and model.training and "labels" in inputs):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs["labels"]
+        forward = {k: v for k, v in inputs.items() if k != "labels"}
+        outputs = model(**forward, output_hidden_states=True, logits_to_keep=1)
+        loss = chunked_cross_entropy(outputs.hidden_states[-1], self._head_weight, labels, num_items_in_batch)
+        accumulated = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+        if self.args.average_tokens_across_devices and accumulated:  # as Trainer.compute_loss scales it
+            scale = self.accelerator.num_processes // self.get_tp_size()
+            loss = loss * (scale if self.args.n_gpu <= 1 else self.args.n_gpu)
+        return (loss, outputs) if return_outputs else loss
