@@ -23,6 +23,14 @@ class CherryPickSettings(StrictModel):
         description="Metrics over the answers, logged as cherry_pick/<dataset>/<metric> at each evaluation.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_eos_token(cls, data: Any) -> Any:
+        """The original's custom_generation_settings.generation_eos_token is a stop string."""
+        return move_generation_eos_token(
+            data, "custom_generation_settings", "generator_transformers_settings"
+        )
+
     @field_validator("dataset_settings", check_fields=False)
     @classmethod
     def _no_packing(cls, value: Any) -> Any:
@@ -53,13 +61,6 @@ class RmCherryPickSettings(CherryPickSettings):
     dataset_settings: Annotated[
         ChatDatasetSettings | PairPreferencesDatasetSettings, Field(discriminator="dataset_type")
     ]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_eos_token(cls, data: Any) -> Any:
-        return move_generation_eos_token(
-            data, "custom_generation_settings", "generator_transformers_settings"
-        )
 
     @field_validator("metric_settings")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.model import ModelSettings, ModelTransformersSettings
@@ -24,6 +24,17 @@ class EncoderModelSettings(StrictModel):
     tokenizer_path: InputPath | None = Field(
         None, description="Its tokenizer (train_rag writes question_encoder_tokenizer/). None: model_path."
     )
+    embeddings_initialization_strategy: dict[str, str] | None = Field(
+        None,
+        description="Accepted empty, as the original's files write it: an encoder's vocabulary is not grown.",
+    )
+
+    @field_validator("embeddings_initialization_strategy")
+    @classmethod
+    def _no_new_tokens(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value:
+            raise ValueError("a question or passage encoder gets no new tokens; leave it empty or remove it")
+        return value
 
 
 class IndexSettings(StrictModel):
