@@ -14,9 +14,11 @@ from turbo.pipelines.train.common import (
     save_final,
     start_experiment,
     training_arguments,
+    training_data,
     write_data_reports,
 )
 from turbo.pipelines.train.dpo import pair_previews
+from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
 from turbo.settings.pipelines.train.ddpo import DdpoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -49,7 +51,7 @@ def load_reference(settings: DdpoExperimentSettings, tokenizer: Any) -> Any:
 def run(settings: DdpoExperimentSettings) -> None:
 
     from turbo.data.ddpo import DdpoCollator, build_ddpo_samples, ddpo_features
-    from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
+    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.ddpo import DdpoTrainer
 
     folder, resume = start_experiment(settings)
@@ -73,16 +75,13 @@ def run(settings: DdpoExperimentSettings) -> None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
             settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
         )
+    # data_ratio / data_train_split_ratio / data_debug_path act on the policy's side of each pair
+    pairs = {id(policy): (policy, rm) for policy, rm in [*train, *val]}
+    kept, held = training_data(settings, tokenizer, [policy for policy, _ in train], [p for p, _ in val])
+    train, val = [pairs[id(policy)] for policy in kept], [pairs[id(policy)] for policy in held]
     write_data_reports(folder, reports, pair_previews([policy for policy, _ in train], tokenizer))
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
-    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
-    if settings.cherry_pick_settings is not None:
-        callbacks.append(
-            ChatCherryPickCallback(
-                settings.cherry_pick_settings, cherry_picks, tokenizer, folder / "cherry_picks"
-            )
-        )
     trainer = DdpoTrainer(
         model=model,
         rm_model=load_reward_model(settings, rm_tokenizer),
@@ -95,7 +94,7 @@ def run(settings: DdpoExperimentSettings) -> None:
         eval_dataset=[ddpo_features(*pair) for pair in val] or None,
         data_collator=DdpoCollator(tokenizer.pad_token_id, rm_tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
     )
     logger.info(
         "ddpo: beta %s, %s; reference: %s",
@@ -103,6 +102,8 @@ def run(settings: DdpoExperimentSettings) -> None:
         "KL(p_rm || p_policy)" if settings.forward_kl else "KL(p_policy || p_rm)",
         settings.reference,
     )
+    attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
+    attach_loggers(trainer, settings)
     run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)
