@@ -106,6 +106,13 @@ COMMANDS = _commands(
         "DPO and its relatives (ipo, simpo, orpo, ...) on pair preferences (full or PEFT).",
     ),
     Command(
+        "train_multimodal_dpo",
+        "experiment_settings_path",
+        "turbo.settings.pipelines.train.multimodal_dpo:MultimodalDpoExperimentSettings",
+        "turbo.pipelines.train.multimodal_dpo:run",
+        "train_dpo's losses on a train_multimodal model, over pair preferences whose prompts hold images.",
+    ),
+    Command(
         "train_ppo",
         "experiment_settings_path",
         "turbo.settings.pipelines.train.ppo:PpoExperimentSettings",

@@ -2,7 +2,8 @@
 
 A batch holds rows of `input_ids` and `labels` (`IGNORE_INDEX` off the answer), and either an
 `attention_mask` (padded rows: one sample per row) or `position_ids` that restart at 0 for each sample
-(packed rows, see turbo.data.packing: several samples per row, the padding its own block). Keys
+(packed rows, see turbo.data.packing: several samples per row, the padding its own block); multimodal
+rows also carry `modality_inputs`, which the model reads with the ids. Keys
 may carry a prefix (KTO's KL rows are `kl_input_ids`, `kl_attention_mask`, `kl_labels`).
 
 - `answer_rows`: such a batch from prompt and answer token ids (the answers of a generator).
@@ -27,7 +28,10 @@ import torch
 
 from turbo.data.chat import IGNORE_INDEX
 
-ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels")
+ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels", "modality_inputs")
+# what the model reads of a batch: multimodal rows also carry their media (`modality_inputs`, the
+# tensors of each modality in the order their spans appear, turbo.modeling.multimodal.model)
+MODEL_KEYS = ("input_ids", "attention_mask", "position_ids", "modality_inputs")
 
 
 @dataclass
@@ -85,7 +89,7 @@ def _is_prompt_learning(model: Any) -> bool:
 def answer_logits(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """The model's logits aligned with `batch["labels"]`: [rows, length, vocab], virtual tokens dropped."""
     labels = batch["labels"]
-    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
+    inputs = {key: batch[key] for key in MODEL_KEYS if key in batch}
     if "position_ids" in inputs and _is_prompt_learning(model):
         raise ValueError("packed rows (position_ids) cannot be scored with a prompt-learning adapter")
     logits = model(**inputs, use_cache=False).logits
@@ -176,6 +180,13 @@ def reference_logps(
     return model_reference_logps(policy, rows(batch, prefix), disable_adapter=True)
 
 
+def to_device(value: Any, device: Any) -> Any:
+    """A tensor, or a dict of them (the media of multimodal rows), on `device`."""
+    if isinstance(value, Mapping):
+        return {key: to_device(item, device) for key, item in value.items()}
+    return value.to(device)
+
+
 def precompute_reference_logps(
     features: list[dict[str, Any]],
     model: Any,
@@ -196,7 +207,7 @@ def precompute_reference_logps(
     out = []
     for start in range(0, len(features), batch_size):
         chunk = features[start : start + batch_size]
-        batch = {key: value.to(device) for key, value in collator(chunk).items()}
+        batch = {key: to_device(value, device) for key, value in collator(chunk).items()}
         values: dict[str, list[float]] = {}
         for prefix, names in keys.items():
             sums = model_reference_logps(model, rows(batch, prefix), disable_adapter)
