@@ -185,6 +185,15 @@ def _multimodal(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tu
     return build_multimodal_samples(dataset, tokenizer, checkers, seed=seed, inference=generation)
 
 
+def _multimodal_pairs(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    from turbo.data.multimodal import add_modality_tokens
+    from turbo.data.multimodal_pair_preferences import build_multimodal_pair_samples
+
+    add_modality_tokens(tokenizer, dataset)
+    checkers = {modality: _FileExists() for modality in dataset.modality_token_mapping}
+    return build_multimodal_pair_samples(dataset, tokenizer, checkers, seed=seed)
+
+
 def _ddpo(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
     """The pairs as the policy reads them (the reward model's rendering is checked by the run)."""
     return _pair_preferences(dataset.policy_pairs, tokenizer, seed, generation)
@@ -216,6 +225,7 @@ DATA_BUILDERS = {
     "classification": _classification,
     "sampling": _sampling,
     "multimodal": _multimodal,
+    "multimodal_pair_preferences": _multimodal_pairs,
 }
 
 
