@@ -32,7 +32,8 @@ class MultimodalDpoTrainer(DpoTrainer):
     def _reference(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if not self.uses_reference or self.ref_model is not None or self.start is None:
             return super()._reference(model, inputs)
-        return reference_logps(self.start, inputs, REFERENCE_KEYS[""])  # `start` with its adapter disabled
+        # `start` with its adapter disabled
+        return reference_logps(self.start, inputs, REFERENCE_KEYS[""], lc_alpha=self.lc_alpha)
 
     def create_optimizer(self, model: Any = None) -> Any:
         if self.optimizer is None:

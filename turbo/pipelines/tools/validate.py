@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from turbo.errors import SettingsError
 from turbo.pipelines.preflight import require_preflight
-from turbo.settings.commands import COMMANDS, Command, load_object
+from turbo.settings.commands import COMMANDS, Command, load_object, not_a_command
 from turbo.settings.loading import apply_overrides, format_validation_error, read_settings_file
 
 UNPLACED = {"extra_forbidden", "union_tag_invalid", "union_tag_not_found"}  # the input fits nowhere
@@ -59,7 +59,10 @@ def identify(path: Path, overrides: list[str], command_name: str | None) -> tupl
     differ, none is blamed: the error lists them and asks for --command.
     """
     data = apply_overrides(read_settings_file(path), overrides)
-    candidates = [COMMANDS[command_name]] if command_name else list(COMMANDS.values())
+    by_settings: dict[str, Command] = {}  # another name for a command (train_lddpo) is not a candidate
+    for command in COMMANDS.values():
+        by_settings.setdefault(command.settings, command)
+    candidates = [COMMANDS[command_name]] if command_name else list(by_settings.values())
     valid: list[tuple[Command, BaseModel]] = []
     failed: list[tuple[Command, ValidationError]] = []
     for command in candidates:
@@ -254,6 +257,9 @@ def data_summary(settings: Any) -> list[str]:
 def validate(path: Path, overrides: list[str], command_name: str | None, data: bool) -> list[str]:
     """The summary lines of a valid file; SettingsError with every problem (settings, then the
     preflight the run would do: paths and their kinds, model folders, shapes) otherwise."""
+    instead = not_a_command(command_name) if command_name else None
+    if instead is not None:
+        raise SettingsError(f"{path}: {instead}")
     command, settings = identify(path, overrides, command_name)
     require_preflight(command.name, settings, path)
     lines = summary(command, settings)

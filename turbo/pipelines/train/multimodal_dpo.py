@@ -99,7 +99,13 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
         reference = ref_model if ref_model is not None else start
         batch = trainer_settings.per_device_eval_batch_size
         train_features = precompute_reference_logps(
-            train_features, reference, collator, batch, ref_model is None, REFERENCE_KEYS
+            train_features,
+            reference,
+            collator,
+            batch,
+            ref_model is None,
+            REFERENCE_KEYS,
+            trainer_settings.lc_alpha,
         )
         val_features = precompute_reference_logps(
             val_features,
@@ -108,6 +114,7 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
             batch,
             ref_model is None,
             REFERENCE_KEYS,
+            trainer_settings.lc_alpha,
         )
         ref_model = start = None
         logger.info(
@@ -123,6 +130,7 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
         start=start,
         loss_settings=trainer_settings.loss_settings,
         average_log_prob=trainer_settings.average_log_prob,
+        lc_alpha=trainer_settings.lc_alpha,
         part_learning_rates=part_learning_rates(settings),
         args=training_arguments(settings, folder),
         train_dataset=train_features,

@@ -22,6 +22,7 @@ DPO_FIELDS = {
     "sync_ref_settings",
     "average_log_prob",
     "use_sft_model",
+    "lc_alpha",
 }
 
 
@@ -58,6 +59,14 @@ class DpoTrainerSettings(TrainerSettings):
         False,
         description="Keep the starting (SFT) model for cherry-pick metrics that compare with it "
         "(kl with ref_logits_type 'sft'); the loss never reads it.",
+    )
+    lc_alpha: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="LD-DPO (length-desensitised DPO, Liu et al. 2024, arXiv:2409.06411; the original's "
+        "train_lddpo): the answer tokens past the length of the pair's shorter answer count lc_alpha times "
+        "in the policy's and the reference's log-probs, with any loss_type. None or 1: plain log-probs.",
     )
 
     def training_arguments(self) -> dict[str, Any]:
