@@ -56,10 +56,7 @@ REFUSED = {
 }
 NO_METRICS_YET = "no cherry-pick metrics are available in this version"
 # what is still missing for a file to validate here
-NOT_YET = {
-    "inference/multimodal/llama_llava_clip_pickle.json": "metric_settings on inference entries (eval branch) "
-    "and a train_multimodal output in the original's layout (modality_adapters.pt, adapter, tokenizer)",
-}
+NOT_YET: dict[str, str] = {}
 
 # run end to end: file -> what the run leaves behind (relative to its output folder)
 RUNS = {
@@ -82,6 +79,8 @@ RUNS = {
     "train/multimodal/llama_llava_base_clip.json": "final/projectors.safetensors",
     "train/multimodal/llama_llava_clip_pickle.json": "final/projectors.safetensors",
     "train/multimodal/llama_c_abs_clip_pickle.json": "final/projectors.safetensors",
+    # the original's train_multimodal output layout (build_multimodal.py), answers scored by METEOR
+    "inference/multimodal/llama_llava_clip_pickle.json": "model_0/generation_0/metrics.json",
 }
 # pre-encoded image features, written as the original does: beside the images, keyed by file name
 PREPROCESS = "utils/preprocess/images.json"

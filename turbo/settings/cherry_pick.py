@@ -37,7 +37,7 @@ class ChatCherryPickSettings(CherryPickSettings):
     custom_generation_settings: CustomGenerationSettings = CustomGenerationSettings()
 
 
-def _no_model_metrics(value: list) -> list:
+def text_metrics_only(value: list) -> list:
     names = sorted({metric.type for metric in value} & MODEL_METRICS)
     if names:
         raise ValueError(
@@ -64,7 +64,7 @@ class RmCherryPickSettings(CherryPickSettings):
     @field_validator("metric_settings")
     @classmethod
     def _text_metrics(cls, value: list) -> list:
-        return _no_model_metrics(value)
+        return text_metrics_only(value)
 
 
 class ClassificationCherryPickSettings(CherryPickSettings):
@@ -75,7 +75,7 @@ class ClassificationCherryPickSettings(CherryPickSettings):
     @field_validator("metric_settings")
     @classmethod
     def _text_metrics(cls, value: list) -> list:
-        return _no_model_metrics(value)
+        return text_metrics_only(value)
 
 
 class MultimodalCherryPickSettings(CherryPickSettings):
@@ -88,4 +88,4 @@ class MultimodalCherryPickSettings(CherryPickSettings):
     @field_validator("metric_settings")
     @classmethod
     def _text_metrics(cls, value: list) -> list:
-        return _no_model_metrics(value)
+        return text_metrics_only(value)
