@@ -148,7 +148,7 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
         if trainer_settings.precompute_ref_log_probs
         else "a separate LM"
         if ref_model is not None
-        else "the LM with its adapter disabled",
+        else "the policy's LM (adapter disabled) with the starting projectors",
     )
     attach_multimodal_cherry_picks(trainer, settings, cherry_picks, cherry_readers, tokenizer, folder)
     attach_loggers(trainer, settings)
