@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from safetensors.torch import load_file
 from ..conftest import CONFIGS, read_jsonl, run_turbo
 
 CONFIG = CONFIGS / "train" / "multimodal_dpo" / "llava_lora.json"
+VAL = {**json.loads(CONFIG.read_text())["train_dataset_settings"]}
+VAL["sources"] = [{**VAL["sources"][0], "name": "held_out", "num_samples": 3, "sample_rate": None}]
 
 
 def _steps(folder: Path) -> list[dict]:
@@ -29,7 +32,17 @@ def test_multimodal_dpo_learns_the_preferences_and_writes_the_experiment_folder(
         "train_multimodal_dpo", "--experiment_settings_path", CONFIG,
         "--set", f"log_path={folder}", "--set", "trainer_settings.save_steps=4",
         "--set", "trainer_settings.save_total_limit=2",
+        "--set", "val_dataset_settings=" + json.dumps(VAL),
+        "--set", "trainer_settings.eval_strategy=steps", "--set", "trainer_settings.eval_steps=4",
     )  # fmt: skip
+    evals = [row for row in read_jsonl(folder / "metrics.jsonl") if "eval_loss" in row]
+    assert [row["step"] for row in evals] == [4, 8]
+    # the reference keeps the starting projector while the policy's moves: same pairs, same reference
+    for name in ("chosen", "rejected"):
+        assert evals[0][f"eval_logps/ref_{name}"] == pytest.approx(
+            evals[1][f"eval_logps/ref_{name}"], abs=1e-5
+        )
+    assert evals[1]["eval_logps/chosen"] != pytest.approx(evals[0]["eval_logps/chosen"], abs=1e-3)
     rows = _steps(folder)
     assert [row["step"] for row in rows] == list(range(1, 9))
     # at the start the reference (adapter disabled, the starting projector) is the policy
