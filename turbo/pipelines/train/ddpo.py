@@ -17,6 +17,7 @@ from turbo.pipelines.train.common import (
     write_data_reports,
 )
 from turbo.pipelines.train.dpo import pair_previews
+from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
 from turbo.settings.pipelines.train.ddpo import DdpoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -49,7 +50,7 @@ def load_reference(settings: DdpoExperimentSettings, tokenizer: Any) -> Any:
 def run(settings: DdpoExperimentSettings) -> None:
 
     from turbo.data.ddpo import DdpoCollator, build_ddpo_samples, ddpo_features
-    from turbo.trainers.callbacks import ChatCherryPickCallback, MetricsLogCallback
+    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.ddpo import DdpoTrainer
 
     folder, resume = start_experiment(settings)
@@ -77,12 +78,6 @@ def run(settings: DdpoExperimentSettings) -> None:
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
     callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
-    if settings.cherry_pick_settings is not None:
-        callbacks.append(
-            ChatCherryPickCallback(
-                settings.cherry_pick_settings, cherry_picks, tokenizer, folder / "cherry_picks"
-            )
-        )
     trainer = DdpoTrainer(
         model=model,
         rm_model=load_reward_model(settings, rm_tokenizer),
@@ -103,6 +98,8 @@ def run(settings: DdpoExperimentSettings) -> None:
         "KL(p_rm || p_policy)" if settings.forward_kl else "KL(p_policy || p_rm)",
         settings.reference,
     )
+    attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
+    attach_loggers(trainer, settings)
     run_training(trainer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)
