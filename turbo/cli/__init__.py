@@ -14,6 +14,7 @@ from turbo.settings.commands import not_a_command
 
 __all__ = ["SET_HELP", "app", "main"]
 
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: `--debug` anywhere shows tracebacks; user errors exit with their code (2, or 3 for a
     diverged run; turbo/errors.py)."""
