@@ -9,9 +9,11 @@ import traceback
 
 from turbo.cli import tools  # noqa: F401  (registers validate, schema, convert_gguf)
 from turbo.cli.app import SET_HELP, app
-from turbo.errors import RunComplete, TurboError
+from turbo.errors import RunComplete, SettingsError, TurboError
+from turbo.settings.commands import not_a_command
 
 __all__ = ["SET_HELP", "app", "main"]
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: `--debug` anywhere shows tracebacks; user errors exit with their code (2, or 3 for a
@@ -21,6 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     args = [arg for arg in args if arg != "--debug"]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        instead = not_a_command(args[0]) if args else None
+        if instead is not None:
+            raise SettingsError(instead)
         app(args=args, prog_name="turbo")
     except TurboError as exc:
         if debug:

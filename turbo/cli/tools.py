@@ -9,7 +9,7 @@ import typer
 
 from turbo.cli.app import SET_HELP, app
 from turbo.errors import SettingsError
-from turbo.settings.commands import COMMANDS, load_object
+from turbo.settings.commands import COMMANDS, load_object, not_a_command
 
 
 @app.command("validate")
@@ -29,6 +29,8 @@ def validate_command(
     summary; loads no model (--data loads the tokenizer)."""
     from turbo.pipelines.tools.validate import validate
 
+    if command is not None and not_a_command(command) is not None:
+        raise SettingsError(f"--command {command}: {not_a_command(command)}")
     if command is not None and command not in COMMANDS:
         raise SettingsError(
             f"--command {command!r}: not a pipeline command; choose from {', '.join(COMMANDS)}"

@@ -84,7 +84,8 @@ def debug_row(sample: Any, tokenizer: Any, token_ids: dict[str, int] | None = No
         row["input_ids"] = list(sample.input_ids)
         row["label"] = getattr(sample, "label", None)
     if getattr(sample, "media", None):
-        row["media"] = media_positions(sample.input_ids, sample.media, token_ids or {})
+        ids = sample.input_ids if hasattr(sample, "input_ids") else sample.prompt_ids  # pairs: the prompt's
+        row["media"] = media_positions(ids, sample.media, token_ids or {})
     return row
 
 

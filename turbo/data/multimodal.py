@@ -20,7 +20,7 @@ from turbo.data.report import DatasetReport, SourceReport
 from turbo.errors import DataError
 from turbo.media import MediaItem
 from turbo.reading import path_problem
-from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
+from turbo.settings.datasets.multimodal import MediaSettings, MultimodalDatasetSettings
 
 LLAVA_IMAGE = "<image>"
 
@@ -150,9 +150,9 @@ def resolve_media(content: str, root: Path, where: str) -> tuple[str, Path]:
     return path.relative_to(base).as_posix(), path
 
 
-def _convert(
+def convert_media(
     item: Located[MultimodalRecord],
-    settings: MultimodalDatasetSettings,
+    settings: MediaSettings,
     root: Path,
     readers: dict[str, MediaChecker],
     media_by_message: dict[int, MediaItem],
@@ -232,7 +232,7 @@ def build_multimodal_samples(
         originals: dict[int, Located[MultimodalRecord]] = {}
         converted = []
         for item in chosen:
-            chat_item, count = _convert(item, settings, root, readers, media_by_message)
+            chat_item, count = convert_media(item, settings, root, readers, media_by_message)
             if settings.max_media_per_sample is not None and count > settings.max_media_per_sample:
                 source_report.drop(f"more than {settings.max_media_per_sample} media items", item.record.id)
                 continue

@@ -55,6 +55,19 @@ def _flat_to_pair(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "context": context, "answer_w": chosen[0], "answer_l": rejected[0]}
 
 
+def pair_forms(data: dict[str, Any]) -> dict[str, Any]:
+    """The flat form and the margin aliases as {"context", "answer_w", "answer_l", "precomputed_margin"}."""
+    if "chosen" in data or "rejected" in data or "prompt" in data:
+        data = _flat_to_pair(data)
+    aliases = [key for key in MARGIN_ALIASES if key in data]
+    if aliases:
+        if "precomputed_margin" in data or len(aliases) > 1:
+            raise ValueError(f"set only one margin field (found {', '.join(aliases)}, precomputed_margin)")
+        data = {**data, "precomputed_margin": data[aliases[0]]}
+        del data[aliases[0]]
+    return data
+
+
 class PairPreferenceRecord(Record):
     id: str | None = None  # type: ignore[assignment]  (flat-form files often have none: file:line names it)
     context: list[ChatMessage] = Field(min_length=1)
@@ -65,19 +78,7 @@ class PairPreferenceRecord(Record):
     @model_validator(mode="before")
     @classmethod
     def _common_forms(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        if "chosen" in data or "rejected" in data or "prompt" in data:
-            data = _flat_to_pair(data)
-        aliases = [key for key in MARGIN_ALIASES if key in data]
-        if aliases:
-            if "precomputed_margin" in data or len(aliases) > 1:
-                raise ValueError(
-                    f"set only one margin field (found {', '.join(aliases)}, precomputed_margin)"
-                )
-            data = {**data, "precomputed_margin": data[aliases[0]]}
-            del data[aliases[0]]
-        return data
+        return pair_forms(data) if isinstance(data, dict) else data
 
     @field_validator("answer_w", "answer_l")
     @classmethod
@@ -111,6 +112,18 @@ class PairSample:
         return features
 
 
+def check_margins(chosen: list[Located[Any]], settings: PairPreferencesDatasetSettings, source: str) -> None:
+    """For a loss that reads a margin: every record has one, or the dataset's score_margin stands in."""
+    if settings.score_margin is not None:
+        return
+    lacking = [item for item in chosen if item.record.precomputed_margin is None]
+    if lacking:
+        raise DataError(
+            f"{lacking[0].where}: the loss reads a margin, but this record has no precomputed_margin "
+            f"({len(lacking)} of {len(chosen)} sampled records in {source} have none)"
+        )
+
+
 def build_pair_samples(
     settings: PairPreferencesDatasetSettings, tokenizer: Any, *, seed: int, need_margin: bool = False
 ) -> tuple[list[PairSample], DatasetReport]:
@@ -121,26 +134,21 @@ def build_pair_samples(
     for source in settings.sources:
         located = read_jsonl(source.records_path, PairPreferenceRecord)
         chosen = sample_source(located, source, seed)
-        if need_margin and settings.score_margin is None:
-            lacking = [item for item in chosen if item.record.precomputed_margin is None]
-            if lacking:
-                raise DataError(
-                    f"{lacking[0].where}: the loss reads a margin, but this record has no precomputed_margin "
-                    f"({len(lacking)} of {len(chosen)} sampled records in {source.name} have none)"
-                )
+        if need_margin:
+            check_margins(chosen, settings, source.name)
         source_report = SourceReport(
             source.name, str(source.records_path), read=len(located), sampled=len(chosen)
         )
         for offset in range(0, len(chosen), TOKENIZE_CHUNK):
             chunk = chosen[offset : offset + TOKENIZE_CHUNK]
-            samples.extend(_tokenize(chunk, source.name, settings, tokenizer, source_report, source))
+            samples.extend(tokenize_pairs(chunk, source.name, settings, tokenizer, source_report, source))
         report.sources.append(source_report)
     if not samples:
         raise DataError(f"no usable record in the dataset: {report.summary()}")
     return samples, report
 
 
-def _tokenize(
+def tokenize_pairs(
     chunk: list[Located[PairPreferenceRecord]],
     name: str,
     settings: PairPreferencesDatasetSettings,
@@ -148,13 +156,17 @@ def _tokenize(
     report: SourceReport,
     source: Any,
 ) -> list[PairSample]:
+    """PairSamples of one chunk of records (the report counts the kept, truncated and dropped ones)."""
     start, end = special_ids(settings.chat_settings, tokenizer)
     budget = settings.chat_settings.max_tokens_count or 10**12
     texts: list[str] = []
     spans: list[tuple[Located[PairPreferenceRecord], int, int]] = []
     for item in chunk:
         if item.record.model_extra and any(key in item.record.model_extra for key in IMAGE_KEYS):
-            report.drop("has an image (this pipeline reads text only)", item.record.id or item.where)
+            report.drop(
+                "has an image (this pipeline reads text only; train_multimodal_dpo reads it)",
+                item.record.id or item.where,
+            )
             continue
         context = with_system_prompt(item.record.context, source)
         segments_w, _ = render(

@@ -53,14 +53,36 @@ def load_base_model(settings: ModelSettings) -> Any:
 def load_model(settings: ModelSettings, tokenizer: Any, tokenizer_settings: TokenizerSettings) -> Any:
     """Base model fitted to the tokenizer (rows, special ids, new-token rows), then PEFT."""
     model = load_base_model(settings)
-    # tokens added for embeddings_initialization_strategy need rows: asking for them implies resizing
-    resize = settings.resize_token_embeddings or bool(settings.embeddings_initialization_strategy)
+    # tokens added for embeddings_initialization_strategy need rows: asking for them implies resizing, as
+    # does an adapter that carries embeddings resized to this tokenizer (a train_multimodal output)
+    resize = (
+        settings.resize_token_embeddings
+        or bool(settings.embeddings_initialization_strategy)
+        or adapter_embedding_rows(settings) == len(tokenizer)
+    )
     fit_embeddings_to_tokenizer(model, tokenizer, resize)
     if settings.embeddings_initialization_strategy:
         initialize_new_embeddings(model, tokenizer, settings.embeddings_initialization_strategy)
     copy_special_token_ids(model, tokenizer)
     model = prepare_for_adapter_training(model, settings)
     return apply_peft(model, settings, Path(tokenizer_settings.tokenizer_path or settings.model_path))
+
+
+def adapter_embedding_rows(settings: ModelSettings) -> int | None:
+    """The rows of the input embeddings that settings.adapter_path carries (PEFT saves them when training
+    resized them), else None."""
+    if settings.adapter_path is None:
+        return None
+    file = Path(settings.adapter_path) / "adapter_model.safetensors"
+    if not file.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as handle:
+        for key in handle.keys():  # noqa: SIM118 - a safetensors handle is not a dict
+            if key.endswith("embed_tokens.weight"):
+                return int(handle.get_slice(key).get_shape()[0])
+    return None
 
 
 def copy_special_token_ids(model: Any, tokenizer: Any) -> None:

@@ -336,6 +336,7 @@ PREFLIGHT: dict[str, list[Check]] = {
     "train_ddpo": [*TRAIN, ddpo_reward_model],
     "train_classification": [*TRAIN, classification_labels],
     "train_multimodal": [*TRAIN, train_multimodal_shapes],
+    "train_multimodal_dpo": [*TRAIN, train_multimodal_shapes],
     "inference_chat": [*COMMON, vllm_engines],
     "inference_classification": COMMON,
     "inference_rm": COMMON,

@@ -45,7 +45,7 @@ class ChatCherryPickSettings(CherryPickSettings):
     custom_generation_settings: CustomGenerationSettings = CustomGenerationSettings()
 
 
-def _no_model_metrics(value: list) -> list:
+def text_metrics_only(value: list) -> list:
     names = sorted({metric.type for metric in value} & MODEL_METRICS)
     if names:
         raise ValueError(
@@ -65,7 +65,7 @@ class RmCherryPickSettings(CherryPickSettings):
     @field_validator("metric_settings")
     @classmethod
     def _text_metrics(cls, value: list) -> list:
-        return _no_model_metrics(value)
+        return text_metrics_only(value)
 
 
 class ClassificationCherryPickSettings(CherryPickSettings):
@@ -76,7 +76,7 @@ class ClassificationCherryPickSettings(CherryPickSettings):
     @field_validator("metric_settings")
     @classmethod
     def _text_metrics(cls, value: list) -> list:
-        return _no_model_metrics(value)
+        return text_metrics_only(value)
 
 
 class MultimodalCherryPickSettings(CherryPickSettings):
@@ -89,4 +89,4 @@ class MultimodalCherryPickSettings(CherryPickSettings):
     @field_validator("metric_settings")
     @classmethod
     def _text_metrics(cls, value: list) -> list:
-        return _no_model_metrics(value)
+        return text_metrics_only(value)

@@ -106,6 +106,20 @@ COMMANDS = _commands(
         "DPO and its relatives (ipo, simpo, orpo, ...) on pair preferences (full or PEFT).",
     ),
     Command(
+        "train_lddpo",
+        "experiment_settings_path",
+        "turbo.settings.pipelines.train.dpo:DpoExperimentSettings",
+        "turbo.pipelines.train.dpo:run",
+        "The original's name for train_dpo with trainer_settings.lc_alpha (length-desensitised DPO).",
+    ),
+    Command(
+        "train_multimodal_dpo",
+        "experiment_settings_path",
+        "turbo.settings.pipelines.train.multimodal_dpo:MultimodalDpoExperimentSettings",
+        "turbo.pipelines.train.multimodal_dpo:run",
+        "train_dpo's losses on a train_multimodal model, over pair preferences whose prompts hold images.",
+    ),
+    Command(
         "train_ppo",
         "experiment_settings_path",
         "turbo.settings.pipelines.train.ppo:PpoExperimentSettings",
@@ -183,6 +197,24 @@ COMMANDS = _commands(
         "Export a train_multimodal run (CLIP + llava projector + LM) as a transformers LLaVA folder.",
     ),
 )
+
+
+# commands of the original project that turbo does not run, and what to write instead
+ORIGINAL_ONLY: dict[str, str] = {
+    "train_reinforce": "train_reinforce (the original's REINFORCE with an RLOO baseline on Ray actors and a "
+    "vLLM engine) is not a turbo command; write a train_grpo file instead (docs/rl.md): its "
+    "train_dataset_settings give the prompts; reward_model_settings becomes reward_settings: "
+    '[{"type": "reward_model", "model_settings": ...}]; reward_processor_type "rloo" becomes '
+    "trainer_settings.scale_rewards: false (group-centred rewards, num_generations answers per prompt); "
+    "kl_coef becomes trainer_settings.beta; temperature and actor_settings (vLLM) become rollout_settings "
+    "(temperature, use_vllm); critic_type, deepspeed's Ray roles and the reward clipping and whitening "
+    "options have no counterpart (train_ppo trains a value model)",
+}
+
+
+def not_a_command(name: str) -> str | None:
+    """What to write instead of a command of the original project that turbo does not run."""
+    return ORIGINAL_ONLY.get(name)
 
 
 def load_object(reference: str) -> Any:

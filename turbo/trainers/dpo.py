@@ -20,7 +20,8 @@ REFERENCE_KEYS = {"": ("ref_chosen_logps", "ref_rejected_logps")}
 
 class DpoTrainer(MetricsTrainer):
     """Reference log-probs come from the batch (precomputed), a separate frozen `ref_model`, or the
-    policy with its adapter disabled, in that order; losses without a reference read none."""
+    policy with its adapter disabled, in that order; losses without a reference read none. `lc_alpha`:
+    both are length-desensitised (LD-DPO, turbo.trainers.logps.length_desensitised)."""
 
     def __init__(
         self,
@@ -28,6 +29,7 @@ class DpoTrainer(MetricsTrainer):
         loss_settings: BaseLossSettings,
         ref_model: Any = None,
         average_log_prob: bool | None = None,
+        lc_alpha: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -38,6 +40,7 @@ class DpoTrainer(MetricsTrainer):
         )
         self.loss_kwargs = loss_settings.model_dump(exclude={"loss_type"})
         self.uses_reference = loss_settings.uses_reference
+        self.lc_alpha = lc_alpha
         self.ref_model = ref_model
         if ref_model is not None:
             ref_model.requires_grad_(False)
@@ -47,7 +50,9 @@ class DpoTrainer(MetricsTrainer):
         if not self.uses_reference:
             return None
         policy = self.accelerator.unwrap_model(model)
-        return reference_logps(policy, inputs, REFERENCE_KEYS[""], ref_model=self.ref_model)
+        return reference_logps(
+            policy, inputs, REFERENCE_KEYS[""], ref_model=self.ref_model, lc_alpha=self.lc_alpha
+        )
 
     def pair_loss(
         self, policy: AnswerLogps, reference: torch.Tensor | None, margin: torch.Tensor | None
@@ -73,7 +78,7 @@ class DpoTrainer(MetricsTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        policy = answer_logps(model, inputs)
+        policy = answer_logps(model, inputs, self.lc_alpha)
         reference = self._reference(model, inputs)
         result, tensors = self.pair_loss(policy, reference, inputs.get("margin"))
         loss = result.losses.mean()

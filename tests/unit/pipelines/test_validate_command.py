@@ -18,7 +18,7 @@ FIXTURE_CONFIGS = sorted(path for path in CONFIGS.rglob("*.json") if "original" 
 EXPECTED = {
     "train/sft": "train_sft", "train/dpo": "train_dpo", "train/kto": "train_kto", "train/rm": "train_rm",
     "train/classification": "train_classification", "train/multimodal": "train_multimodal",
-    "train/ddpo": "train_ddpo",
+    "train/ddpo": "train_ddpo", "train/multimodal_dpo": "train_multimodal_dpo",
     "inference/chat": "inference_chat", "inference/classification": "inference_classification",
     "inference/rm": "inference_rm", "inference/multimodal": "inference_multimodal",
     "sampling/random": "random_sample", "sampling/rm": "rm_sample", "sampling/rso": "rso_sample",

@@ -211,3 +211,30 @@ def test_a_sentencepiece_tokenizer_loads_with_use_fast_false(tmp_path: Path) -> 
     assert not (tmp_path / "tokenizer.json").exists()  # only the sentencepiece model is there
     ids = tokenizer("hello paris", add_special_tokens=False).input_ids
     assert tokenizer.decode(ids) == "hello paris"
+
+
+def test_multimodal_inference_entries_take_text_metrics_only(multimodal_models: Path) -> None:
+    """The original writes metric_settings on an inference entry; metrics of the model's log-probs are
+    refused there (only the text of the answers is scored)."""
+    from turbo.settings.pipelines.inference.multimodal import MultimodalInferenceExperimentSettings
+
+    data = json.loads(
+        (CONFIGS / "original" / "inference" / "multimodal" / "llama_llava_clip_pickle.json").read_text()
+    )
+    settings = MultimodalInferenceExperimentSettings.model_validate(data)
+    assert [metric.type for metric in settings.inference_settings[0].metric_settings] == ["meteor"]
+    data["inference_settings"][0]["metric_settings"] = [
+        {"type": "kl", "parameters": {"need_average": [True]}}
+    ]
+    with pytest.raises(ValidationError, match="kl read the language model's log-probs"):
+        MultimodalInferenceExperimentSettings.model_validate(data)
+
+
+def test_dpo_lc_alpha_is_the_length_desensitisation_of_lddpo() -> None:
+    reference = {"use_ref_model": True}
+    assert dpo({}, reference).trainer_settings.lc_alpha is None
+    settings = dpo({}, {**reference, "lc_alpha": 0.5})
+    assert settings.trainer_settings.lc_alpha == 0.5
+    assert "lc_alpha" not in settings.trainer_settings.training_arguments()
+    with pytest.raises(ValidationError, match="lc_alpha"):
+        dpo({}, {**reference, "lc_alpha": 1.5})

@@ -226,3 +226,26 @@ def test_the_three_reference_modes_agree_for_kto_rows_and_their_kl_pairs() -> No
 def test_no_adapter_and_no_reference_model_is_an_error() -> None:
     with pytest.raises(ValueError, match="no reference"):
         reference_logps(tiny_llama(), padded_batch(SAMPLES), DPO_KEYS[""])
+
+
+@torch.no_grad()
+def test_length_desensitised_pairs_weight_the_tokens_past_the_shorter_answer() -> None:
+    """LD-DPO (arXiv:2409.06411, eq. 8): rows [chosen 0, chosen 1; rejected 0, rejected 1]; pair 0 has
+    answers of 2 and 4 tokens (l = 2), pair 1 of 1 and 3 tokens (l = 1)."""
+    model = tiny_llama()
+    alpha = 0.3
+    pairs = [SAMPLES[0], SAMPLES[2], SAMPLES[1], SAMPLES[3]]  # [chosen; rejected]
+    result = answer_logps(model, padded_batch(pairs), lc_alpha=alpha)
+    for row, (prompt, answer) in enumerate(pairs):
+        per_token = hand_logps(unpadded_logits(model, prompt, answer), prompt, answer)
+        other = pairs[(row + 2) % 4][1]
+        shorter = min(len(answer), len(other))
+        expected = per_token[:shorter].sum() + alpha * per_token[shorter:].sum()
+        assert result.sums[row] == pytest.approx(float(expected), abs=1e-5)
+        assert int(result.counts[row]) == len(answer)
+    plain = answer_logps(model, padded_batch(pairs))
+    assert torch.allclose(answer_logps(model, padded_batch(pairs), lc_alpha=1.0).sums, plain.sums)
+    batch = padded_batch(pairs)
+    assert torch.allclose(
+        reference_logps(model, batch, DPO_KEYS[""], ref_model=model, lc_alpha=alpha), result.sums
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 from turbo.data.multimodal import MultimodalSample, add_modality_tokens, build_multimodal_samples
 from turbo.generators.transformers import answer_rows, generate_answers
-from turbo.io import write_jsonl
+from turbo.io import write_json, write_jsonl
 from turbo.modeling.loading import load_model
 from turbo.modeling.multimodal.parts import (
     build_encoders,
@@ -18,6 +18,7 @@ from turbo.modeling.multimodal.parts import (
 )
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.inference.chat import output_path
+from turbo.pipelines.tools.evaluate import score_rows
 from turbo.settings.pipelines.inference.multimodal import (
     MultimodalInferenceExperimentSettings,
     MultimodalInferenceModelSettings,
@@ -92,8 +93,17 @@ def run(settings: MultimodalInferenceExperimentSettings) -> None:
                 extra_inputs=media_inputs(samples, readers, device),
             )
             rows = answer_rows(samples, answers)  # type: ignore[arg-type]
+            means = {}
             for source in dataset.sources:
                 path = output_path(settings.save_path, model_index, generation_index, source.name)
-                count = write_jsonl(path, (row for row in rows if row["dataset_name"] == source.name))
+                source_rows = [row for row in rows if row["dataset_name"] == source.name]
+                if entry.metric_settings:
+                    means[source.name], source_rows = score_rows(
+                        entry.metric_settings, source_rows, source.name
+                    )
+                count = write_jsonl(path, source_rows)
                 logger.info("wrote %d answered records to %s", count, path)
+            if means:
+                write_json(path.parent / "metrics.json", means)
+                logger.info("metrics: %s", means)
         del model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from turbo.data.records import ROLE_ALIASES
 from turbo.errors import DataError
@@ -49,27 +50,32 @@ def _is_message(message: object) -> bool:
     )
 
 
+def score_rows(metrics: list[Any], rows: list[dict], source: str) -> tuple[dict[str, Any], list[dict]]:
+    """The means of `metrics` over inference output rows, and the rows each with its own 'metrics'."""
+    samples, answers = output_eval_samples(rows, source)
+    per_sample = compute_scores(metrics, samples, answers, None, per_sample=True)
+    text = compute_scores(metrics, samples, answers, None, per_sample=False)
+    scores = [{**t, **p} for t, p in zip(text, per_sample, strict=True)]
+    means, _ = summarize(metrics, scores)
+    every = {label: values for metric in scores for label, values in metric.items()}
+    scored = []
+    for index, sample in enumerate(samples):
+        row = {
+            **sample.row,
+            "answers": [{"id": str(k), "content": a} for k, a in enumerate(answers[index])],
+        }
+        row["metrics"] = {label: values[index] for label, values in every.items()}
+        scored.append(row)
+    return means, scored
+
+
 def run(settings: EvaluateSettings) -> None:
     root = Path(settings.outputs_path)
-    metrics = settings.metric_settings
     results: dict[str, dict[str, dict[str, float]]] = {}
     for path in output_files(root):
         name = str(path.relative_to(root)) if root.is_dir() else path.name
-        samples, answers = output_eval_samples(read_rows(path), path.stem)
-        per_sample = compute_scores(metrics, samples, answers, None, per_sample=True)
-        text = compute_scores(metrics, samples, answers, None, per_sample=False)
-        scores = [{**t, **p} for t, p in zip(text, per_sample, strict=True)]
-        means, _ = summarize(metrics, scores)
-        every = {label: values for metric in scores for label, values in metric.items()}
+        means, rows = score_rows(settings.metric_settings, read_rows(path), path.stem)
         results[name] = means
-        rows = []
-        for index, sample in enumerate(samples):
-            row = {
-                **sample.row,
-                "answers": [{"id": str(k), "content": a} for k, a in enumerate(answers[index])],
-            }
-            row["metrics"] = {label: values[index] for label, values in every.items()}
-            rows.append(row)
         write_jsonl(Path(settings.save_path) / name, rows)
         logger.info("%s: %s", name, ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
     write_json(Path(settings.save_path) / "metrics.json", results)

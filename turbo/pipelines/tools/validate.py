@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from turbo.errors import SettingsError
 from turbo.pipelines.preflight import require_preflight
-from turbo.settings.commands import COMMANDS, Command, load_object
+from turbo.settings.commands import COMMANDS, Command, load_object, not_a_command
 from turbo.settings.loading import apply_overrides, format_validation_error, read_settings_file
 
 UNPLACED = {"extra_forbidden", "union_tag_invalid", "union_tag_not_found"}  # the input fits nowhere
@@ -59,7 +59,10 @@ def identify(path: Path, overrides: list[str], command_name: str | None) -> tupl
     differ, none is blamed: the error lists them and asks for --command.
     """
     data = apply_overrides(read_settings_file(path), overrides)
-    candidates = [COMMANDS[command_name]] if command_name else list(COMMANDS.values())
+    by_settings: dict[str, Command] = {}  # another name for a command (train_lddpo) is not a candidate
+    for command in COMMANDS.values():
+        by_settings.setdefault(command.settings, command)
+    candidates = [COMMANDS[command_name]] if command_name else list(by_settings.values())
     valid: list[tuple[Command, BaseModel]] = []
     failed: list[tuple[Command, ValidationError]] = []
     for command in candidates:
@@ -185,6 +188,15 @@ def _multimodal(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tu
     return build_multimodal_samples(dataset, tokenizer, checkers, seed=seed, inference=generation)
 
 
+def _multimodal_pairs(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    from turbo.data.multimodal import add_modality_tokens
+    from turbo.data.multimodal_pair_preferences import build_multimodal_pair_samples
+
+    add_modality_tokens(tokenizer, dataset)
+    checkers = {modality: _FileExists() for modality in dataset.modality_token_mapping}
+    return build_multimodal_pair_samples(dataset, tokenizer, checkers, seed=seed)
+
+
 def _ddpo(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
     """The pairs as the policy reads them (the reward model's rendering is checked by the run)."""
     return _pair_preferences(dataset.policy_pairs, tokenizer, seed, generation)
@@ -216,6 +228,7 @@ DATA_BUILDERS = {
     "classification": _classification,
     "sampling": _sampling,
     "multimodal": _multimodal,
+    "multimodal_pair_preferences": _multimodal_pairs,
 }
 
 
@@ -244,6 +257,9 @@ def data_summary(settings: Any) -> list[str]:
 def validate(path: Path, overrides: list[str], command_name: str | None, data: bool) -> list[str]:
     """The summary lines of a valid file; SettingsError with every problem (settings, then the
     preflight the run would do: paths and their kinds, model folders, shapes) otherwise."""
+    instead = not_a_command(command_name) if command_name else None
+    if instead is not None:
+        raise SettingsError(f"{path}: {instead}")
     command, settings = identify(path, overrides, command_name)
     require_preflight(command.name, settings, path)
     lines = summary(command, settings)

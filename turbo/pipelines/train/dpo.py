@@ -88,10 +88,10 @@ def run(settings: DpoExperimentSettings) -> None:
         disable = ref_model is None and settings.trains_adapter
         batch = trainer_settings.per_device_eval_batch_size
         train_features = precompute_reference_logps(
-            train_features, reference, collator, batch, disable, REFERENCE_KEYS
+            train_features, reference, collator, batch, disable, REFERENCE_KEYS, trainer_settings.lc_alpha
         )
         val_features = precompute_reference_logps(
-            val_features, reference, collator, batch, disable, REFERENCE_KEYS
+            val_features, reference, collator, batch, disable, REFERENCE_KEYS, trainer_settings.lc_alpha
         )
         ref_model = None
         logger.info(
@@ -106,6 +106,7 @@ def run(settings: DpoExperimentSettings) -> None:
         ref_model=ref_model,
         loss_settings=trainer_settings.loss_settings,
         average_log_prob=trainer_settings.average_log_prob,
+        lc_alpha=trainer_settings.lc_alpha,
         args=training_arguments(settings, folder),
         train_dataset=train_features,
         eval_dataset=val_features or None,

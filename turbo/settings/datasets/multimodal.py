@@ -4,20 +4,18 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from turbo.settings.base import MAX_COUNT
+from turbo.settings.base import MAX_COUNT, StrictModel
 from turbo.settings.datasets.chat import ChatDatasetSettings
 from turbo.settings.multimodal import Modality, ReaderSettings, present
 from turbo.settings.paths import InputFolder
 
 
-class MultimodalDatasetSettings(ChatDatasetSettings):
-    """A chat dataset whose messages can be images or audio.
+class MediaSettings(StrictModel):
+    """How a dataset's media are read and where their embeddings go: each media item becomes
+    start_modality_token + n_modality_embeddings x its modality token + end_modality_token; labels are
+    never on those tokens, and truncation keeps them whole. Shared by the multimodal chat and the
+    multimodal pair-preferences datasets."""
 
-    Each media item becomes start_modality_token + n_modality_embeddings x its modality token +
-    end_modality_token; labels are never on those tokens, and truncation keeps them whole.
-    """
-
-    dataset_type: Literal["multimodal"]  # type: ignore[assignment]
     modality_token_mapping: dict[Modality, str] = Field(
         default_factory=lambda: {"image": "<img>", "audio": "<audio>"},
         description="Modality -> the token whose embeddings are replaced by the projected features.",
@@ -46,13 +44,6 @@ class MultimodalDatasetSettings(ChatDatasetSettings):
         "Each image goes where its <image> marker is.",
     )
 
-    dataset_concatenate_samples: bool = Field(
-        False,
-        description="Training (DeepSpeed-VisualChat): join consecutive samples into one sequence of up to "
-        "max_tokens_count tokens that attends across them (pack_to_max_length instead keeps each "
-        "sample to itself).",
-    )
-
     @model_validator(mode="before")
     @classmethod
     def _visualchat_name(cls, data: Any) -> Any:
@@ -64,15 +55,7 @@ class MultimodalDatasetSettings(ChatDatasetSettings):
         return data
 
     @model_validator(mode="after")
-    def _one_way_to_join(self) -> MultimodalDatasetSettings:
-        if self.dataset_concatenate_samples and self.pack_to_max_length:
-            raise ValueError("set dataset_concatenate_samples or pack_to_max_length, not both")
-        if self.dataset_concatenate_samples and self.max_tokens_count is None:
-            raise ValueError("dataset_concatenate_samples joins samples up to max_tokens_count; set it")
-        return self
-
-    @model_validator(mode="after")
-    def _distinct_tokens(self) -> MultimodalDatasetSettings:
+    def _distinct_tokens(self) -> Any:
         readers = present(self.modality_reader_settings_mapping)
         if not readers:
             raise ValueError("modality_reader_settings_mapping: set a reader for at least one modality")
@@ -90,3 +73,24 @@ class MultimodalDatasetSettings(ChatDatasetSettings):
     @property
     def readers(self) -> dict[str, ReaderSettings]:
         return present(self.modality_reader_settings_mapping)
+
+
+class MultimodalDatasetSettings(ChatDatasetSettings, MediaSettings):
+    """A chat dataset whose messages can be images or audio (see MediaSettings for their tokens)."""
+
+    dataset_type: Literal["multimodal"]  # type: ignore[assignment]
+
+    dataset_concatenate_samples: bool = Field(
+        False,
+        description="Training (DeepSpeed-VisualChat): join consecutive samples into one sequence of up to "
+        "max_tokens_count tokens that attends across them (pack_to_max_length instead keeps each "
+        "sample to itself).",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_join(self) -> MultimodalDatasetSettings:
+        if self.dataset_concatenate_samples and self.pack_to_max_length:
+            raise ValueError("set dataset_concatenate_samples or pack_to_max_length, not both")
+        if self.dataset_concatenate_samples and self.max_tokens_count is None:
+            raise ValueError("dataset_concatenate_samples joins samples up to max_tokens_count; set it")
+        return self

@@ -6,8 +6,10 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import PositiveCount, Seed, StrictModel
+from turbo.settings.cherry_pick import text_metrics_only
 from turbo.settings.datasets.chat import refuse_packing
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
+from turbo.settings.metrics import MetricSettings
 from turbo.settings.multimodal import (
     EncoderSettings,
     Modality,
@@ -31,6 +33,18 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
     n_modality_embeddings: PositiveCount = Field(
         description="Must equal the dataset's n_modality_embeddings."
     )
+    metric_settings: list[MetricSettings] = Field(
+        default_factory=list,
+        description="Text metrics (meteor, rouge, length, ...) of this model's answers, against each "
+        "record's final bot message where the metric reads a reference: each output row gets its "
+        "'metrics', and metrics.json in the generation's folder the means per source (as `evaluate` "
+        "computes them). Metrics that read the model's log-probs (kl, perplexity) are not available here.",
+    )
+
+    @field_validator("metric_settings")
+    @classmethod
+    def _text_metrics(cls, value: list) -> list:
+        return text_metrics_only(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -52,7 +66,9 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
                     "use_vllm",
                     "is not available for inference_multimodal yet; set use_vllm: false (transformers "
                     "generates). To serve the model with vLLM, export it with export_llava (a transformers "
-                    "LLaVA folder) and give that folder to vLLM; vLLM's LLaVA also needs torchvision",
+                    "LLaVA folder) and give that folder to vLLM where torchvision is installed (vLLM 0.32's "
+                    "LLaVA model imports it through its Pixtral image processor; turbo's install leaves "
+                    "torchvision out, as it breaks transformers with the CPU torch)",
                 )
             ]
         return super().cross_field_problems()

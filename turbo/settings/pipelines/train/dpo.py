@@ -22,6 +22,7 @@ DPO_FIELDS = {
     "sync_ref_settings",
     "average_log_prob",
     "use_sft_model",
+    "lc_alpha",
 }
 
 
@@ -59,6 +60,14 @@ class DpoTrainerSettings(TrainerSettings):
         description="Keep the starting (SFT) model for cherry-pick metrics that compare with it "
         "(kl with ref_logits_type 'sft'); the loss never reads it.",
     )
+    lc_alpha: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="LD-DPO (length-desensitised DPO, Liu et al. 2024, arXiv:2409.06411; the original's "
+        "train_lddpo): the answer tokens past the length of the pair's shorter answer count lc_alpha times "
+        "in the policy's and the reference's log-probs, with any loss_type. None or 1: plain log-probs.",
+    )
 
     def training_arguments(self) -> dict[str, Any]:
         kwargs = super().training_arguments()
@@ -85,48 +94,55 @@ class DpoExperimentSettings(BaseTrainExperimentSettings):
 
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()
-        trainer = self.trainer_settings
-        loss_type = trainer.loss_settings.loss_type
         if self.model_settings.model_type != "causal":
             problems.append(("model_settings.model_type", "must be 'causal' for train_dpo"))
-        for name in ("train_dataset_settings", "val_dataset_settings"):
-            dataset = getattr(self, name, None)
-            if getattr(dataset, "score_margin", None) is not None and not trainer.loss_settings.uses_margin:
-                problems.append(
-                    (
-                        f"{name}.score_margin",
-                        f"loss_type '{loss_type}' reads no margin; use loss_type 'sigmoid_with_margin' "
-                        "or remove score_margin",
-                    )
-                )
-        if self.ref_model_settings is not None and not trainer.use_ref_model:
-            problems.append(("ref_model_settings", "is read only with trainer_settings.use_ref_model: true"))
-        needs_model = self.uses_reference and not trainer.precompute_ref_log_probs
-        if needs_model and not trainer.use_ref_model and not self.trains_adapter:
-            problems.append(
-                (
-                    "trainer_settings.use_ref_model",
-                    f"loss_type '{loss_type}' needs a reference: set trainer_settings.use_ref_model: true or "
-                    "precompute_ref_log_probs: true (or train a PEFT adapter, whose base model is the "
-                    "reference)",
-                )
-            )
-        if trainer.precompute_ref_log_probs and not self.uses_reference:
-            problems.append(
-                (
-                    "trainer_settings.precompute_ref_log_probs",
-                    f"loss_type '{loss_type}' reads no reference log-probs; remove precompute_ref_log_probs",
-                )
-            )
-        if trainer.sync_ref_settings.sync_ref_model:
-            problems += self._sync_problems()
-        return problems
+        return problems + dpo_problems(self, own_reference=self.trains_adapter)
 
-    def _sync_problems(self) -> list[Problem]:
-        trainer = self.trainer_settings
-        return sync_problems(
-            self.model_settings, self.uses_reference, trainer.use_ref_model, trainer.precompute_ref_log_probs
+
+def dpo_problems(settings: Any, own_reference: bool) -> list[Problem]:
+    """The DPO checks of an experiment with `trainer_settings` (DpoTrainerSettings), `model_settings`,
+    `ref_model_settings` and pair datasets. `own_reference`: the policy can be its own reference (a PEFT
+    adapter to disable), so use_ref_model: false works."""
+    problems: list[Problem] = []
+    trainer = settings.trainer_settings
+    loss = trainer.loss_settings
+    for name in ("train_dataset_settings", "val_dataset_settings"):
+        dataset = getattr(settings, name, None)
+        if getattr(dataset, "score_margin", None) is not None and not loss.uses_margin:
+            problems.append(
+                (
+                    f"{name}.score_margin",
+                    f"loss_type '{loss.loss_type}' reads no margin; use loss_type 'sigmoid_with_margin' "
+                    "or remove score_margin",
+                )
+            )
+    if settings.ref_model_settings is not None and not trainer.use_ref_model:
+        problems.append(("ref_model_settings", "is read only with trainer_settings.use_ref_model: true"))
+    needs_model = loss.uses_reference and not trainer.precompute_ref_log_probs
+    if needs_model and not trainer.use_ref_model and not own_reference:
+        problems.append(
+            (
+                "trainer_settings.use_ref_model",
+                f"loss_type '{loss.loss_type}' needs a reference: set trainer_settings.use_ref_model: "
+                "true or precompute_ref_log_probs: true (or train a PEFT adapter, whose base model is the "
+                "reference)",
+            )
         )
+    if trainer.precompute_ref_log_probs and not loss.uses_reference:
+        problems.append(
+            (
+                "trainer_settings.precompute_ref_log_probs",
+                f"loss_type '{loss.loss_type}' reads no reference log-probs; remove precompute_ref_log_probs",
+            )
+        )
+    if trainer.sync_ref_settings.sync_ref_model:
+        problems += sync_problems(
+            settings.model_settings,
+            loss.uses_reference,
+            trainer.use_ref_model,
+            trainer.precompute_ref_log_probs,
+        )
+    return problems
 
 
 def sync_problems(
