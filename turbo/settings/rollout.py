@@ -99,5 +99,5 @@ def check_rl_experiment(settings: Any, rewards_needed: bool = True) -> None:
     if rewards_needed and not settings.reward_settings:
         raise ValueError("reward_settings: give at least one reward function")
     for dataset in (settings.train_dataset_settings, settings.val_dataset_settings):
-        if dataset is not None and dataset.pack_to_max_length:
+        if dataset is not None and getattr(dataset, "pack_to_max_length", False):
             raise ValueError("pack_to_max_length: online RL reads prompts one by one; turn packing off")

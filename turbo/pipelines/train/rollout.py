@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from turbo.data.chat import build_chat_samples
+from turbo.data.prompts import build_rl_prompts
 from turbo.data.report import DatasetReport
 from turbo.modeling.loading import load_model
 from turbo.pipelines.train.common import write_data_reports
@@ -24,15 +25,13 @@ def load_prompts(settings: Any, tokenizer: Any, folder: Path) -> tuple[list[dict
     """Train and validation prompt features, the cherry-pick samples; the data reports written."""
     from turbo.trainers.rollout import prompt_features
 
-    samples, report = build_chat_samples(
-        settings.train_dataset_settings, tokenizer, seed=settings.seed, inference=True
-    )
+    samples, report = build_rl_prompts(settings.train_dataset_settings, tokenizer, seed=settings.seed)
     reports: dict[str, DatasetReport] = {"train": report}
     train = prompt_features(samples, tokenizer)
     val: list[dict] = []
     if settings.val_dataset_settings is not None:
-        val_samples, reports["val"] = build_chat_samples(
-            settings.val_dataset_settings, tokenizer, seed=settings.seed, inference=True
+        val_samples, reports["val"] = build_rl_prompts(
+            settings.val_dataset_settings, tokenizer, seed=settings.seed
         )
         val = prompt_features(val_samples, tokenizer)
     cherry_picks: list = []

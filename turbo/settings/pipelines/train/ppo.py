@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from turbo.settings.cherry_pick import ChatCherryPickSettings
-from turbo.settings.datasets import ChatDatasetSettings
+from turbo.settings.datasets.prompt import RlPromptDatasetSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.rewards import RewardSettings
@@ -58,11 +58,12 @@ class PpoTrainerSettings(TrainerSettings):
 
 
 class PpoExperimentSettings(BaseTrainExperimentSettings):
-    train_dataset_settings: ChatDatasetSettings = Field(
-        description="The prompts: each record's conversation up to its last user message; a record's "
-        "`reference` field (else its final bot message) is the reference answer of the rule rewards."
+    train_dataset_settings: RlPromptDatasetSettings = Field(
+        description="The prompts. chat records: the conversation up to its last user message; a record's "
+        "`reference` field (else its final bot message) is the reference answer of the rule rewards. "
+        "prompt records: {\"id\"?, \"prompt\", \"reference\"?}, the prompt as one user message (or raw)."
     )
-    val_dataset_settings: ChatDatasetSettings | None = Field(
+    val_dataset_settings: RlPromptDatasetSettings | None = Field(
         None, description="Prompts whose greedy answers are scored at each evaluation (eval_reward...)."
     )
     cherry_pick_settings: ChatCherryPickSettings | None = None
