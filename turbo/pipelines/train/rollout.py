@@ -78,11 +78,20 @@ def load_reference(settings: Any, tokenizer: Any, needed: bool) -> Any:
 
 @contextmanager
 def rollout_engine(settings: Any, tokenizer: Any) -> Iterator[Any]:
-    """transformers generate on the training model, or a colocated vLLM engine on the policy's base model
-    (in this process, so that new weights pass by reference; shut down on exit)."""
+    """transformers generate on the training model, a separate vLLM server (rollout_settings.vllm_server),
+    or a colocated vLLM engine on the policy's base model (in this process, so that new weights pass by
+    reference; shut down on exit)."""
+    from turbo.generators.vllm_server import VllmServerEngine
     from turbo.trainers.rollout import TransformersEngine, VllmEngine
 
     rollout = settings.rollout_settings
+    if rollout.vllm_server is not None:
+        server = rollout.vllm_server
+        folder = Path(server.adapter_path or Path(settings.log_path) / "rollout_adapter")
+        folder.mkdir(parents=True, exist_ok=True)
+        seen_as = server.server_adapter_path or str(folder.resolve())
+        yield VllmServerEngine(tokenizer, rollout, folder, seen_as)
+        return
     if not rollout.use_vllm:
         yield TransformersEngine(tokenizer, rollout)
         return
@@ -115,7 +124,11 @@ def log_setup(settings: Any, ref_model: Any, uses_reference: bool) -> None:
     rollout = settings.rollout_settings
     logger.info(
         "rollouts: %s; rewards: %s; reference: %s",
-        "colocated vLLM" if rollout.use_vllm else "transformers generate",
+        f"vLLM server {rollout.vllm_server.url}"
+        if rollout.vllm_server is not None
+        else "colocated vLLM"
+        if rollout.use_vllm
+        else "transformers generate",
         ", ".join(f"{reward.label} x{reward.weight:g}" for reward in settings.reward_settings),
         "none"
         if not uses_reference
@@ -126,7 +139,12 @@ def log_setup(settings: Any, ref_model: Any, uses_reference: bool) -> None:
 
 
 def train_with_rollouts(
-    trainer: Any, settings: Any, ref_model: Any, rewards: list, cherry_picks: list, tokenizer: Any,
+    trainer: Any,
+    settings: Any,
+    ref_model: Any,
+    rewards: list,
+    cherry_picks: list,
+    tokenizer: Any,
     resume: str | None,
 ) -> None:
     """The steps train_grpo and train_ppo share once their trainer is built: reference and reward
