@@ -9,6 +9,7 @@ import json
 import shutil
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,9 @@ def sample_answer_ids_server(
 
 class VllmServerEngine:
     """Rollouts on a separate vLLM server: `sync` saves the policy's LoRA adapter to a folder the server
-    reads, loads it under a new name (a new name per step, so the server's prefix cache never mixes
-    weights) and unloads the previous one."""
-
-    PREFIX = "turbo-policy"
+    reads, loads it under a new name (turbo-<run>-<k>: a new name per step, so the server's prefix cache
+    never mixes weights, and per run, so that several runs may share one server) and unloads the previous
+    one; `close` unloads the last."""
 
     def __init__(self, tokenizer: Any, settings: Any, adapter_folder: Path, server_folder: str) -> None:
         self.tokenizer = tokenizer
@@ -112,16 +112,23 @@ class VllmServerEngine:
         self.synced_step: int | None = None
         self.loaded: str | None = None
         self.version = 0
+        self.prefix = f"turbo-{uuid.uuid4().hex[:8]}"
 
     def sync(self, model: Any) -> None:
         self.version += 1
-        name = f"{self.PREFIX}-{self.version}"
+        name = f"{self.prefix}-{self.version}"
         getattr(model, "module", model).save_pretrained(str(self.adapter_folder / name))
         load_adapter(self.server.url, name, f"{self.server_folder.rstrip('/')}/{name}", self.server.timeout)
         if self.loaded is not None:
             unload_adapter(self.server.url, self.loaded, self.server.timeout)
             shutil.rmtree(self.adapter_folder / self.loaded, ignore_errors=True)
         self.loaded = name
+
+    def close(self) -> None:
+        """Unload the last adapter from the server (its folder stays: the policy of the last rollout)."""
+        if self.loaded is not None:
+            unload_adapter(self.server.url, self.loaded, self.server.timeout)
+            self.loaded = None
 
     def sample(
         self, model: Any, prompts: list[list[int]], n: int, greedy: bool, seed: int

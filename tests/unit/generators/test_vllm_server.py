@@ -93,26 +93,30 @@ def test_each_sync_loads_a_new_adapter_and_unloads_the_last(server: str, tmp_pat
     rollouts = engine(server, tmp_path)
     rollouts.sync(Policy())
     rollouts.sync(Policy())
+    run = rollouts.prefix
+    assert run.startswith("turbo-") and run != engine(server, tmp_path).prefix  # runs may share a server
     assert [(path, body.get("lora_name")) for path, body in StandIn.calls] == [
-        ("/v1/load_lora_adapter", "turbo-policy-1"),
-        ("/v1/load_lora_adapter", "turbo-policy-2"),
-        ("/v1/unload_lora_adapter", "turbo-policy-1"),
+        ("/v1/load_lora_adapter", f"{run}-1"),
+        ("/v1/load_lora_adapter", f"{run}-2"),
+        ("/v1/unload_lora_adapter", f"{run}-1"),
     ]
-    assert StandIn.calls[1][1]["lora_path"] == str(tmp_path / "turbo-policy-2")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["turbo-policy-2"]  # the old adapter is deleted
+    assert StandIn.calls[1][1]["lora_path"] == str(tmp_path / f"{run}-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{run}-2"]  # the old adapter is deleted
 
     answers, logps = rollouts.sample(Policy(), [[5, 6], [9]], n=2, greedy=False, seed=7)
     assert answers == [[6, EOS], [7, EOS], [9, EOS], [10, EOS]]  # prompt-major, EOS kept
     assert logps == [[-0.5, -0.1], [-1.5, -0.1], [-0.5, -0.1], [-1.5, -0.1]]
     request = StandIn.calls[-1][1]
     assert request | {"prompt": None} == {
-        "model": "turbo-policy-2", "prompt": None, "n": 2, "max_tokens": 4, "temperature": 0.7, "top_p": 0.9,
+        "model": f"{run}-2", "prompt": None, "n": 2, "max_tokens": 4, "temperature": 0.7, "top_p": 0.9,
         "top_k": 5, "logprobs": 0, "return_token_ids": True, "skip_special_tokens": False,
         "stop_token_ids": [EOS], "seed": 7,
     }  # fmt: skip
     assert request["prompt"] == [[5, 6], [9]]
     rollouts.sample(Policy(), [[5]], n=1, greedy=True, seed=0)
     assert StandIn.calls[-1][1]["temperature"] == 0.0 and StandIn.calls[-1][1]["top_k"] == 0
+    rollouts.close()
+    assert StandIn.calls[-1] == ("/v1/unload_lora_adapter", {"lora_name": f"{run}-2"})
 
 
 def test_server_errors_name_the_route_and_the_reason(server: str, tmp_path: Path) -> None:

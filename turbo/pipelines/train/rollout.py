@@ -90,7 +90,11 @@ def rollout_engine(settings: Any, tokenizer: Any) -> Iterator[Any]:
         folder = Path(server.adapter_path or Path(settings.log_path) / "rollout_adapter")
         folder.mkdir(parents=True, exist_ok=True)
         seen_as = server.server_adapter_path or str(folder.resolve())
-        yield VllmServerEngine(tokenizer, rollout, folder, seen_as)
+        remote = VllmServerEngine(tokenizer, rollout, folder, seen_as)
+        try:
+            yield remote
+        finally:
+            remote.close()
         return
     if not rollout.use_vllm:
         yield TransformersEngine(tokenizer, rollout)
