@@ -86,3 +86,44 @@ def build_rl_prompts(settings: Any, tokenizer: Any, *, seed: int) -> tuple[list[
     if settings.dataset_type == "prompt":
         return build_prompt_samples(settings, tokenizer, seed=seed)
     return build_chat_samples(settings, tokenizer, seed=seed, inference=True)
+
+
+def prompt_features(samples: list[Any], tokenizer: Any) -> list[dict[str, Any]]:
+    """Chat samples built for inference -> the prompt ids, the prompt text and the reference answer: the
+    record's `reference` field, else the content of its final bot message, else None."""
+    features = []
+    for sample in samples:
+        record = sample.record.record
+        reference = (record.model_extra or {}).get("reference")
+        if reference is None and record.messages[-1].role == "bot":
+            reference = record.messages[-1].content
+        features.append(
+            {
+                "id": record.id,
+                "prompt_ids": list(sample.input_ids),
+                "prompt": tokenizer.decode(sample.input_ids, skip_special_tokens=False),
+                "reference": None if reference is None else str(reference),
+            }
+        )
+    return features
+
+
+def multimodal_prompt_features(
+    samples: list[Any], tokenizer: Any, readers: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Multimodal samples built for inference -> prompt features with their media read (modality, tensor);
+    the reference answer is the record's `reference` field."""
+    from turbo.data.multimodal_batches import read_media
+
+    return [
+        {
+            "id": sample.record.record.id,
+            "prompt_ids": list(sample.input_ids),
+            "prompt": tokenizer.decode(sample.input_ids, skip_special_tokens=False),
+            "reference": None
+            if (reference := (sample.record.record.model_extra or {}).get("reference")) is None
+            else str(reference),
+            "media": read_media(sample.media, readers),
+        }
+        for sample in samples
+    ]

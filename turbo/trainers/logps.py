@@ -88,6 +88,8 @@ def answer_logits(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor
     inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
     if "position_ids" in inputs and _is_prompt_learning(model):
         raise ValueError("packed rows (position_ids) cannot be scored with a prompt-learning adapter")
+    if "modality_inputs" in batch:  # a multimodal model: the media of the batch's rows, in row order
+        inputs["modality_inputs"] = batch["modality_inputs"]
     logits = model(**inputs, use_cache=False).logits
     return logits[:, logits.shape[1] - labels.shape[1] :]  # prompt learning prepends virtual tokens
 

@@ -48,37 +48,46 @@ class MultimodalTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         folder = Path(output_dir or self.args.output_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        model = self.accelerator.unwrap_model(self.model)
-        model.language_model.save_pretrained(str(folder))
-        tmp = folder / f".{PROJECTORS_FILE}.tmp"
-        save_file(projector_state(model.projectors), str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, folder / PROJECTORS_FILE)
-        for modality, encoder in model.encoders.items():
-            if any(p.requires_grad for p in encoder.parameters()):
-                encoder.model.save_pretrained(str(folder / ENCODERS_FOLDER / modality))
+        save_parts(self.accelerator.unwrap_model(self.model), folder)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(str(folder))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-        from peft import set_peft_model_state_dict
+        load_parts(
+            self.accelerator.unwrap_model(self.model if model is None else model),
+            Path(resume_from_checkpoint),
+        )
 
-        model = self.accelerator.unwrap_model(self.model if model is None else model)
-        folder = Path(resume_from_checkpoint)
 
-        def load_part(module: Any, where: Path) -> None:
-            if (where / "adapter_model.safetensors").is_file():
-                set_peft_model_state_dict(module, load_file(str(where / "adapter_model.safetensors")))
-            else:
-                module.load_state_dict(load_file(str(where / "model.safetensors")), strict=False)
+def save_parts(model: Any, folder: Path) -> None:
+    """A multimodal model's trained parts: the LM (or its adapter), the projectors, trained encoders."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.language_model.save_pretrained(str(folder))
+    tmp = folder / f".{PROJECTORS_FILE}.tmp"
+    save_file(projector_state(model.projectors), str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, folder / PROJECTORS_FILE)
+    for modality, encoder in model.encoders.items():
+        if any(p.requires_grad for p in encoder.parameters()):
+            encoder.model.save_pretrained(str(folder / ENCODERS_FOLDER / modality))
 
-        load_part(model.language_model, folder)
-        projectors = load_file(str(folder / PROJECTORS_FILE))
-        for modality, projector in model.projectors.items():
-            prefix = f"{modality}."
-            projector.load_state_dict(
-                {k[len(prefix) :]: v for k, v in projectors.items() if k.startswith(prefix)}
-            )
-        for modality, encoder in model.encoders.items():
-            if (folder / ENCODERS_FOLDER / modality).is_dir():
-                load_part(encoder.model, folder / ENCODERS_FOLDER / modality)
+
+def load_parts(model: Any, folder: Path) -> None:
+    """The parts save_parts wrote, back into `model` (resume)."""
+    from peft import set_peft_model_state_dict
+
+    def load_part(module: Any, where: Path) -> None:
+        if (where / "adapter_model.safetensors").is_file():
+            set_peft_model_state_dict(module, load_file(str(where / "adapter_model.safetensors")))
+        else:
+            module.load_state_dict(load_file(str(where / "model.safetensors")), strict=False)
+
+    load_part(model.language_model, folder)
+    projectors = load_file(str(folder / PROJECTORS_FILE))
+    for modality, projector in model.projectors.items():
+        prefix = f"{modality}."
+        projector.load_state_dict(
+            {k[len(prefix) :]: v for k, v in projectors.items() if k.startswith(prefix)}
+        )
+    for modality, encoder in model.encoders.items():
+        if (folder / ENCODERS_FOLDER / modality).is_dir():
+            load_part(encoder.model, folder / ENCODERS_FOLDER / modality)

@@ -83,6 +83,10 @@ class MultimodalModel(nn.Module):
             **kwargs,
         )
 
+    def disable_adapter(self) -> Any:
+        """The language model's adapter off (a context): the reference of an adapter-trained policy."""
+        return self.language_model.disable_adapter()
+
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
         self.language_model.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs=gradient_checkpointing_kwargs

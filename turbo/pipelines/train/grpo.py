@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
     METRICS,
@@ -14,7 +13,7 @@ from turbo.pipelines.train.common import (
     training_arguments,
 )
 from turbo.pipelines.train.rollout import (
-    disable_dropout,
+    load_policy,
     load_prompts,
     load_reference,
     log_setup,
@@ -39,8 +38,7 @@ def run(settings: GrpoExperimentSettings) -> None:
     )
     train, val, cherry_picks = load_prompts(settings, tokenizer, folder)
     rewards = build_rewards(settings.reward_settings, tokenizer)
-    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
-    disable_dropout(model)
+    model = load_policy(settings, tokenizer)
     ref_model = load_reference(settings, tokenizer, needed=trainer_settings.beta > 0)
     log_setup(settings, ref_model, trainer_settings.beta > 0)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from turbo.data.chat import build_chat_samples
-from turbo.data.prompts import build_rl_prompts
+from turbo.data.prompts import build_rl_prompts, prompt_features
 from turbo.data.report import DatasetReport
 from turbo.modeling.loading import load_model
 from turbo.pipelines.train.common import write_data_reports
@@ -21,19 +21,29 @@ logger = logging.getLogger("turbo")
 PREVIEW_PROMPTS = 3
 
 
+def prompt_split(dataset: Any, tokenizer: Any, seed: int) -> tuple[list[dict], DatasetReport]:
+    """The prompt features of one dataset: chat, prompt or (GRPO) multimodal records, whose media are
+    read here and whose span tokens are added to the tokenizer (before the model loads)."""
+    if dataset.dataset_type != "multimodal":
+        samples, report = build_rl_prompts(dataset, tokenizer, seed=seed)
+        return prompt_features(samples, tokenizer), report
+    from turbo.data.multimodal import add_modality_tokens, build_multimodal_samples
+    from turbo.data.prompts import multimodal_prompt_features
+    from turbo.modeling.multimodal.parts import build_readers
+
+    add_modality_tokens(tokenizer, dataset)
+    readers = build_readers(dataset.readers)
+    samples, report = build_multimodal_samples(dataset, tokenizer, readers, seed=seed, inference=True)
+    return multimodal_prompt_features(samples, tokenizer, readers), report
+
+
 def load_prompts(settings: Any, tokenizer: Any, folder: Path) -> tuple[list[dict], list[dict], list]:
     """Train and validation prompt features, the cherry-pick samples; the data reports written."""
-    from turbo.trainers.rollout import prompt_features
-
-    samples, report = build_rl_prompts(settings.train_dataset_settings, tokenizer, seed=settings.seed)
+    train, report = prompt_split(settings.train_dataset_settings, tokenizer, settings.seed)
     reports: dict[str, DatasetReport] = {"train": report}
-    train = prompt_features(samples, tokenizer)
     val: list[dict] = []
     if settings.val_dataset_settings is not None:
-        val_samples, reports["val"] = build_rl_prompts(
-            settings.val_dataset_settings, tokenizer, seed=settings.seed
-        )
-        val = prompt_features(val_samples, tokenizer)
+        val, reports["val"] = prompt_split(settings.val_dataset_settings, tokenizer, settings.seed)
     cherry_picks: list = []
     if settings.cherry_pick_settings is not None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
@@ -45,6 +55,37 @@ def load_prompts(settings: Any, tokenizer: Any, folder: Path) -> tuple[list[dict
     ]
     write_data_reports(folder, reports, previews)
     return train, val, cherry_picks
+
+
+def load_policy(settings: Any, tokenizer: Any) -> Any:
+    """The policy, dropout off: model_settings' model, or with multimodal_settings (GRPO) the multimodal
+    model around it: encoders, and train_multimodal's projectors (frozen; the LM's adapter trains)."""
+    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
+    parts = getattr(settings, "multimodal_settings", None)
+    if parts is not None:
+        from turbo.modeling.multimodal.model import MultimodalModel
+        from turbo.modeling.multimodal.parts import (
+            build_encoders,
+            build_projectors,
+            check_shapes,
+            load_projector_weights,
+        )
+
+        dataset = settings.train_dataset_settings
+        n = dataset.n_modality_embeddings
+        shapes = check_shapes(parts.encoders, parts.projectors, n, "train_dataset_settings.")
+        embeddings = model.get_input_embeddings().weight
+        encoders = build_encoders(parts.encoders, embeddings.dtype)
+        projectors = build_projectors(
+            parts.projectors, shapes, embeddings.shape[1], n, settings.seed, embeddings.dtype
+        )
+        load_projector_weights(projectors, parts.projections_path)
+        for part in (*encoders.values(), *projectors.values()):
+            part.requires_grad_(False)
+        token_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset.modality_token_mapping.items()}
+        model = MultimodalModel(model, encoders, projectors, token_ids)
+    disable_dropout(model)
+    return model
 
 
 def disable_dropout(model: Any) -> None:
