@@ -16,6 +16,7 @@ from turbo.pipelines.train.common import (
 )
 from turbo.pipelines.train.rollout import (
     disable_dropout,
+    load_policy,
     load_prompts,
     load_reference,
     log_setup,
@@ -74,8 +75,7 @@ def run(settings: PpoExperimentSettings) -> None:
     )
     train, val, cherry_picks = load_prompts(settings, tokenizer, folder)
     rewards = build_rewards(settings.reward_settings, tokenizer)
-    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
-    disable_dropout(model)
+    model = load_policy(settings, tokenizer)
     value_model = load_value_model(settings, tokenizer)
     ref_model = load_reference(settings, tokenizer, needed=True)
     log_setup(settings, ref_model, True)

@@ -60,20 +60,21 @@ def load_prompts(settings: Any, tokenizer: Any, folder: Path) -> tuple[list[dict
 def load_policy(settings: Any, tokenizer: Any) -> Any:
     """The policy, dropout off: model_settings' model, or with multimodal_settings (GRPO) the multimodal
     model around it: encoders, and train_multimodal's projectors (frozen; the LM's adapter trains)."""
-    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
+    from turbo.modeling.multimodal.parts import check_shapes
+
     parts = getattr(settings, "multimodal_settings", None)
+    dataset = settings.train_dataset_settings
+    shapes: dict = {}
+    if parts is not None:  # before any weights load
+        shapes = check_shapes(
+            parts.encoders, parts.projectors, dataset.n_modality_embeddings, "train_dataset_settings."
+        )
+    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
     if parts is not None:
         from turbo.modeling.multimodal.model import MultimodalModel
-        from turbo.modeling.multimodal.parts import (
-            build_encoders,
-            build_projectors,
-            check_shapes,
-            load_projector_weights,
-        )
+        from turbo.modeling.multimodal.parts import build_encoders, build_projectors, load_projector_weights
 
-        dataset = settings.train_dataset_settings
         n = dataset.n_modality_embeddings
-        shapes = check_shapes(parts.encoders, parts.projectors, n, "train_dataset_settings.")
         embeddings = model.get_input_embeddings().weight
         encoders = build_encoders(parts.encoders, embeddings.dtype)
         projectors = build_projectors(
