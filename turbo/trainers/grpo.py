@@ -130,7 +130,7 @@ class GrpoTrainer(MetricsTrainer):
             return super()._save(output_dir, state_dict)
         from turbo.trainers.multimodal import save_parts
 
-        save_parts(model, Path(output_dir or self.args.output_dir))
+        save_parts(self, output_dir)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         unwrapped = self.accelerator.unwrap_model(self.model if model is None else model)

@@ -2,7 +2,8 @@
 
 A batch holds rows of `input_ids` and `labels` (`IGNORE_INDEX` off the answer), and either an
 `attention_mask` (padded rows: one sample per row) or `position_ids` that restart at 0 for each sample
-(packed rows, see turbo.data.packing: several samples per row, the padding its own block). Keys
+(packed rows, see turbo.data.packing: several samples per row, the padding its own block); multimodal
+rows also carry `modality_inputs`, which the model reads with the ids. Keys
 may carry a prefix (KTO's KL rows are `kl_input_ids`, `kl_attention_mask`, `kl_labels`).
 
 - `answer_rows`: such a batch from prompt and answer token ids (the answers of a generator).
@@ -14,6 +15,8 @@ may carry a prefix (KTO's KL rows are `kl_input_ids`, `kl_attention_mask`, `kl_l
 - `reference_logps`: the reference's summed answer log-probs, precomputed (carried in the batch),
   from a separate frozen model, or from the policy with its adapter disabled, in that order;
   `precompute_reference_logps` fills them in once before training.
+- `lc_alpha` (LD-DPO): pair rows [chosen; rejected] scored with the tokens past the shorter answer's
+  length down-weighted, for the policy and the reference alike.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ import torch
 
 from turbo.data.chat import IGNORE_INDEX
 
-ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels")
+ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels", "modality_inputs")
+# what the model reads of a batch: multimodal rows also carry their media (`modality_inputs`, the
+# tensors of each modality in the order their spans appear, turbo.modeling.multimodal.model)
+MODEL_KEYS = ("input_ids", "attention_mask", "position_ids", "modality_inputs")
 
 
 @dataclass
@@ -85,11 +91,9 @@ def _is_prompt_learning(model: Any) -> bool:
 def answer_logits(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """The model's logits aligned with `batch["labels"]`: [rows, length, vocab], virtual tokens dropped."""
     labels = batch["labels"]
-    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
+    inputs = {key: batch[key] for key in MODEL_KEYS if key in batch}
     if "position_ids" in inputs and _is_prompt_learning(model):
         raise ValueError("packed rows (position_ids) cannot be scored with a prompt-learning adapter")
-    if "modality_inputs" in batch:  # a multimodal model: the media of the batch's rows, in row order
-        inputs["modality_inputs"] = batch["modality_inputs"]
     logits = model(**inputs, use_cache=False).logits
     return logits[:, logits.shape[1] - labels.shape[1] :]  # prompt learning prepends virtual tokens
 
@@ -140,9 +144,25 @@ def reduce_answers(tokens: TokenLogps) -> AnswerLogps:
     return AnswerLogps(sums[keep], counts[keep], logit_sums[keep] / counts[keep])
 
 
-def answer_logps(model: Any, batch: Mapping[str, torch.Tensor]) -> AnswerLogps:
-    """Per-sample answer log-probs (sum, count, mean) of `batch` under `model`, with gradients."""
-    return reduce_answers(token_logps(model, batch))
+def length_desensitised(tokens: TokenLogps, alpha: float) -> AnswerLogps:
+    """LD-DPO (Liu et al. 2024, arXiv:2409.06411, eq. 8) on padded rows [chosen; rejected]: the answer
+    tokens past the length of the pair's shorter answer count alpha times, so a longer answer is no
+    longer favoured (or penalised) for its extra tokens alone: sum_{t <= l} log p_t + alpha * sum_{t > l}
+    log p_t, with l = min(|chosen|, |rejected|). alpha 1 is the plain sum."""
+    mask = tokens.mask
+    counts = mask.sum(-1)
+    shorter = torch.minimum(*counts.chunk(2)).repeat(2)
+    index = mask.long().cumsum(-1)  # 1 at the first answer token of each row
+    weights = torch.where(index > shorter.unsqueeze(1), alpha, 1.0) * mask
+    mean_logits = (tokens.mean_logits * mask).sum(-1) / counts.clamp(min=1)
+    return AnswerLogps((tokens.logps * weights).sum(-1), counts, mean_logits)
+
+
+def answer_logps(model: Any, batch: Mapping[str, torch.Tensor], lc_alpha: float | None = None) -> AnswerLogps:
+    """Per-sample answer log-probs (sum, count, mean) of `batch` under `model`, with gradients;
+    `lc_alpha`: the rows are [chosen; rejected] pairs, desensitised to length (`length_desensitised`)."""
+    tokens = token_logps(model, batch)
+    return reduce_answers(tokens) if lc_alpha is None else length_desensitised(tokens, lc_alpha)
 
 
 def adapter_disabled(model: Any) -> Any:
@@ -154,11 +174,11 @@ def adapter_disabled(model: Any) -> Any:
 
 @torch.no_grad()
 def model_reference_logps(
-    model: Any, batch: Mapping[str, torch.Tensor], disable_adapter: bool
+    model: Any, batch: Mapping[str, torch.Tensor], disable_adapter: bool, lc_alpha: float | None = None
 ) -> torch.Tensor:
     """Summed answer log-probs under `model` (a frozen reference), or under it with its adapter disabled."""
     with adapter_disabled(model) if disable_adapter else nullcontext():
-        return answer_logps(model, batch).sums
+        return answer_logps(model, batch, lc_alpha).sums
 
 
 def reference_logps(
@@ -167,6 +187,7 @@ def reference_logps(
     keys: tuple[str, ...],
     prefix: str = "",
     ref_model: Any = None,
+    lc_alpha: float | None = None,
 ) -> torch.Tensor:
     """The reference's summed answer log-probs of the rows under `prefix`: the precomputed values in
     `batch[keys]` (one key per block of rows, in order), else `ref_model`, else the unwrapped `policy`
@@ -174,8 +195,15 @@ def reference_logps(
     if all(key in batch for key in keys):
         return torch.cat([batch[key] for key in keys])
     if ref_model is not None:
-        return model_reference_logps(ref_model, rows(batch, prefix), disable_adapter=False)
-    return model_reference_logps(policy, rows(batch, prefix), disable_adapter=True)
+        return model_reference_logps(ref_model, rows(batch, prefix), False, lc_alpha)
+    return model_reference_logps(policy, rows(batch, prefix), True, lc_alpha)
+
+
+def to_device(value: Any, device: Any) -> Any:
+    """A tensor, or a dict of them (the media of multimodal rows), on `device`."""
+    if isinstance(value, Mapping):
+        return {key: to_device(item, device) for key, item in value.items()}
+    return value.to(device)
 
 
 def precompute_reference_logps(
@@ -185,6 +213,7 @@ def precompute_reference_logps(
     batch_size: int,
     disable_adapter: bool,
     keys: Mapping[str, tuple[str, ...]],
+    lc_alpha: float | None = None,
 ) -> list[dict[str, Any]]:
     """The features with the reference's summed answer log-probs added, computed once.
 
@@ -198,10 +227,10 @@ def precompute_reference_logps(
     out = []
     for start in range(0, len(features), batch_size):
         chunk = features[start : start + batch_size]
-        batch = {key: value.to(device) for key, value in collator(chunk).items()}
+        batch = {key: to_device(value, device) for key, value in collator(chunk).items()}
         values: dict[str, list[float]] = {}
         for prefix, names in keys.items():
-            sums = model_reference_logps(model, rows(batch, prefix), disable_adapter)
+            sums = model_reference_logps(model, rows(batch, prefix), disable_adapter, lc_alpha)
             values.update(zip(names, (block.tolist() for block in sums.chunk(len(names))), strict=True))
         for i, feature in enumerate(chunk):
             out.append({**feature, **{name: column[i] for name, column in values.items()}})

@@ -7,6 +7,8 @@ The model reads no settings and no files and fixes no dtype: features follow the
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from copy import deepcopy
 from typing import Any
 
 import torch
@@ -84,8 +86,24 @@ class MultimodalModel(nn.Module):
         )
 
     def disable_adapter(self) -> Any:
-        """The language model's adapter off (a context): the reference of an adapter-trained policy."""
-        return self.language_model.disable_adapter()
+        """A context in which the LM runs without its PEFT adapter (a frozen LM without one runs as it is)."""
+        if hasattr(self.language_model, "disable_adapter"):
+            return self.language_model.disable_adapter()
+        if any(parameter.requires_grad for parameter in self.language_model.parameters()):
+            raise ModelError("the language model trains in full and has no adapter to disable")
+        return nullcontext()
+
+    def frozen_start(self, language_model: nn.Module | None = None) -> MultimodalModel:
+        """A reference that keeps this model's weights as they are now while this model trains:
+        `language_model` (a separate frozen LM) or this model's own LM (run it under `disable_adapter()`),
+        the encoders (a frozen copy of any that trains) and a frozen copy of the projectors."""
+        encoders = {
+            modality: _frozen_copy(encoder) if _trains(encoder) else encoder
+            for modality, encoder in self.encoders.items()
+        }
+        projectors = {modality: _frozen_copy(projector) for modality, projector in self.projectors.items()}
+        lm = self.language_model if language_model is None else language_model
+        return MultimodalModel(lm, encoders, projectors, self.modality_token_ids)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
         self.language_model.gradient_checkpointing_enable(
@@ -93,3 +111,13 @@ class MultimodalModel(nn.Module):
         )
         if hasattr(self.language_model, "enable_input_require_grads"):
             self.language_model.enable_input_require_grads()
+
+
+def _trains(module: nn.Module) -> bool:
+    return any(parameter.requires_grad for parameter in module.parameters())
+
+
+def _frozen_copy(module: nn.Module) -> nn.Module:
+    copy = deepcopy(module)
+    copy.requires_grad_(False)
+    return copy
