@@ -90,3 +90,36 @@ def test_vllm_rollouts_are_refused_for_image_prompts(multimodal_final: Path, tmp
         expect=2,
     )
     assert "torchvision" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_resumed_image_run_continues_as_the_uninterrupted_one(
+    multimodal_final: Path, tmp_path: Path
+) -> None:
+    """The adapter and projectors (save_parts / load_parts), optimiser, RNG and data position come back."""
+    import shutil
+
+    short = ("--set", "trainer_settings.max_steps=4", "--set", "trainer_settings.save_steps=2")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run_turbo(*grpo_settings(multimodal_final, straight, *short))
+    run_turbo(*grpo_settings(multimodal_final, resumed, *short))
+    shutil.rmtree(resumed / "checkpoints" / "checkpoint-4")
+    shutil.rmtree(resumed / "final")
+    assert (resumed / "checkpoints" / "checkpoint-2" / "projectors.safetensors").is_file()
+    run_turbo(
+        *grpo_settings(
+            multimodal_final, resumed, *short, "--set", "trainer_settings.resume_from_checkpoint=true"
+        )
+    )
+    rows = [row for row in read_jsonl(resumed / "metrics.jsonl") if "reward/mean" in row]
+    expected = [row for row in read_jsonl(straight / "metrics.jsonl") if "reward/mean" in row]
+    assert [row["step"] for row in rows] == [1, 2, 3, 4]
+    for name in ("reward/mean", "loss", "kl"):
+        assert [row[name] for row in rows] == pytest.approx(
+            [row[name] for row in expected], rel=1e-4, abs=1e-5
+        )
+    final, reference = (
+        load_file(folder / "final" / "adapter_model.safetensors") for folder in (resumed, straight)
+    )
+    for key, tensor in reference.items():
+        assert final[key].allclose(tensor, atol=1e-4), key
