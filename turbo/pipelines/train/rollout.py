@@ -184,6 +184,43 @@ def log_setup(settings: Any, ref_model: Any, uses_reference: bool) -> None:
     )
 
 
+def rollout_trainer_arguments(
+    settings: Any,
+    folder: Path,
+    tokenizer: Any,
+    train: list[dict],
+    val: list[dict],
+    engine: Any,
+    rewards: list,
+    ref_model: Any,
+) -> dict[str, Any]:
+    """The keyword arguments GrpoTrainer and PpoTrainer take alike (all but the model and their own
+    settings): the prompts, their collator, the metrics log, the engine, the rewards, the reference."""
+    from turbo.pipelines.train.common import METRICS, training_arguments
+    from turbo.trainers.callbacks import MetricsLogCallback
+    from turbo.trainers.rollout import PromptCollator
+
+    return {
+        "args": training_arguments(settings, folder),
+        "train_dataset": train,
+        "eval_dataset": val or None,
+        "data_collator": PromptCollator(tokenizer.pad_token_id),
+        "processing_class": tokenizer,
+        "callbacks": [MetricsLogCallback(folder / METRICS)],
+        "rollout_settings": settings.rollout_settings,
+        "engine": engine,
+        "rewards": rewards,
+        "ref_model": ref_model,
+        "eval_prompts": val,
+        "folder": folder,
+        "seed": settings.seed,
+    }
+
+
+def saved_kind(model: Any) -> str:
+    return "adapter" if hasattr(getattr(model, "language_model", model), "peft_config") else "model"
+
+
 def train_with_rollouts(
     trainer: Any,
     settings: Any,
