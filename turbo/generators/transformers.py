@@ -153,10 +153,13 @@ def sample_answer_ids(
     top_p: float = 1.0,
     top_k: int | None = None,
     batch: int | None = None,
+    media: list[list[tuple[str, Any]]] | None = None,
 ) -> tuple[list[list[int]], list[list[float]]]:
     """n answers per prompt as token ids (prompt-major: the n answers of prompt 0 first), each ending at
     its EOS (kept) or at max_new_tokens; and each answer token's log-prob under the raw logits of the
-    generating model. temperature None decodes greedily (then n must be 1)."""
+    generating model. temperature None decodes greedily (then n must be 1). `media`: per prompt, its
+    (modality, tensor) items, passed to a multimodal model as modality_inputs; its modality tokens are
+    never sampled."""
     from transformers import GenerationConfig
 
     sampling = temperature is not None
@@ -169,6 +172,8 @@ def sample_answer_ids(
         bos_token_id=tokenizer.bos_token_id,
         output_logits=True,
         return_dict_in_generate=True,
+        # a multimodal model's modality tokens stand for media: an answer never writes one
+        suppress_tokens=list(getattr(model, "modality_token_ids", {}).values()) or None,
         **({"temperature": temperature, "top_p": top_p, "top_k": top_k or 0} if sampling else {}),
     )
     device = next(model.parameters()).device
@@ -179,10 +184,17 @@ def sample_answer_ids(
     size = batch or len(prompts)
     for start in range(0, len(prompts), size):
         input_ids, attention = _left_pad(prompts[start : start + size], tokenizer.pad_token_id)
+        extra = {}
+        if media is not None:
+            from turbo.data.multimodal_batches import stack_media
+
+            stacked = stack_media(media[start : start + size])
+            extra["modality_inputs"] = {modality: value.to(device) for modality, value in stacked.items()}
         output = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
             generation_config=config,
+            **extra,
         )
         new = output.sequences[:, input_ids.shape[1] :].cpu()
         steps = torch.stack(output.logits, 1).float().log_softmax(-1).cpu()  # [rows, steps, vocab]

@@ -12,6 +12,30 @@ from turbo.settings.trainer import TrainerSettings
 from turbo.settings.vllm import VLLMEngineSettings
 
 
+class VllmServerSettings(StrictModel):
+    """A separate `vllm serve` of the policy's base model that samples the rollouts (LoRA policies). Start
+    it with `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True vllm serve <base model> --enable-lora
+    --max-lora-rank <r>`; after every optimisation step turbo saves the adapter to `adapter_path`, loads
+    it under a new name (POST /v1/load_lora_adapter), unloads the previous one, and samples with
+    /v1/completions on token ids."""
+
+    url: str = Field(
+        pattern=r"^https?://",
+        description="The server's base URL, e.g. http://gpu-node:8000 (no /v1).",
+    )
+    adapter_path: str | None = Field(
+        None,
+        description="The folder the adapter is saved to after each step; the server must read the same "
+        "folder (shared storage). None: <log_path>/rollout_adapter (a server on the same machine).",
+    )
+    server_adapter_path: str | None = Field(
+        None,
+        description="The same folder as the server's machine names it, where it is mounted elsewhere. "
+        "None: adapter_path.",
+    )
+    timeout: float = Field(600.0, gt=0, description="Seconds one request may take.")
+
+
 class RolloutSettings(StrictModel):
     """Sampling of the answers the policy learns from. The log-probs of the update always come from the
     training model; the engine only samples (their gap is logged as rollout/logp_gap)."""
@@ -25,6 +49,11 @@ class RolloutSettings(StrictModel):
     vllm_engine_settings: VLLMEngineSettings | None = Field(
         None, description="The colocated vLLM engine (use_vllm: true only). None: the defaults."
     )
+    vllm_server: VllmServerSettings | None = Field(
+        None,
+        description="Sample on a separate vLLM server instead (LoRA policies; use_vllm: false). See "
+        "docs/rl.md, 'Rollouts on a separate vLLM server'.",
+    )
     max_new_tokens: int = Field(64, gt=0, description="New tokens per answer at most.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of the rollouts.")
@@ -35,7 +64,22 @@ class RolloutSettings(StrictModel):
 
 
 def check_rollout(rollout: RolloutSettings, model: Any) -> None:
-    """What a colocated vLLM engine can take from the policy: LoRA or full weights, causal, no bnb."""
+    """What a vLLM server can take from the policy (a LoRA adapter) and what a colocated engine can (LoRA
+    or full weights, causal, no bnb)."""
+    if rollout.vllm_server is not None:
+        if rollout.use_vllm:
+            raise ValueError(
+                "rollout_settings: use_vllm: true starts a colocated engine, vllm_server uses a separate "
+                "one; set one of them"
+            )
+        peft = model.peft_settings
+        plain_lora = peft is None or (peft.name == "LORA" and not getattr(peft, "use_dora", False))
+        if not model.trains_adapter or not plain_lora:
+            raise ValueError(
+                "rollout_settings.vllm_server loads the policy's LoRA adapter into the server after each "
+                "step; train a LoRA adapter (model_settings.peft_settings name LORA, no DoRA) or sample "
+                "in this process (use_vllm: true, or false for transformers)"
+            )
     if not rollout.use_vllm:
         if rollout.vllm_engine_settings is not None:
             raise ValueError("rollout_settings.vllm_engine_settings applies with use_vllm: true only")
@@ -99,5 +143,5 @@ def check_rl_experiment(settings: Any, rewards_needed: bool = True) -> None:
     if rewards_needed and not settings.reward_settings:
         raise ValueError("reward_settings: give at least one reward function")
     for dataset in (settings.train_dataset_settings, settings.val_dataset_settings):
-        if dataset is not None and dataset.pack_to_max_length:
+        if dataset is not None and getattr(dataset, "pack_to_max_length", False):
             raise ValueError("pack_to_max_length: online RL reads prompts one by one; turn packing off")

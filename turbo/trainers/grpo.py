@@ -123,6 +123,23 @@ class GrpoTrainer(MetricsTrainer):
             record[name].append(value)
         return loss
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """A multimodal policy saves its parts as train_multimodal does (LM adapter, projectors)."""
+        model = self.accelerator.unwrap_model(self.model)
+        if not hasattr(model, "projectors"):
+            return super()._save(output_dir, state_dict)
+        from turbo.trainers.multimodal import save_parts
+
+        save_parts(self, output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        unwrapped = self.accelerator.unwrap_model(self.model if model is None else model)
+        if not hasattr(unwrapped, "projectors"):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        from turbo.trainers.multimodal import load_parts
+
+        load_parts(unwrapped, Path(resume_from_checkpoint))
+
     def evaluate(
         self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
     ) -> dict:

@@ -37,26 +37,6 @@ class PromptCollator:
         return {"input_ids": input_ids, "attention_mask": attention_mask, "prompts": features}
 
 
-def prompt_features(samples: list[Any], tokenizer: Any) -> list[dict[str, Any]]:
-    """Chat samples built for inference -> the prompt ids, the prompt text and the reference answer: the
-    record's `reference` field, else the content of its final bot message, else None."""
-    features = []
-    for sample in samples:
-        record = sample.record.record
-        reference = (record.model_extra or {}).get("reference")
-        if reference is None and record.messages[-1].role == "bot":
-            reference = record.messages[-1].content
-        features.append(
-            {
-                "id": record.id,
-                "prompt_ids": list(sample.input_ids),
-                "prompt": tokenizer.decode(sample.input_ids, skip_special_tokens=False),
-                "reference": None if reference is None else str(reference),
-            }
-        )
-    return features
-
-
 class TransformersEngine:
     """Rollouts with `generate` on the training model itself (always up to date)."""
 
@@ -68,7 +48,13 @@ class TransformersEngine:
         """Nothing to do: the engine is the training model."""
 
     def sample(
-        self, model: Any, prompts: list[list[int]], n: int, greedy: bool, seed: int
+        self,
+        model: Any,
+        prompts: list[list[int]],
+        n: int,
+        greedy: bool,
+        seed: int,
+        media: list[list[tuple[str, torch.Tensor]]] | None = None,
     ) -> tuple[list[list[int]], list[list[float]]]:
         from turbo.generators.transformers import sample_answer_ids
 
@@ -83,6 +69,7 @@ class TransformersEngine:
             top_p=rollout.top_p,
             top_k=rollout.top_k,
             batch=rollout.generation_batch,
+            media=media,
         )
 
 
@@ -144,6 +131,7 @@ class Rollout:
     rewards: torch.Tensor  # the weighted total per row
     per_function: dict[str, list[float]]
     seconds: float
+    media: list[list[tuple[str, torch.Tensor]]] | None = None  # per row, multimodal prompts only
 
     @property
     def width(self) -> int:
@@ -163,7 +151,13 @@ def collect(
 ) -> Rollout:
     """Sample n answers per prompt with the engine and score them with the reward functions."""
     start = time.perf_counter()
-    answer_ids, engine_logps = engine.sample(model, [p["prompt_ids"] for p in prompts], n, greedy, seed)
+    ids = [p["prompt_ids"] for p in prompts]
+    if "media" in prompts[0]:  # multimodal prompts (transformers rollouts only)
+        answer_ids, engine_logps = engine.sample(
+            model, ids, n, greedy, seed, media=[p["media"] for p in prompts]
+        )
+    else:
+        answer_ids, engine_logps = engine.sample(model, ids, n, greedy, seed)
     rows = [prompt for prompt in prompts for _ in range(n)]
     eos = tokenizer.eos_token_id
     finished = [bool(ids) and ids[-1] == eos for ids in answer_ids]
@@ -185,6 +179,7 @@ def collect(
         rewards=torch.tensor(totals, dtype=torch.float32, device=device),
         per_function=per_function,
         seconds=time.perf_counter() - start,
+        media=[p["media"] for p in rows] if "media" in rows[0] else None,
     )
 
 
@@ -211,7 +206,14 @@ def policy_token_logps(
     """The policy's per-token answer log-probs of `rows` ([rows, width], left-aligned; 0 past the answer),
     recomputed by the training model through turbo.trainers.logps; and the entropy when asked for."""
     width = int(rollout.lengths[rows].max())
-    tokens = token_logps(model, select(rollout.batch, rows), entropy=entropy)
+    batch: dict[str, Any] = select(rollout.batch, rows)
+    if rollout.media is not None:
+        from turbo.data.multimodal_batches import stack_media
+
+        device = rollout.rewards.device
+        stacked = stack_media([rollout.media[row] for row in rows.tolist()])
+        batch["modality_inputs"] = {modality: value.to(device) for modality, value in stacked.items()}
+    tokens = token_logps(model, batch, entropy=entropy)
     starts = rollout.starts[rows]
     logps = to_answers(tokens.logps, starts, width)
     token_entropy = None if tokens.entropy is None else to_answers(tokens.entropy.detach(), starts, width)

@@ -81,3 +81,54 @@ def test_ppo_value_model_trains_in_full() -> None:
     value = {"model_path": "x", "model_type": "seq_cls", "peft_settings": {"name": "LORA"}}
     with pytest.raises(ValidationError, match="value model trains in full"):
         PpoExperimentSettings.model_validate(with_changes(PPO, value_model_settings=value))
+
+
+PROMPTS = {
+    "dataset_type": "prompt",
+    "sources": [
+        {"name": "p", "records_path": "tests/fixtures/datasets/chat/train_chat.jsonl", "sample_rate": 1.0}
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ({**PROMPTS, "raw": True, "prompt_template": {"role_tag_mapping": {}, "prefix_template": "{role}"}},
+         "remove prompt_template"),
+        ({**PROMPTS, "raw": True, "sources": [{**PROMPTS["sources"][0], "system_prompt": "Be brief."}]},
+         "remove system_prompt"),
+        ({**PROMPTS, "dataset_type": "prompts"}, "prompt"),
+    ],
+)  # fmt: skip
+def test_prompt_datasets_refuse_what_they_cannot_do(dataset: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        GrpoExperimentSettings.model_validate(with_changes(GRPO, train_dataset_settings=dataset))
+
+
+def test_prompt_datasets_are_read_by_both_commands() -> None:
+    for settings, base in ((GrpoExperimentSettings, GRPO), (PpoExperimentSettings, PPO)):
+        parsed = settings.model_validate(
+            with_changes(base, train_dataset_settings=PROMPTS, val_dataset_settings=PROMPTS)
+        )
+        assert parsed.train_dataset_settings.dataset_type == "prompt"
+        assert parsed.val_dataset_settings.as_chat().dataset_type == "chat"
+
+
+SERVER = {"vllm_server": {"url": "http://localhost:8000"}}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"rollout_settings": {**SERVER, "use_vllm": True}}, "set one of them"),
+        ({"rollout_settings": SERVER, "model_settings": {"peft_settings": None}}, "train a LoRA adapter"),
+        ({"rollout_settings": {"vllm_server": {"url": "localhost:8000"}}}, "http"),
+    ],
+)  # fmt: skip
+def test_a_vllm_server_takes_a_lora_policy_and_a_url(changes: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        GrpoExperimentSettings.model_validate(with_changes(GRPO, **changes))
+    assert GrpoExperimentSettings.model_validate(
+        with_changes(GRPO, rollout_settings=SERVER)
+    ).rollout_settings.vllm_server

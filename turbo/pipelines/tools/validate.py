@@ -156,6 +156,12 @@ def _chat(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[li
     return build_chat_samples(dataset, tokenizer, seed=seed, inference=generation)
 
 
+def _prompt(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
+    from turbo.data.prompts import build_prompt_samples
+
+    return build_prompt_samples(dataset, tokenizer, seed=seed)
+
+
 def _pair_preferences(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
     from turbo.data.pair_preferences import build_pair_samples
 
@@ -223,6 +229,7 @@ DATA_BUILDERS = {
     "ddpo": _ddpo,
     "rm": _answers,
     "chat": _chat,
+    "prompt": _prompt,
     "pair_preferences": _pair_preferences,
     "kto": _kto,
     "classification": _classification,

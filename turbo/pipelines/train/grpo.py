@@ -1,24 +1,20 @@
-"""train_grpo: group relative policy optimisation on prompts, with rule, reward-model or Python rewards;
-rollouts from transformers or a colocated vLLM engine."""
+"""train_grpo: group relative policy optimisation on chat, prompt or image + text prompts, with rule,
+reward-model or Python rewards; rollouts from transformers, a colocated vLLM engine or a vLLM server."""
 
 from __future__ import annotations
 
 import logging
 
-from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import (
-    METRICS,
-    save_final,
-    start_experiment,
-    training_arguments,
-)
+from turbo.pipelines.train.common import save_final, start_experiment
 from turbo.pipelines.train.rollout import (
-    disable_dropout,
+    load_policy,
     load_prompts,
     load_reference,
     log_setup,
     rollout_engine,
+    rollout_trainer_arguments,
+    saved_kind,
     train_with_rollouts,
 )
 from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
@@ -27,10 +23,8 @@ logger = logging.getLogger("turbo")
 
 
 def run(settings: GrpoExperimentSettings) -> None:
-    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.grpo import GrpoTrainer
     from turbo.trainers.rewards import build_rewards
-    from turbo.trainers.rollout import PromptCollator
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
@@ -39,29 +33,15 @@ def run(settings: GrpoExperimentSettings) -> None:
     )
     train, val, cherry_picks = load_prompts(settings, tokenizer, folder)
     rewards = build_rewards(settings.reward_settings, tokenizer)
-    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
-    disable_dropout(model)
+    model = load_policy(settings, tokenizer)
     ref_model = load_reference(settings, tokenizer, needed=trainer_settings.beta > 0)
     log_setup(settings, ref_model, trainer_settings.beta > 0)
 
     with rollout_engine(settings, tokenizer) as engine:
-        trainer = GrpoTrainer(
-            model=model,
-            args=training_arguments(settings, folder),
-            train_dataset=train,
-            eval_dataset=val or None,
-            data_collator=PromptCollator(tokenizer.pad_token_id),
-            processing_class=tokenizer,
-            callbacks=[MetricsLogCallback(folder / METRICS)],
-            grpo_settings=trainer_settings,
-            rollout_settings=settings.rollout_settings,
-            engine=engine,
-            rewards=rewards,
-            ref_model=ref_model,
-            eval_prompts=val,
-            folder=folder,
-            seed=settings.seed,
+        arguments = rollout_trainer_arguments(
+            settings, folder, tokenizer, train, val, engine, rewards, ref_model
         )
+        trainer = GrpoTrainer(model=model, grpo_settings=trainer_settings, **arguments)
         train_with_rollouts(trainer, settings, ref_model, rewards, cherry_picks, tokenizer, resume)
     final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)
+    logger.info("saved the final %s to %s", saved_kind(model), final)

@@ -1,5 +1,6 @@
 """train_ppo: PPO on prompts with a value model, a per-token KL penalty to the reference and GAE;
-rewards from rules, a reward model or Python; rollouts from transformers or a colocated vLLM engine."""
+rewards from rules, a reward model or Python; rollouts from transformers, a colocated vLLM engine or a
+vLLM server."""
 
 from __future__ import annotations
 
@@ -8,18 +9,16 @@ from typing import Any
 
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import (
-    METRICS,
-    save_final,
-    start_experiment,
-    training_arguments,
-)
+from turbo.pipelines.train.common import save_final, start_experiment
 from turbo.pipelines.train.rollout import (
     disable_dropout,
+    load_policy,
     load_prompts,
     load_reference,
     log_setup,
     rollout_engine,
+    rollout_trainer_arguments,
+    saved_kind,
     train_with_rollouts,
 )
 from turbo.settings.model import ModelSettings
@@ -62,10 +61,8 @@ def load_value_model(settings: PpoExperimentSettings, tokenizer: Any) -> Any:
 
 
 def run(settings: PpoExperimentSettings) -> None:
-    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.ppo import VALUE_MODEL, PpoTrainer
     from turbo.trainers.rewards import build_rewards
-    from turbo.trainers.rollout import PromptCollator
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
@@ -74,36 +71,21 @@ def run(settings: PpoExperimentSettings) -> None:
     )
     train, val, cherry_picks = load_prompts(settings, tokenizer, folder)
     rewards = build_rewards(settings.reward_settings, tokenizer)
-    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
-    disable_dropout(model)
+    model = load_policy(settings, tokenizer)
     value_model = load_value_model(settings, tokenizer)
     ref_model = load_reference(settings, tokenizer, needed=True)
     log_setup(settings, ref_model, True)
 
     with rollout_engine(settings, tokenizer) as engine:
-        trainer = PpoTrainer(
-            model=model,
-            args=training_arguments(settings, folder),
-            train_dataset=train,
-            eval_dataset=val or None,
-            data_collator=PromptCollator(tokenizer.pad_token_id),
-            processing_class=tokenizer,
-            callbacks=[MetricsLogCallback(folder / METRICS)],
-            ppo_settings=trainer_settings,
-            rollout_settings=settings.rollout_settings,
-            engine=engine,
-            rewards=rewards,
-            value_model=value_model,
-            ref_model=ref_model,
-            eval_prompts=val,
-            folder=folder,
-            seed=settings.seed,
+        arguments = rollout_trainer_arguments(
+            settings, folder, tokenizer, train, val, engine, rewards, ref_model
         )
+        trainer = PpoTrainer(model=model, ppo_settings=trainer_settings, value_model=value_model, **arguments)
         train_with_rollouts(trainer, settings, ref_model, rewards, cherry_picks, tokenizer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info(
         "saved the final %s to %s (the value model in %s)",
-        "adapter" if hasattr(model, "peft_config") else "model",
+        saved_kind(model),
         final,
         final / VALUE_MODEL,
     )

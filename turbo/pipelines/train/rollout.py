@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from turbo.data.chat import build_chat_samples
+from turbo.data.prompts import build_rl_prompts, prompt_features
 from turbo.data.report import DatasetReport
 from turbo.modeling.loading import load_model
 from turbo.pipelines.train.common import write_data_reports
@@ -20,21 +21,29 @@ logger = logging.getLogger("turbo")
 PREVIEW_PROMPTS = 3
 
 
+def prompt_split(dataset: Any, tokenizer: Any, seed: int) -> tuple[list[dict], DatasetReport]:
+    """The prompt features of one dataset: chat, prompt or (GRPO) multimodal records, whose media are
+    read here and whose span tokens are added to the tokenizer (before the model loads)."""
+    if dataset.dataset_type != "multimodal":
+        samples, report = build_rl_prompts(dataset, tokenizer, seed=seed)
+        return prompt_features(samples, tokenizer), report
+    from turbo.data.multimodal import add_modality_tokens, build_multimodal_samples
+    from turbo.data.prompts import multimodal_prompt_features
+    from turbo.modeling.multimodal.parts import build_readers
+
+    add_modality_tokens(tokenizer, dataset)
+    readers = build_readers(dataset.readers)
+    samples, report = build_multimodal_samples(dataset, tokenizer, readers, seed=seed, inference=True)
+    return multimodal_prompt_features(samples, tokenizer, readers), report
+
+
 def load_prompts(settings: Any, tokenizer: Any, folder: Path) -> tuple[list[dict], list[dict], list]:
     """Train and validation prompt features, the cherry-pick samples; the data reports written."""
-    from turbo.trainers.rollout import prompt_features
-
-    samples, report = build_chat_samples(
-        settings.train_dataset_settings, tokenizer, seed=settings.seed, inference=True
-    )
+    train, report = prompt_split(settings.train_dataset_settings, tokenizer, settings.seed)
     reports: dict[str, DatasetReport] = {"train": report}
-    train = prompt_features(samples, tokenizer)
     val: list[dict] = []
     if settings.val_dataset_settings is not None:
-        val_samples, reports["val"] = build_chat_samples(
-            settings.val_dataset_settings, tokenizer, seed=settings.seed, inference=True
-        )
-        val = prompt_features(val_samples, tokenizer)
+        val, reports["val"] = prompt_split(settings.val_dataset_settings, tokenizer, settings.seed)
     cherry_picks: list = []
     if settings.cherry_pick_settings is not None:
         cherry_picks, reports["cherry_pick"] = build_chat_samples(
@@ -46,6 +55,38 @@ def load_prompts(settings: Any, tokenizer: Any, folder: Path) -> tuple[list[dict
     ]
     write_data_reports(folder, reports, previews)
     return train, val, cherry_picks
+
+
+def load_policy(settings: Any, tokenizer: Any) -> Any:
+    """The policy, dropout off: model_settings' model, or with multimodal_settings (GRPO) the multimodal
+    model around it: encoders, and train_multimodal's projectors (frozen; the LM's adapter trains)."""
+    from turbo.modeling.multimodal.parts import check_shapes
+
+    parts = getattr(settings, "multimodal_settings", None)
+    dataset = settings.train_dataset_settings
+    shapes: dict = {}
+    if parts is not None:  # before any weights load
+        shapes = check_shapes(
+            parts.encoders, parts.projectors, dataset.n_modality_embeddings, "train_dataset_settings."
+        )
+    model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
+    if parts is not None:
+        from turbo.modeling.multimodal.model import MultimodalModel
+        from turbo.modeling.multimodal.parts import build_encoders, build_projectors, load_projector_weights
+
+        n = dataset.n_modality_embeddings
+        embeddings = model.get_input_embeddings().weight
+        encoders = build_encoders(parts.encoders, embeddings.dtype)
+        projectors = build_projectors(
+            parts.projectors, shapes, embeddings.shape[1], n, settings.seed, embeddings.dtype
+        )
+        load_projector_weights(projectors, parts.projections_path)
+        for part in (*encoders.values(), *projectors.values()):
+            part.requires_grad_(False)
+        token_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset.modality_token_mapping.items()}
+        model = MultimodalModel(model, encoders, projectors, token_ids)
+    disable_dropout(model)
+    return model
 
 
 def disable_dropout(model: Any) -> None:
@@ -79,11 +120,24 @@ def load_reference(settings: Any, tokenizer: Any, needed: bool) -> Any:
 
 @contextmanager
 def rollout_engine(settings: Any, tokenizer: Any) -> Iterator[Any]:
-    """transformers generate on the training model, or a colocated vLLM engine on the policy's base model
-    (in this process, so that new weights pass by reference; shut down on exit)."""
+    """transformers generate on the training model, a separate vLLM server (rollout_settings.vllm_server),
+    or a colocated vLLM engine on the policy's base model (in this process, so that new weights pass by
+    reference; shut down on exit)."""
+    from turbo.generators.vllm_server import VllmServerEngine
     from turbo.trainers.rollout import TransformersEngine, VllmEngine
 
     rollout = settings.rollout_settings
+    if rollout.vllm_server is not None:
+        server = rollout.vllm_server
+        folder = Path(server.adapter_path or Path(settings.log_path) / "rollout_adapter")
+        folder.mkdir(parents=True, exist_ok=True)
+        seen_as = server.server_adapter_path or str(folder.resolve())
+        remote = VllmServerEngine(tokenizer, rollout, folder, seen_as)
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
     if not rollout.use_vllm:
         yield TransformersEngine(tokenizer, rollout)
         return
@@ -116,7 +170,11 @@ def log_setup(settings: Any, ref_model: Any, uses_reference: bool) -> None:
     rollout = settings.rollout_settings
     logger.info(
         "rollouts: %s; rewards: %s; reference: %s",
-        "colocated vLLM" if rollout.use_vllm else "transformers generate",
+        f"vLLM server {rollout.vllm_server.url}"
+        if rollout.vllm_server is not None
+        else "colocated vLLM"
+        if rollout.use_vllm
+        else "transformers generate",
         ", ".join(f"{reward.label} x{reward.weight:g}" for reward in settings.reward_settings),
         "none"
         if not uses_reference
@@ -126,8 +184,50 @@ def log_setup(settings: Any, ref_model: Any, uses_reference: bool) -> None:
     )
 
 
+def rollout_trainer_arguments(
+    settings: Any,
+    folder: Path,
+    tokenizer: Any,
+    train: list[dict],
+    val: list[dict],
+    engine: Any,
+    rewards: list,
+    ref_model: Any,
+) -> dict[str, Any]:
+    """The keyword arguments GrpoTrainer and PpoTrainer take alike (all but the model and their own
+    settings): the prompts, their collator, the metrics log, the engine, the rewards, the reference."""
+    from turbo.pipelines.train.common import METRICS, training_arguments
+    from turbo.trainers.callbacks import MetricsLogCallback
+    from turbo.trainers.rollout import PromptCollator
+
+    return {
+        "args": training_arguments(settings, folder),
+        "train_dataset": train,
+        "eval_dataset": val or None,
+        "data_collator": PromptCollator(tokenizer.pad_token_id),
+        "processing_class": tokenizer,
+        "callbacks": [MetricsLogCallback(folder / METRICS)],
+        "rollout_settings": settings.rollout_settings,
+        "engine": engine,
+        "rewards": rewards,
+        "ref_model": ref_model,
+        "eval_prompts": val,
+        "folder": folder,
+        "seed": settings.seed,
+    }
+
+
+def saved_kind(model: Any) -> str:
+    return "adapter" if hasattr(getattr(model, "language_model", model), "peft_config") else "model"
+
+
 def train_with_rollouts(
-    trainer: Any, settings: Any, ref_model: Any, rewards: list, cherry_picks: list, tokenizer: Any,
+    trainer: Any,
+    settings: Any,
+    ref_model: Any,
+    rewards: list,
+    cherry_picks: list,
+    tokenizer: Any,
     resume: str | None,
 ) -> None:
     """The steps train_grpo and train_ppo share once their trainer is built: reference and reward

