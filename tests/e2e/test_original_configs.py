@@ -197,7 +197,7 @@ def test_original_file_runs_end_to_end(
 def test_original_dpo_syncs_a_reference_that_carries_the_loaded_adapter(
     fixture_models: Path, tmp_path: Path
 ) -> None:
-    """dpo/base.json: sync_ref_model with adapter_path (its cherry-pick metrics, built on the eval branch,
+    """dpo/base.json: sync_ref_model with adapter_path and use_sft_model (its cherry-pick metrics
     emptied). Every optimizer step the reference becomes the policy (alpha 1), so at step 3 (the first
     step after one with a learning rate above 0: warmup starts at 0) both score the batch alike; a frozen
     reference scores it as the starting adapter did (about 1e-3 apart here)."""
@@ -214,4 +214,10 @@ def test_original_dpo_syncs_a_reference_that_carries_the_loaded_adapter(
     assert [row["step"] for row in rows] == [1, 2, 3]
     for name in ("chosen", "rejected"):
         assert rows[2][f"logps/ref_{name}"] == pytest.approx(rows[2][f"logps/{name}"], abs=1e-6)
+    # use_sft_model: the policy's rewards against the frozen starting model, beside the reference's; at
+    # step 1 both references are the starting model, at step 3 only the synced one follows the policy
+    for name in ("chosen", "rejected", "margins", "accuracies"):
+        assert rows[0][f"rewards/sft_{name}"] == pytest.approx(rows[0][f"rewards/{name}"], abs=1e-7)
+    assert rows[2]["rewards/chosen"] == pytest.approx(0, abs=1e-7)
+    assert abs(rows[2]["rewards/sft_chosen"]) > 1e-6, rows[2]
     assert (output / "final" / "adapter_model.safetensors").is_file()

@@ -57,8 +57,9 @@ class DpoTrainerSettings(TrainerSettings):
     )
     use_sft_model: bool = Field(
         False,
-        description="Keep the starting (SFT) model for cherry-pick metrics that compare with it "
-        "(kl with ref_logits_type 'sft'); the loss never reads it.",
+        description="Keep a frozen copy of the starting (SFT) model and log the policy's DPO rewards "
+        "against it as rewards/sft_{chosen,rejected,margins,accuracies} (beside the reference's); the "
+        "loss never reads it.",
     )
     lc_alpha: float | None = Field(
         None,
