@@ -69,6 +69,11 @@ RUNS = {
     "train/classification/base.json": "final/adapter_model.safetensors",
     "train/ddpo/base.json": "final/adapter_model.safetensors",
     "train/lddpo/base.json": "final/adapter_model.safetensors",
+    "train/dpo/simpo.json": "final/adapter_model.safetensors",
+    "train/sft/sft_retrieval_utility.json": "final/adapter_model.safetensors",
+    "train/rag/base.json": "final/generator/adapter_model.safetensors",
+    "train/rag/end2end.json": "final/generator/adapter_model.safetensors",
+    "inference/rag/base.json": "model_0/generation_0/test.jsonl",
     "inference/sft/base.json": "model_0/generation_0/chat_test.jsonl",
     "inference/classification/base.json": "model_0/classification_test.jsonl",
     "inference/rm/base.json": "model_0/rm_test.jsonl",
@@ -81,6 +86,13 @@ RUNS = {
     "train/multimodal/llama_c_abs_clip_pickle.json": "final/projectors.safetensors",
     # the original's train_multimodal output layout (build_multimodal.py), answers scored by METEOR
     "inference/multimodal/llama_llava_clip_pickle.json": "model_0/generation_0/metrics.json",
+}
+# the original RAG files name the width of their real question encoder (768); the tiny one gives 64
+TINY_WIDTH = "retrieval_settings.retrieval_vector_size=64"
+FIXTURE_SIZES = {
+    "train/rag/base.json": [f"model_settings.{TINY_WIDTH}"],
+    "train/rag/end2end.json": [f"model_settings.{TINY_WIDTH}"],
+    "inference/rag/base.json": [f"inference_settings.0.model_settings.{TINY_WIDTH}"],
 }
 # pre-encoded image features, written as the original does: beside the images, keyed by file name
 PREPROCESS = "utils/preprocess/images.json"
@@ -166,14 +178,18 @@ def _output_key(data: dict) -> str:
 def test_original_file_runs_end_to_end(
     name: str, fixture_models: Path, multimodal_models: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Through the real CLI, a few steps; only the output folder, the step count and the logger (no
-    network: wandb blocks become logging_type none) are overridden."""
+    """Through the real CLI, a few steps; only the output folder, the step count, the logger (no
+    network: wandb blocks become logging_type none) and the RAG files' encoder width are overridden."""
     command = command_of(name)
     if "pickle" in name:
         request.getfixturevalue("pre_encoded_images")
+    if command in ("train_rag", "inference_rag"):
+        from build_rag import build_all  # the RAG fixtures (question encoder, index)
+
+        build_all()
     data = json.loads((ORIGINAL / name).read_text())
     output = tmp_path / "out"
-    overrides = [f"{_output_key(data)}={output}"]
+    overrides = [f"{_output_key(data)}={output}", *FIXTURE_SIZES.get(name, [])]
     trainer_key = next((key for key in ("trainer_settings", "training_arguments") if key in data), None)
     if trainer_key is not None:
         overrides.append(f"{trainer_key}.max_steps=2")
