@@ -237,3 +237,29 @@ def test_original_dpo_syncs_a_reference_that_carries_the_loaded_adapter(
     assert rows[2]["rewards/chosen"] == pytest.approx(0, abs=1e-7)
     assert abs(rows[2]["rewards/sft_chosen"]) > 1e-6, rows[2]
     assert (output / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_the_original_rm_sampling_file_with_a_causal_lm_adapter_is_refused(fixture_models: Path) -> None:
+    """sampling/rm.json as written, its seq_cls reward model given a CAUSAL_LM adapter: one message,
+    exit 2, before any weights load."""
+    result = run_turbo(
+        "rm_sample", "--experiment_settings_path", ORIGINAL / "sampling/rm.json",
+        "--set", "rm.adapter_path=tests/fixtures/models/llama_tiny_adapter", expect=2,
+    )  # fmt: skip
+    assert "is a CAUSAL_LM adapter, but model_type 'seq_cls' needs a SEQ_CLS adapter" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_hub_id_for_the_vision_encoder_is_answered_with_give_a_local_path(multimodal_models: Path) -> None:
+    """The original multimodal file with the hub id the original documentation writes for its encoder."""
+    name = "train/multimodal/llama_llava_base_clip.json"
+    hub_id = "openai/clip-vit-base-patch32"
+    result = run_turbo(
+        "validate", ORIGINAL / name, "--command", "train_multimodal",
+        "--set", f"modality_encoder_settings_mapping.image.encoder_path={hub_id}", expect=2,
+    )  # fmt: skip
+    assert (
+        f"modality_encoder_settings_mapping.image.encoder_path: {hub_id} does not exist: it looks like a "
+        "model hub id; models are not downloaded, give a local path"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
