@@ -30,13 +30,19 @@ class SyncRefModelSettings(StrictModel):
     """TR-DPO (Gorbatovski et al. 2024, arXiv:2404.09656): every sync_steps optimizer steps the
     reference becomes alpha * policy + (1 - alpha) * reference."""
 
-    sync_ref_model: bool = False
+    sync_ref_model: bool = Field(
+        False, description="TR-DPO: move the reference towards the policy during training."
+    )
     alpha: float = Field(1.0, gt=0, le=1, description="Share of the policy in the new reference.")
     sync_steps: PositiveCount = Field(1, description="Optimizer steps between two updates of the reference.")
 
 
 class DpoTrainerSettings(TrainerSettings):
-    loss_settings: DpoLossSettings = SigmoidLossSettings(loss_type="sigmoid")
+    """The trainer settings, with the DPO-family loss and its reference model."""
+
+    loss_settings: DpoLossSettings = Field(
+        SigmoidLossSettings(loss_type="sigmoid"), description="The loss (by loss_type) and its parameters."
+    )
     use_ref_model: bool = Field(
         True,
         description="Keep a separate frozen reference model (ref_model_settings, or a copy of the "

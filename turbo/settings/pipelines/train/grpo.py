@@ -27,6 +27,8 @@ GRPO_FIELDS = RL_FIELDS | {
 
 
 class GrpoTrainerSettings(TrainerSettings):
+    """The trainer settings, with GRPO's group size, clipping and KL."""
+
     rollout_batch_size: int = Field(8, gt=0, description="Prompts per optimisation step.")
     num_generations: int = Field(8, ge=2, description="Answers sampled per prompt (one group).")
     num_iterations: int = Field(

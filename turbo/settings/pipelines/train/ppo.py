@@ -31,6 +31,8 @@ PPO_FIELDS = {
 
 
 class PpoTrainerSettings(TrainerSettings):
+    """The trainer settings, with PPO's clipping, value loss and KL."""
+
     rollout_batch_size: int = Field(8, gt=0, description="Prompts per rollout (one answer each).")
     num_ppo_epochs: int = Field(4, ge=1, description="Passes over each rollout.")
     num_mini_batches: int = Field(1, ge=1, description="Optimiser updates per pass over a rollout.")
