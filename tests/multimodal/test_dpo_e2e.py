@@ -110,3 +110,12 @@ def test_multimodal_dpo_resumed_from_a_checkpoint_ends_as_the_uninterrupted_run(
         assert final.keys() == reference.keys()
         for key, tensor in reference.items():
             torch.testing.assert_close(final[key], tensor, atol=1e-6, rtol=0, msg=f"{name}: {key}")
+
+
+def test_use_sft_model_is_refused_where_it_would_be_ignored(tmp_path: Path) -> None:
+    data = json.loads(CONFIG.read_text())
+    data["trainer_settings"]["use_sft_model"] = True
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(data))
+    result = run_turbo("validate", path, "--command", "train_multimodal_dpo", expect=2)
+    assert "trainer_settings.use_sft_model: is not available in train_multimodal_dpo" in result.stderr
