@@ -263,3 +263,37 @@ def test_a_hub_id_for_the_vision_encoder_is_answered_with_give_a_local_path(mult
         "model hub id; models are not downloaded, give a local path"
     ) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_original_kto_with_sync_ref_model_keeps_the_reference_at_the_policy(
+    fixture_models: Path, tmp_path: Path
+) -> None:
+    """kto/base.json (a loaded adapter, trained; its trainer block is the old training_arguments) with its
+    sync_ref_settings turned on: after each optimizer
+    step the reference becomes the policy, so from step 3 on both score each sample alike; with the file's
+    sync_ref_model: false the reference stays the starting adapter and they part."""
+
+    def rows(sync: bool) -> list[dict]:
+        output = tmp_path / f"sync_{sync}"
+        run_turbo(
+            "train_kto", "--experiment_settings_path", ORIGINAL / "train/kto/base.json",
+            "--set", f"log_path={output}", "--set", "training_arguments.max_steps=4",
+            "--set", f"training_arguments.sync_ref_settings.sync_ref_model={str(sync).lower()}",
+            "--set", 'logging_settings={"logging_type": "none"}',
+        )  # fmt: skip
+        return [row for row in read_jsonl(output / "metrics.jsonl") if "loss" in row]
+
+    synced, frozen = rows(True), rows(False)
+    assert [row["step"] for row in synced] == [1, 2, 3, 4]
+
+    def gaps(steps: list[dict]) -> list[float]:
+        return [
+            abs(row[key] - row[key.replace("logps/ref_", "logps/")])
+            for row in steps[2:]
+            for key in row
+            if key.startswith("logps/ref_")
+        ]
+
+    assert gaps(synced) and max(gaps(synced)) < 1e-6, gaps(synced)
+    assert max(gaps(frozen)) > 1e-5, gaps(frozen)
