@@ -31,13 +31,17 @@ def write_config(tmp_path: Path, change=None) -> Path:
 def test_qlora_bits_auto_targets_and_string_modules_to_save(
     fixture_models, tmp_path: Path, bits: int
 ) -> None:
-    path = write_config(tmp_path, lambda data: data["model_settings"].update(bits=bits))
+    def options(data: dict) -> None:
+        data["model_settings"].update(bits=bits)
+        data["model_settings"]["peft_settings"]["lora_bias"] = "lora_only"  # LLaVA's name, not the default
+
+    path = write_config(tmp_path, options)
     run_turbo("train_sft", "--experiment_settings_path", path)
     final = tmp_path / "run" / "final"
     config = json.loads((final / "adapter_config.json").read_text())
     assert sorted(config["target_modules"]) == LINEAR  # every linear layer but lm_head
     assert sorted(config["modules_to_save"]) == ["embed_tokens", "lm_head"]
-    assert config["bias"] == "none"
+    assert config["bias"] == "lora_only"
     losses = [row["loss"] for row in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "loss" in row]
     assert len(losses) == 12 and sum(losses[-3:]) < 0.8 * sum(losses[:3]), losses
     settings = json.loads((tmp_path / "run" / "experiment_settings.json").read_text())

@@ -69,6 +69,11 @@ RUNS = {
     "train/classification/base.json": "final/adapter_model.safetensors",
     "train/ddpo/base.json": "final/adapter_model.safetensors",
     "train/lddpo/base.json": "final/adapter_model.safetensors",
+    "train/dpo/simpo.json": "final/adapter_model.safetensors",
+    "train/sft/sft_retrieval_utility.json": "final/adapter_model.safetensors",
+    "train/rag/base.json": "final/generator/adapter_model.safetensors",
+    "train/rag/end2end.json": "final/generator/adapter_model.safetensors",
+    "inference/rag/base.json": "model_0/generation_0/test.jsonl",
     "inference/sft/base.json": "model_0/generation_0/chat_test.jsonl",
     "inference/classification/base.json": "model_0/classification_test.jsonl",
     "inference/rm/base.json": "model_0/rm_test.jsonl",
@@ -81,6 +86,13 @@ RUNS = {
     "train/multimodal/llama_c_abs_clip_pickle.json": "final/projectors.safetensors",
     # the original's train_multimodal output layout (build_multimodal.py), answers scored by METEOR
     "inference/multimodal/llama_llava_clip_pickle.json": "model_0/generation_0/metrics.json",
+}
+# the original RAG files name the width of their real question encoder (768); the tiny one gives 64
+TINY_WIDTH = "retrieval_settings.retrieval_vector_size=64"
+FIXTURE_SIZES = {
+    "train/rag/base.json": [f"model_settings.{TINY_WIDTH}"],
+    "train/rag/end2end.json": [f"model_settings.{TINY_WIDTH}"],
+    "inference/rag/base.json": [f"inference_settings.0.model_settings.{TINY_WIDTH}"],
 }
 # pre-encoded image features, written as the original does: beside the images, keyed by file name
 PREPROCESS = "utils/preprocess/images.json"
@@ -166,14 +178,18 @@ def _output_key(data: dict) -> str:
 def test_original_file_runs_end_to_end(
     name: str, fixture_models: Path, multimodal_models: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Through the real CLI, a few steps; only the output folder, the step count and the logger (no
-    network: wandb blocks become logging_type none) are overridden."""
+    """Through the real CLI, a few steps; only the output folder, the step count, the logger (no
+    network: wandb blocks become logging_type none) and the RAG files' encoder width are overridden."""
     command = command_of(name)
     if "pickle" in name:
         request.getfixturevalue("pre_encoded_images")
+    if command in ("train_rag", "inference_rag"):
+        from build_rag import build_all  # the RAG fixtures (question encoder, index)
+
+        build_all()
     data = json.loads((ORIGINAL / name).read_text())
     output = tmp_path / "out"
-    overrides = [f"{_output_key(data)}={output}"]
+    overrides = [f"{_output_key(data)}={output}", *FIXTURE_SIZES.get(name, [])]
     trainer_key = next((key for key in ("trainer_settings", "training_arguments") if key in data), None)
     if trainer_key is not None:
         overrides.append(f"{trainer_key}.max_steps=2")
@@ -197,7 +213,7 @@ def test_original_file_runs_end_to_end(
 def test_original_dpo_syncs_a_reference_that_carries_the_loaded_adapter(
     fixture_models: Path, tmp_path: Path
 ) -> None:
-    """dpo/base.json: sync_ref_model with adapter_path (its cherry-pick metrics, built on the eval branch,
+    """dpo/base.json: sync_ref_model with adapter_path and use_sft_model (its cherry-pick metrics
     emptied). Every optimizer step the reference becomes the policy (alpha 1), so at step 3 (the first
     step after one with a learning rate above 0: warmup starts at 0) both score the batch alike; a frozen
     reference scores it as the starting adapter did (about 1e-3 apart here)."""
@@ -214,4 +230,70 @@ def test_original_dpo_syncs_a_reference_that_carries_the_loaded_adapter(
     assert [row["step"] for row in rows] == [1, 2, 3]
     for name in ("chosen", "rejected"):
         assert rows[2][f"logps/ref_{name}"] == pytest.approx(rows[2][f"logps/{name}"], abs=1e-6)
+    # use_sft_model: the policy's rewards against the frozen starting model, beside the reference's; at
+    # step 1 both references are the starting model, at step 3 only the synced one follows the policy
+    for name in ("chosen", "rejected", "margins", "accuracies"):
+        assert rows[0][f"rewards/sft_{name}"] == pytest.approx(rows[0][f"rewards/{name}"], abs=1e-7)
+    assert rows[2]["rewards/chosen"] == pytest.approx(0, abs=1e-7)
+    assert abs(rows[2]["rewards/sft_chosen"]) > 1e-6, rows[2]
     assert (output / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_the_original_rm_sampling_file_with_a_causal_lm_adapter_is_refused(fixture_models: Path) -> None:
+    """sampling/rm.json as written, its seq_cls reward model given a CAUSAL_LM adapter: one message,
+    exit 2, before any weights load."""
+    result = run_turbo(
+        "rm_sample", "--experiment_settings_path", ORIGINAL / "sampling/rm.json",
+        "--set", "rm.adapter_path=tests/fixtures/models/llama_tiny_adapter", expect=2,
+    )  # fmt: skip
+    assert "is a CAUSAL_LM adapter, but model_type 'seq_cls' needs a SEQ_CLS adapter" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_hub_id_for_the_vision_encoder_is_answered_with_give_a_local_path(multimodal_models: Path) -> None:
+    """The original multimodal file with the hub id the original documentation writes for its encoder."""
+    name = "train/multimodal/llama_llava_base_clip.json"
+    hub_id = "openai/clip-vit-base-patch32"
+    result = run_turbo(
+        "validate", ORIGINAL / name, "--command", "train_multimodal",
+        "--set", f"modality_encoder_settings_mapping.image.encoder_path={hub_id}", expect=2,
+    )  # fmt: skip
+    assert (
+        f"modality_encoder_settings_mapping.image.encoder_path: {hub_id} does not exist: it looks like a "
+        "model hub id; models are not downloaded, give a local path"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_original_kto_with_sync_ref_model_keeps_the_reference_at_the_policy(
+    fixture_models: Path, tmp_path: Path
+) -> None:
+    """kto/base.json (a loaded adapter, trained; its trainer block is the old training_arguments) with its
+    sync_ref_settings turned on: after each optimizer
+    step the reference becomes the policy, so from step 3 on both score each sample alike; with the file's
+    sync_ref_model: false the reference stays the starting adapter and they part."""
+
+    def rows(sync: bool) -> list[dict]:
+        output = tmp_path / f"sync_{sync}"
+        run_turbo(
+            "train_kto", "--experiment_settings_path", ORIGINAL / "train/kto/base.json",
+            "--set", f"log_path={output}", "--set", "training_arguments.max_steps=4",
+            "--set", f"training_arguments.sync_ref_settings.sync_ref_model={str(sync).lower()}",
+            "--set", 'logging_settings={"logging_type": "none"}',
+        )  # fmt: skip
+        return [row for row in read_jsonl(output / "metrics.jsonl") if "loss" in row]
+
+    synced, frozen = rows(True), rows(False)
+    assert [row["step"] for row in synced] == [1, 2, 3, 4]
+
+    def gaps(steps: list[dict]) -> list[float]:
+        return [
+            abs(row[key] - row[key.replace("logps/ref_", "logps/")])
+            for row in steps[2:]
+            for key in row
+            if key.startswith("logps/ref_")
+        ]
+
+    assert gaps(synced) and max(gaps(synced)) < 1e-6, gaps(synced)
+    assert max(gaps(frozen)) > 1e-5, gaps(frozen)

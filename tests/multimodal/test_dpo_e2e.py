@@ -83,3 +83,39 @@ def test_multimodal_dpo_precomputes_the_reference_with_the_images(
     assert "loss/ipo" in first and first["logps/ref_chosen"] == pytest.approx(first["logps/chosen"], abs=1e-4)
     assert second["logps/ref_chosen"] != pytest.approx(second["logps/chosen"], abs=1e-6)
     assert (folder / "final" / "projectors.safetensors").is_file()
+
+
+def test_multimodal_dpo_resumed_from_a_checkpoint_ends_as_the_uninterrupted_run(
+    multimodal_models: Path, tmp_path: Path
+) -> None:
+    """A run resumed from checkpoint-3 of a 6-step run (adapter, projectors, optimizer, RNG and data
+    position come back) logs steps 4-6 as that run did and ends with its weights."""
+    import shutil
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    steps = ("--set", "trainer_settings.max_steps=6", "--set", "trainer_settings.save_steps=3")
+    steps += ("--set", "trainer_settings.save_total_limit=2")
+    command = ("train_multimodal_dpo", "--experiment_settings_path", CONFIG, *steps)
+    run_turbo(*command, "--set", f"log_path={straight}")
+    shutil.copytree(straight / "checkpoints" / "checkpoint-3", resumed / "checkpoints" / "checkpoint-3")
+    shutil.copy(straight / "experiment_settings.json", resumed)  # an experiment folder, as the run left it
+    resume = ("--set", "trainer_settings.resume_from_checkpoint=true")
+    run_turbo(*command, "--set", f"log_path={resumed}", *resume)
+    rows, expected = _steps(resumed), _steps(straight)[3:]
+    assert [row["step"] for row in rows] == [4, 5, 6]
+    for name in ("loss", "logps/chosen", "logps/ref_chosen"):
+        assert [row[name] for row in rows] == pytest.approx([row[name] for row in expected], abs=1e-5)
+    for name in ("projectors.safetensors", "adapter_model.safetensors"):
+        final, reference = load_file(resumed / "final" / name), load_file(straight / "final" / name)
+        assert final.keys() == reference.keys()
+        for key, tensor in reference.items():
+            torch.testing.assert_close(final[key], tensor, atol=1e-6, rtol=0, msg=f"{name}: {key}")
+
+
+def test_use_sft_model_is_refused_where_it_would_be_ignored(tmp_path: Path) -> None:
+    data = json.loads(CONFIG.read_text())
+    data["trainer_settings"]["use_sft_model"] = True
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(data))
+    result = run_turbo("validate", path, "--command", "train_multimodal_dpo", expect=2)
+    assert "trainer_settings.use_sft_model: is not available in train_multimodal_dpo" in result.stderr

@@ -89,3 +89,39 @@ def test_packed_multimodal_rows_give_the_unpacked_loss(multimodal_models, tmp_pa
     joined, log = first_step(tmp_path, "joined", "train_dataset_settings.dataset_concatenate_samples=true")
     assert "joined 6 samples into 3 rows of up to 128 tokens" in log
     assert joined != pytest.approx(unpacked, rel=1e-4)  # one sequence: later samples see earlier ones
+
+
+def test_the_optimizer_steps_each_part_at_its_learning_rate(tmp_path: Path) -> None:
+    """part_optimizer (what both multimodal trainers build) puts every trainable parameter in a group at
+    its part's rate: the rates of test_pretrained_and_new_parts_get_their_learning_rates reach AdamW."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from turbo.trainers.multimodal import part_optimizer
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.language_model = torch.nn.Linear(4, 4)
+            self.encoders = torch.nn.ModuleDict({"image": torch.nn.Linear(4, 4)})
+            self.projectors = torch.nn.ModuleDict({"image": torch.nn.Linear(4, 4)})
+
+    model = Model()
+    model.encoders.requires_grad_(False)  # a frozen part gets no group
+    arguments = TrainingArguments(
+        output_dir=str(tmp_path), learning_rate=0.003, weight_decay=0.1, use_cpu=True
+    )
+    trainer = Trainer(model=model, args=arguments)
+    rates = {"language_model.": 0.001, "projectors.": 0.003, "encoders.": 0.001}
+    optimizer = part_optimizer(trainer, model, rates)
+    rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert {name: rate_of[id(p)] for name, p in model.named_parameters() if p.requires_grad} == {
+        "language_model.weight": 0.001,
+        "language_model.bias": 0.001,
+        "projectors.image.weight": 0.003,
+        "projectors.image.bias": 0.003,
+    }
+    assert all(id(p) not in rate_of for p in model.encoders.parameters())
+    projector = model.projectors.image
+    assert decay_of[id(projector.weight)] == 0.1 and decay_of[id(projector.bias)] == 0

@@ -5,6 +5,7 @@ python -m turbo.cli.reference > docs/settings.md
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any
@@ -51,6 +52,45 @@ def _default(field: Any) -> str:
     return f"`{field.default!r}`"
 
 
+@functools.cache
+def _training_arguments_help() -> dict[str, str]:
+    """The help text of each transformers.TrainingArguments field (TrainerSettings mirrors them)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    return {
+        field.name: " ".join(str(field.metadata.get("help", "")).split())
+        for field in dataclasses.fields(TrainingArguments)
+    }
+
+
+def _first_line(model: type[BaseModel]) -> str:
+    doc = model.__doc__ or ""
+    return "" if doc.startswith(("Usage docs", "!!! abstract")) else doc.strip().split("\n\n")[0]
+
+
+def describe(model: type[BaseModel], name: str, field: Any) -> str:
+    """The field's own description; else, for a field that holds one settings model, that model's
+    docstring; for a variant's tag, the variant it selects; for a trainer field that mirrors
+    transformers.TrainingArguments, its help."""
+    from turbo.settings.trainer import TrainerSettings
+
+    if field.description:
+        return field.description
+    models = _models_in(field.annotation)
+    if len(models) == 1 and _first_line(models[0]):
+        return " ".join(_first_line(models[0]).split())
+    tags = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else ()
+    if len(tags) == 1:  # the tag of a variant (dataset_type, loss_type, type, name, ...)
+        return f"Selects this variant ({model.__name__}): write {tags[0]!r}."
+    if issubclass(model, TrainerSettings):
+        help_text = _training_arguments_help().get(name)
+        if help_text:
+            return f"As transformers.TrainingArguments.{name}: {help_text}"
+    return ""
+
+
 def _section(model: type[BaseModel], seen: set[type[BaseModel]]) -> list[str]:
     if model in seen:
         return []
@@ -61,7 +101,7 @@ def _section(model: type[BaseModel], seen: set[type[BaseModel]]) -> list[str]:
     lines += ["| field | type | default | description |", "| --- | --- | --- | --- |"]
     nested: list[type[BaseModel]] = []
     for name, field in model.model_fields.items():
-        description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        description = describe(model, name, field).replace("|", "\\|").replace("\n", " ")
         type_name = _type_name(field.annotation).replace("|", "\\|")
         lines.append(f"| `{name}` | {type_name} | {_default(field)} | {description} |")
         nested += _models_in(field.annotation)

@@ -59,7 +59,10 @@ class RmCherryPickSettings(CherryPickSettings):
     answers of each pair of a `pair_preferences` dataset (the original layout)."""
 
     dataset_settings: Annotated[
-        ChatDatasetSettings | PairPreferencesDatasetSettings, Field(discriminator="dataset_type")
+        ChatDatasetSettings | PairPreferencesDatasetSettings,
+        Field(
+            discriminator="dataset_type", description="The conversations or pairs to score (by dataset_type)."
+        ),
     ]
 
     @field_validator("metric_settings")

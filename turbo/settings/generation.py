@@ -11,14 +11,14 @@ from turbo.settings.base import Count, PositiveCount, Seed, StrictModel
 class GeneratorTransformersSettings(StrictModel):
     """Arguments of `transformers` `generate`."""
 
-    num_beams: PositiveCount = 1
-    max_new_tokens: PositiveCount = 64
-    do_sample: bool = False
-    temperature: float | None = Field(None, gt=0)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: Count | None = None
-    repetition_penalty: float = Field(1.0, gt=0)
-    num_return_sequences: PositiveCount = 1
+    num_beams: PositiveCount = Field(1, description="Beam search width; 1: no beam search.")
+    max_new_tokens: PositiveCount = Field(64, description="Tokens generated at most per answer.")
+    do_sample: bool = Field(False, description="Sample tokens (true) or take the most likely (false).")
+    temperature: float | None = Field(None, gt=0, description="Sampling temperature. None: the model's.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass. None: the model's.")
+    top_k: Count | None = Field(None, description="Sample among the k likeliest tokens. None: the model's.")
+    repetition_penalty: float = Field(1.0, gt=0, description="Penalty on tokens already generated; 1: none.")
+    num_return_sequences: PositiveCount = Field(1, description="Answers per prompt.")
     stop_strings: str | list[str] | None = Field(None, description="Generation stops after any of these.")
 
     @model_validator(mode="after")
@@ -32,7 +32,9 @@ class GeneratorTransformersSettings(StrictModel):
 
 
 class CustomGenerationSettings(StrictModel):
-    skip_special_tokens: bool = True
+    """How generated tokens become the answer text."""
+
+    skip_special_tokens: bool = Field(True, description="Drop special tokens from the decoded answer text.")
     remove_prompt: bool = Field(True, description="Answers hold only the generated text.")
     batch: PositiveCount | None = Field(
         None, description="Prompts per generate call (overrides the entry's batch)."

@@ -22,11 +22,11 @@ class TensorboardSettings(StrictModel):
 
 class WandbSettings(StrictModel):
     logging_type: Literal["wandb"]
-    project_name: str
-    run_name: str | None = None
-    entity: str | None = None
-    notes: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    project_name: str = Field(description="The W&B project.")
+    run_name: str | None = Field(None, description="The W&B run's name. None: W&B names it.")
+    entity: str | None = Field(None, description="The W&B team or user. None: the default one.")
+    notes: str | None = Field(None, description="A note kept with the run.")
+    tags: list[str] = Field(default_factory=list, description="Tags of the run.")
     group: str | None = Field(None, description="Groups runs together in the wandb project.")
     mode: Literal["online", "offline", "disabled"] | None = Field(
         None,
@@ -37,9 +37,9 @@ class WandbSettings(StrictModel):
 
 class ClearmlSettings(StrictModel):
     logging_type: Literal["clearml"]
-    project_name: str
+    project_name: str = Field(description="The ClearML project.")
     task_name: str | None = Field(None, description="None: the experiment folder's name.")
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="Tags of the task.")
     mode: Literal["online", "offline"] | None = Field(
         None,
         description="'offline' keeps the task in the local ClearML cache (Task.set_offline); None: "

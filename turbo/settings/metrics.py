@@ -17,6 +17,8 @@ from turbo.settings.tokenizer import TokenizerSettings
 
 
 class MetricParameters(StrictModel):
+    """Parameters every metric takes."""
+
     need_average: list[bool] = Field(
         default_factory=lambda: [True],
         min_length=1,
@@ -26,20 +28,28 @@ class MetricParameters(StrictModel):
 
 
 class NgramParameters(MetricParameters):
+    """Parameters of an n-gram metric."""
+
     ngram: int = Field(5, gt=0, description="The largest n-gram order.")
 
 
 class SelfBleuParameters(MetricParameters):
+    """Parameters of self-BLEU (the BLEU of each answer against the others of its prompt)."""
+
     ngram: int = Field(3, gt=0, description="BLEU's largest n-gram order.")
 
 
 class DiversityParameters(MetricParameters):
+    """Parameters of the token diversity metric."""
+
     top_k: int | None = Field(
         None, gt=0, description="Count only the first top_k tokens of each answer; None: all of them."
     )
 
 
 class KlParameters(MetricParameters):
+    """Parameters of the KL metric (the policy's answer log-probs against another model's)."""
+
     ref_logits_type: Literal["sft", "reference"] = Field(
         "sft",
         description="The model the answers' log-probs are compared with: 'sft' the starting model, "
@@ -48,6 +58,8 @@ class KlParameters(MetricParameters):
 
 
 class MeteorParameters(MetricParameters):
+    """Parameters of METEOR against the reference answer."""
+
     compute_element_wise_meteor: bool = Field(
         True, description="Score each answer against its reference (false: one corpus-level score)."
     )
@@ -57,6 +69,8 @@ class MeteorParameters(MetricParameters):
 
 
 class RougeParameters(MetricParameters):
+    """Parameters of ROUGE against the reference answer."""
+
     need_compute_rouge_n: list[Annotated[int, Field(ge=1, le=9)]] = Field(
         default_factory=lambda: [1], description="ROUGE-n orders to compute (F-measure)."
     )
@@ -64,12 +78,16 @@ class RougeParameters(MetricParameters):
 
 
 class ToolCallParameters(MetricParameters):
+    """Parameters of the tool-call metrics."""
+
     tool_activation_str: str = Field(
         min_length=1, description="The text that starts a tool call in an answer (a JSON call follows it)."
     )
 
 
 class RetrievalUtilityParameters(MetricParameters):
+    """Parameters of the retrieval-utility metric."""
+
     doc_sep_symbol: str = Field(
         "<doc_sep>",
         min_length=1,
@@ -78,6 +96,8 @@ class RetrievalUtilityParameters(MetricParameters):
 
 
 class RewardParameters(MetricParameters):
+    """Parameters of the reward metric: the reward model that scores each answer."""
+
     model_settings: ModelSettings = Field(description="A reward model (train_rm output, model_type seq_cls).")
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
     prompt_template: ChatPromptTemplate | None = Field(

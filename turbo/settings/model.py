@@ -35,15 +35,17 @@ class ModelTransformersSettings(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = Field(
         None, description="Weights dtype; None keeps float32 (or the saved dtype with 'auto')."
     )
-    low_cpu_mem_usage: bool | None = None
+    low_cpu_mem_usage: bool | None = Field(
+        None, description="from_pretrained's low_cpu_mem_usage. None: its default."
+    )
 
 
 class BnbSettings(StrictModel):
     """4-/8-bit loading with bitsandbytes (QLoRA when a LoRA trains on top)."""
 
-    load_in_4bit: bool = False
-    load_in_8bit: bool = False
-    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    load_in_4bit: bool = Field(False, description="Load the linear layers in 4 bits (QLoRA).")
+    load_in_8bit: bool = Field(False, description="Load the linear layers in 8 bits.")
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = Field("nf4", description="The 4-bit data type.")
     bnb_4bit_use_double_quant: bool = Field(False, description="Quantise the quantisation constants too.")
     bnb_4bit_compute_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
         None, description="Dtype of the 4-bit matmuls; None: transformers_settings.dtype, else float32."
@@ -66,9 +68,9 @@ class BnbSettings(StrictModel):
 
 class LoraSettings(StrictModel):
     name: Literal["LORA"]
-    r: PositiveCount = 16
-    lora_alpha: PositiveCount = 16
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    r: PositiveCount = Field(16, description="The rank of each LoRA update.")
+    lora_alpha: PositiveCount = Field(16, description="The update is scaled by lora_alpha / r.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
     bias: Literal["none", "all", "lora_only"] = Field(
         "none", description="Which biases train: none, all, or those of the LoRA layers (also as lora_bias)."
     )
@@ -84,8 +86,8 @@ class LoraSettings(StrictModel):
         'a list or one comma-separated string ("embed_tokens,lm_head").',
     )
     task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
-    use_rslora: bool = False
-    use_dora: bool = False
+    use_rslora: bool = Field(False, description="Scale by lora_alpha / sqrt(r) (rank-stabilised LoRA).")
+    use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
 
     @model_validator(mode="before")
     @classmethod
@@ -110,29 +112,37 @@ class LoraSettings(StrictModel):
 
 class PromptTuningSettings(StrictModel):
     name: Literal["PROMPT_TUNING"]
-    num_virtual_tokens: PositiveCount = 32
+    num_virtual_tokens: PositiveCount = Field(32, description="Trained virtual tokens put before the input.")
     prompt_tuning_init_text: str | None = Field(
         None, description="Initialise the virtual tokens from this text (else random)."
     )
-    task_type: TaskType | None = None
+    task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
 
 
 class PrefixTuningSettings(StrictModel):
     name: Literal["PREFIX_TUNING"]
-    num_virtual_tokens: PositiveCount = 32
-    encoder_hidden_size: PositiveCount | None = None
-    prefix_projection: bool = False
-    task_type: TaskType | None = None
+    num_virtual_tokens: PositiveCount = Field(32, description="Trained virtual tokens put before the input.")
+    encoder_hidden_size: PositiveCount | None = Field(
+        None, description="Width of the prefix projection MLP. None: the model's hidden size."
+    )
+    prefix_projection: bool = Field(
+        False, description="Produce the prefixes through an MLP (else learn them directly)."
+    )
+    task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
 
 
 class PTuningSettings(StrictModel):
     name: Literal["P_TUNING"]
-    num_virtual_tokens: PositiveCount = 32
-    encoder_hidden_size: PositiveCount | None = None
-    encoder_reparameterization_type: Literal["MLP", "LSTM"] = "MLP"
-    encoder_num_layers: PositiveCount = 2
-    encoder_dropout: float = Field(0.0, ge=0, lt=1)
-    task_type: TaskType | None = None
+    num_virtual_tokens: PositiveCount = Field(32, description="Trained virtual tokens put before the input.")
+    encoder_hidden_size: PositiveCount | None = Field(
+        None, description="Width of the prompt encoder. None: the model's hidden size."
+    )
+    encoder_reparameterization_type: Literal["MLP", "LSTM"] = Field(
+        "MLP", description="The prompt encoder that produces the virtual tokens."
+    )
+    encoder_num_layers: PositiveCount = Field(2, description="Layers of the prompt encoder.")
+    encoder_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout in the prompt encoder.")
+    task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
 
 
 PeftSettings = Annotated[
@@ -142,8 +152,12 @@ PeftSettings = Annotated[
 
 
 class ModelSettings(StrictModel):
+    """A local transformers model: how to load it, and the adapter (PEFT) to load or train on it."""
+
     model_path: InputFolder = Field(description="Local folder of a transformers model.")
-    model_type: Literal["causal", "seq_cls"] = "causal"
+    model_type: Literal["causal", "seq_cls"] = Field(
+        "causal", description="causal: a language model; seq_cls: a sequence classifier (reward models too)."
+    )
     transformers_settings: ModelTransformersSettings = ModelTransformersSettings()
     model_kwargs: dict[str, Any] = Field(
         default_factory=dict,

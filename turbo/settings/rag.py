@@ -56,6 +56,8 @@ class RagIndexSettings(IndexSettings):
 
 
 class RetrievalSettings(StrictModel):
+    """How many passages the retriever returns and the width of its vectors."""
+
     n_docs: int = Field(1, gt=0, description="Passages retrieved per question.")
     title_sep: str = Field(" / ", description="Between a passage's title and its text.")
     doc_sep: str = Field(" // ", description="Between passages, and between the last one and the question.")

@@ -17,8 +17,12 @@ TOKENIZER_KWARGS_OWNED = {
 
 
 class TokenizerSettings(StrictModel):
+    """Where the tokenizer is loaded from, and how."""
+
     tokenizer_path: InputFolder | None = Field(None, description="Defaults to model_settings.model_path.")
-    use_fast: bool = True
+    use_fast: bool = Field(
+        True, description="The fast (Rust) tokenizer; false: the slow one (sentencepiece)."
+    )
     tokenizer_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra AutoTokenizer.from_pretrained kwargs."
     )
@@ -37,8 +41,10 @@ class TokenizerSettings(StrictModel):
 class SpecialTokensSettings(StrictModel):
     """Tokens added only where the tokenizer has none; their ids are copied to the model config."""
 
-    bos_token: str | None = None
-    eos_token: str | None = None
-    pad_token: str | None = None
-    unk_token: str | None = None
-    sep_token: str | None = None
+    bos_token: str | None = Field(
+        None, description="The beginning-of-sequence token. None: the tokenizer's own."
+    )
+    eos_token: str | None = Field(None, description="The end-of-sequence token. None: the tokenizer's own.")
+    pad_token: str | None = Field(None, description="The padding token. None: the tokenizer's own.")
+    unk_token: str | None = Field(None, description="The unknown-token token. None: the tokenizer's own.")
+    sep_token: str | None = Field(None, description="The separator token. None: the tokenizer's own.")

@@ -25,6 +25,9 @@ Strategy = Literal["no", "steps", "epoch"]
 
 
 class TrainerSettings(StrictModel):
+    """The transformers.TrainingArguments fields users set (anything else is rejected); each keeps its
+    transformers meaning and default."""
+
     per_device_train_batch_size: PositiveCount = 1
     per_device_eval_batch_size: PositiveCount = 1
     gradient_accumulation_steps: PositiveCount = 1

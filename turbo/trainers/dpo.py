@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 from turbo.settings.dpo_losses import BaseLossSettings
 from turbo.settings.pipelines.train.dpo import SyncRefModelSettings
 from turbo.trainers.base import MetricsTrainer
-from turbo.trainers.logps import AnswerLogps, answer_logps, reference_logps
+from turbo.trainers.logps import AnswerLogps, answer_logps, model_reference_logps, reference_logps, rows
 from turbo.trainers.losses.dpo import LOSSES, PairLoss
 
 # the precomputed reference log-probs: [chosen; rejected] rows, one feature key per block
@@ -21,7 +21,9 @@ REFERENCE_KEYS = {"": ("ref_chosen_logps", "ref_rejected_logps")}
 class DpoTrainer(MetricsTrainer):
     """Reference log-probs come from the batch (precomputed), a separate frozen `ref_model`, or the
     policy with its adapter disabled, in that order; losses without a reference read none. `lc_alpha`:
-    both are length-desensitised (LD-DPO, turbo.trainers.logps.length_desensitised)."""
+    both are length-desensitised (LD-DPO, turbo.trainers.logps.length_desensitised). `sft_model` (the
+    original's use_sft_model): the frozen starting model, scored as a second reference for the
+    rewards/sft_* metrics only; the loss never reads it."""
 
     def __init__(
         self,
@@ -30,6 +32,7 @@ class DpoTrainer(MetricsTrainer):
         ref_model: Any = None,
         average_log_prob: bool | None = None,
         lc_alpha: float | None = None,
+        sft_model: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -45,6 +48,10 @@ class DpoTrainer(MetricsTrainer):
         if ref_model is not None:
             ref_model.requires_grad_(False)
             self.ref_model = ref_model.to(self.args.device).eval()
+        self.sft_model = sft_model
+        if sft_model is not None:
+            sft_model.requires_grad_(False)
+            self.sft_model = sft_model.to(self.args.device).eval()
 
     def _reference(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if not self.uses_reference:
@@ -82,7 +89,10 @@ class DpoTrainer(MetricsTrainer):
         reference = self._reference(model, inputs)
         result, tensors = self.pair_loss(policy, reference, inputs.get("margin"))
         loss = result.losses.mean()
-        self._record("train" if model.training else "eval", loss, result, tensors, policy)
+        split = "train" if model.training else "eval"
+        self._record(split, loss, result, tensors, policy)
+        if self.sft_model is not None:
+            self._record_sft(split, policy, inputs)
         if return_outputs:
             return loss, {
                 "chosen_rewards": result.chosen_rewards,
@@ -114,6 +124,20 @@ class DpoTrainer(MetricsTrainer):
         metrics[f"loss/{self.loss_type}"].append(loss.item())
         for part, values in result.parts.items():
             metrics[f"loss/{self.loss_type}/{part}"] += values.tolist()
+
+
+    @torch.no_grad()
+    def _record_sft(self, split: str, policy: AnswerLogps, inputs: dict[str, Any]) -> None:
+        """The DPO rewards of the policy against the starting model, as the original logs them."""
+        sft = model_reference_logps(self.sft_model, rows(inputs, ""), False, self.lc_alpha)
+        detached = AnswerLogps(policy.sums.detach(), policy.counts, policy.mean_logits)
+        result, _ = self.pair_loss(detached, sft, inputs.get("margin"))
+        chosen, rejected = result.chosen_rewards, result.rejected_rewards
+        metrics = self._metrics[split]
+        metrics["rewards/sft_chosen"] += chosen.tolist()
+        metrics["rewards/sft_rejected"] += rejected.tolist()
+        metrics["rewards/sft_margins"] += (chosen - rejected).tolist()
+        metrics["rewards/sft_accuracies"] += (chosen > rejected).float().tolist()
 
 
 class SyncRefModelCallback(TrainerCallback):

@@ -48,6 +48,15 @@ def load_reference(settings: DpoExperimentSettings, tokenizer: Any) -> Any:
     return load_model(ref_settings, tokenizer, settings.tokenizer_settings)
 
 
+def load_sft_model(settings: DpoExperimentSettings, tokenizer: Any) -> Any:
+    """use_sft_model: the starting model (a loaded adapter stays on, no new one), frozen, for the
+    rewards/sft_* metrics; None otherwise."""
+    if not settings.trainer_settings.use_sft_model:
+        return None
+    sft_settings = settings.model_settings.model_copy(update={"peft_settings": None, "is_trainable": False})
+    return load_model(sft_settings, tokenizer, settings.tokenizer_settings)
+
+
 def run(settings: DpoExperimentSettings) -> None:
 
     from turbo.trainers.callbacks import MetricsLogCallback
@@ -107,6 +116,7 @@ def run(settings: DpoExperimentSettings) -> None:
         loss_settings=trainer_settings.loss_settings,
         average_log_prob=trainer_settings.average_log_prob,
         lc_alpha=trainer_settings.lc_alpha,
+        sft_model=load_sft_model(settings, tokenizer),
         args=training_arguments(settings, folder),
         train_dataset=train_features,
         eval_dataset=val_features or None,

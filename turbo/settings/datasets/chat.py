@@ -16,7 +16,7 @@ class ChatPromptTemplate(StrictModel):
         description="Role (user, bot, system) -> the tag written for it."
     )
     prefix_template: str = Field(description="Must contain {role}, e.g. '<RS>{role}\\n'.")
-    suffix_template: str = ""
+    suffix_template: str = Field("", description="Text after each message (e.g. the end-of-turn tag).")
 
     @field_validator("prefix_template")
     @classmethod
@@ -46,6 +46,9 @@ def _format_fields(template: str) -> list[tuple[str, str | None, str]]:
 
 
 class ChatDatasetSettings(StrictModel):
+    """Chat records (a list of messages each) rendered with a prompt template and tokenised for training
+    or inference."""
+
     dataset_type: Literal["chat"]
     sources: list[DatasetSourceSettings] = Field(min_length=1)
     prompt_template: ChatPromptTemplate | None = Field(

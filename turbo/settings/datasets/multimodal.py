@@ -28,8 +28,12 @@ class MediaSettings(StrictModel):
         le=MAX_COUNT,
         description="LM tokens per media item; must equal what the encoder and projector give.",
     )
-    start_modality_token: str = Field("<MS>", min_length=1)
-    end_modality_token: str = Field("</MS>", min_length=1)
+    start_modality_token: str = Field(
+        "<MS>", min_length=1, description="Token before each media item's embeddings."
+    )
+    end_modality_token: str = Field(
+        "</MS>", min_length=1, description="Token after each media item's embeddings."
+    )
     media_root: InputFolder | None = Field(
         None,
         description="Media paths (and LLaVA-style 'image' paths) are relative to this folder; "

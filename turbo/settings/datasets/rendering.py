@@ -13,6 +13,8 @@ from turbo.settings.datasets.chat import ChatPromptTemplate
 
 
 class ChatRenderSettings(StrictModel):
+    """How messages become text: the prompt template, truncation and the loss mask."""
+
     prompt_template: ChatPromptTemplate | None = Field(
         None, description="None: the tokenizer's own chat template."
     )

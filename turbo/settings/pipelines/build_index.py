@@ -26,4 +26,4 @@ class BuildIndexSettings(StrictModel):
     train_size: int = Field(
         100_000, gt=0, description="Vectors (a seeded sample) that train an index type which needs training."
     )
-    seed: Seed = 42
+    seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")

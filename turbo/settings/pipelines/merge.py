@@ -22,7 +22,7 @@ class MergeAdaptersSettings(StrictModel):
     overwrite: bool = Field(
         False, description="Replace save_path if it holds an earlier merge_adapters_to_base output."
     )
-    max_shard_size: str = "5GB"
+    max_shard_size: str = Field("5GB", description="Largest safetensors shard of the merged model.")
 
     @model_validator(mode="after")
     def _one_adapter(self) -> MergeAdaptersSettings:

@@ -19,11 +19,13 @@ from turbo.settings.problems import raise_problems
 class PreprocessMultimodalSettings(StrictModel):
     """Encode every media file of a folder once, so training can read features (reader_type: pickle)."""
 
-    modality: Modality
-    reader_settings: ReaderSettings
-    encoder_settings: EncoderSettings
+    modality: Modality = Field(description="The kind of media in dataset_path: image or audio.")
+    reader_settings: ReaderSettings = Field(description="How each file is read (by reader_type).")
+    encoder_settings: EncoderSettings = Field(
+        description="The encoder that turns what the reader gives into features (by modality_encoder_type)."
+    )
     dataset_path: InputFolder = Field(description="A folder of media, searched recursively.")
-    batch_size: PositiveCount = 32
+    batch_size: PositiveCount = Field(32, description="Media files per encoder forward.")
     output_file_path: Path = Field(
         description="Folder for <modality>.<encoder>.safetensors (key: media path relative to "
         "dataset_path) and its .json config."

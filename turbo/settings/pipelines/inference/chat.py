@@ -112,7 +112,7 @@ class ChatInferenceExperimentSettings(StrictModel):
     inference_settings: list[ChatInferenceModelSettings] = Field(min_length=1)
     dataset_settings: ChatDatasetSettings
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
-    seed: Seed = 42
+    seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")
 
     @field_validator("dataset_settings")
     @classmethod

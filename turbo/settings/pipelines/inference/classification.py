@@ -14,6 +14,8 @@ from turbo.settings.tokenizer import TokenizerSettings
 
 
 class ClassificationInferenceModelSettings(StrictModel):
+    """One classifier to run over the dataset."""
+
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
     batch: PositiveCount = Field(8, description="Records per forward pass.")
@@ -31,4 +33,4 @@ class ClassificationInferenceExperimentSettings(StrictModel):
     inference_settings: list[ClassificationInferenceModelSettings] = Field(min_length=1)
     dataset_settings: ClassificationDatasetSettings
     save_path: Path = Field(description="Folder for one JSONL of predictions per model and source.")
-    seed: Seed = 42
+    seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")

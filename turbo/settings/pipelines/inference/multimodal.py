@@ -80,10 +80,15 @@ ENTRY_PARTS = ("modality_encoder_settings_mapping", "modality_projector_mapping"
 class MultimodalInferenceExperimentSettings(StrictModel):
     inference_settings: list[MultimodalInferenceModelSettings] = Field(min_length=1)
     dataset_settings: MultimodalDatasetSettings
-    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(min_length=1)
-    modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(min_length=1)
+    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(
+        min_length=1,
+        description="Modality -> its encoder (by modality_encoder_type); null: the modality is not used.",
+    )
+    modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
+        min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
+    )
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
-    seed: Seed = 42
+    seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")
 
     @field_validator("dataset_settings")
     @classmethod

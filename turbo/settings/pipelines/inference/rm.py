@@ -26,9 +26,9 @@ class RmInferenceExperimentSettings(StrictModel):
     "reward"."""
 
     inference_settings: list[RewardModelSettings] = Field(min_length=1)
-    dataset_settings: RmDatasetSettings
+    dataset_settings: RmDatasetSettings = Field(description="The records to score (by dataset_type).")
     save_path: Path = Field(description="Folder for one JSONL of scored records per model and source.")
-    seed: Seed = 42
+    seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")
 
     @field_validator("dataset_settings")
     @classmethod

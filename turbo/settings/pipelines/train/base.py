@@ -24,12 +24,16 @@ class BaseTrainExperimentSettings(StrictModel):
         description="Delete the earlier run in log_path (metrics, checkpoints, final model) and start again. "
         "Without it, a log_path holding an earlier run is refused unless the run resumes.",
     )
-    seed: Seed = 42
+    seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")
     model_settings: ModelSettings
     tokenizer_settings: TokenizerSettings = TokenizerSettings()
     special_tokens_settings: SpecialTokensSettings = SpecialTokensSettings()
     trainer_settings: TrainerSettings = TrainerSettings()
-    logging_settings: LoggingSettings | None = None
+    logging_settings: LoggingSettings | None = Field(
+        None,
+        description="Where the metrics also go (by logging_type: none, tensorboard, wandb, clearml); "
+        "metrics.jsonl in log_path is always written. None: no logger.",
+    )
     data_ratio: float | None = Field(
         None,
         gt=0,
@@ -119,4 +123,3 @@ def evaluation_problems(
             ("cherry_pick_settings", "runs at each evaluation; set trainer_settings.eval_strategy")
         )
     return problems
-

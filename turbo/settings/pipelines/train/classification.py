@@ -34,6 +34,8 @@ class ClassificationLossSettings(StrictModel):
 
 
 class ClassificationTrainerSettings(TrainerSettings):
+    """The trainer settings, with the classification loss."""
+
     loss_settings: ClassificationLossSettings = ClassificationLossSettings()
 
     def training_arguments(self) -> dict[str, Any]:

@@ -30,13 +30,19 @@ class SyncRefModelSettings(StrictModel):
     """TR-DPO (Gorbatovski et al. 2024, arXiv:2404.09656): every sync_steps optimizer steps the
     reference becomes alpha * policy + (1 - alpha) * reference."""
 
-    sync_ref_model: bool = False
+    sync_ref_model: bool = Field(
+        False, description="TR-DPO: move the reference towards the policy during training."
+    )
     alpha: float = Field(1.0, gt=0, le=1, description="Share of the policy in the new reference.")
     sync_steps: PositiveCount = Field(1, description="Optimizer steps between two updates of the reference.")
 
 
 class DpoTrainerSettings(TrainerSettings):
-    loss_settings: DpoLossSettings = SigmoidLossSettings(loss_type="sigmoid")
+    """The trainer settings, with the DPO-family loss and its reference model."""
+
+    loss_settings: DpoLossSettings = Field(
+        SigmoidLossSettings(loss_type="sigmoid"), description="The loss (by loss_type) and its parameters."
+    )
     use_ref_model: bool = Field(
         True,
         description="Keep a separate frozen reference model (ref_model_settings, or a copy of the "
@@ -57,8 +63,9 @@ class DpoTrainerSettings(TrainerSettings):
     )
     use_sft_model: bool = Field(
         False,
-        description="Keep the starting (SFT) model for cherry-pick metrics that compare with it "
-        "(kl with ref_logits_type 'sft'); the loss never reads it.",
+        description="Keep a frozen copy of the starting (SFT) model and log the policy's DPO rewards "
+        "against it as rewards/sft_{chosen,rejected,margins,accuracies} (beside the reference's); the "
+        "loss never reads it.",
     )
     lc_alpha: float | None = Field(
         None,

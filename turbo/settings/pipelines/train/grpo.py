@@ -29,6 +29,8 @@ GrpoPromptDatasetSettings = Annotated[
 
 
 class GrpoTrainerSettings(RlTrainerSettings):
+    """The trainer settings, with GRPO's group size, clipping and KL."""
+
     num_generations: int = Field(8, ge=2, description="Answers sampled per prompt (one group).")
     num_iterations: int = Field(
         1, ge=1, description="Passes over each rollout (GRPO's mu); the clipped ratio matters above 1."
@@ -64,7 +66,10 @@ class GrpoMultimodalSettings(StrictModel):
     trained projector weights (frozen here), and model_settings as its language model (the LoRA adapter
     trains). Rollouts are transformers generate (vLLM's LLaVA needs torchvision)."""
 
-    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(min_length=1)
+    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(
+        min_length=1,
+        description="Modality -> its encoder (as in the train_multimodal run); null: the modality is not used.",
+    )
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
         min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
     )

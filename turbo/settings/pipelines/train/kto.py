@@ -24,6 +24,8 @@ KTO_FIELDS = {
 
 
 class KtoTrainerSettings(TrainerSettings):
+    """The trainer settings, with the KTO loss and its reference model."""
+
     beta: float = Field(0.1, gt=0, description="Strength of the implicit KL penalty (the reward scale).")
     desirable_weight: float = Field(1.0, ge=0, description="Weight of the loss on desirable answers.")
     undesirable_weight: float = Field(1.0, ge=0, description="Weight of the loss on undesirable answers.")

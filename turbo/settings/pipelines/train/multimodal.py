@@ -24,7 +24,10 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
     train_dataset_settings: MultimodalDatasetSettings
     val_dataset_settings: MultimodalDatasetSettings | None = None
     cherry_pick_settings: MultimodalCherryPickSettings | None = None
-    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(min_length=1)
+    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(
+        min_length=1,
+        description="Modality -> its encoder (by modality_encoder_type); null: the modality is not used.",
+    )
     modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
         min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
     )

@@ -39,6 +39,14 @@ class MultimodalDpoExperimentSettings(MultimodalExperimentSettings):
         problems = super().cross_field_problems()
         if self.model_settings.model_type != "causal":
             problems.append(("model_settings.model_type", "must be 'causal' for train_multimodal_dpo"))
+        if self.trainer_settings.use_sft_model:  # its rewards/sft_* are train_dpo's only
+            problems.append(
+                (
+                    "trainer_settings.use_sft_model",
+                    "is not available in train_multimodal_dpo (rewards/sft_* are logged by train_dpo); "
+                    "remove it or set it to false",
+                )
+            )
         # a frozen LM (lang_decoder_update: false) is its own reference, beside the starting projectors
         own_reference = self.trains_adapter or not self.lang_decoder_update
         return problems + dpo_problems(self, own_reference=own_reference)
