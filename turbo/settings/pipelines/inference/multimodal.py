@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from turbo.settings.aliases import lift_keys
 from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.cherry_pick import text_metrics_only
 from turbo.settings.datasets.chat import refuse_packing
@@ -52,12 +53,13 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
         """The original writes projections_path and n_modality_embeddings inside model_settings."""
         if not isinstance(data, dict) or not isinstance(data.get("model_settings"), dict):
             return data
-        model = dict(data["model_settings"])
-        moved = {key: model.pop(key) for key in ("projections_path", "n_modality_embeddings") if key in model}
-        for key, value in moved.items():
-            if key in data and data[key] != value:
-                raise ValueError(f"{key} is set both here and in model_settings; set it once")
-        return {**data, **moved, "model_settings": model} if moved else data
+        data, model = lift_keys(
+            data,
+            data["model_settings"],
+            ("projections_path", "n_modality_embeddings"),
+            "is set both here and in model_settings; set it once",
+        )
+        return {**data, "model_settings": model}
 
     def cross_field_problems(self) -> list[Problem]:
         if self.use_vllm:
@@ -101,18 +103,16 @@ class MultimodalInferenceExperimentSettings(StrictModel):
         """The original writes the encoder and projector mappings on each inference entry."""
         if not isinstance(data, dict) or not isinstance(data.get("inference_settings"), list):
             return data
-        data, entries = dict(data), []
+        entries = []
         for entry in data["inference_settings"]:
             if isinstance(entry, dict):
-                entry = dict(entry)
-                for key in ENTRY_PARTS:
-                    if key in entry:
-                        value = entry.pop(key)
-                        if data.setdefault(key, value) != value:
-                            raise ValueError(
-                                f"{key} differs between inference entries (or from the top level); "
-                                "one experiment serves one set of encoders and projectors"
-                            )
+                data, entry = lift_keys(
+                    data,
+                    entry,
+                    ENTRY_PARTS,
+                    "differs between inference entries (or from the top level); "
+                    "one experiment serves one set of encoders and projectors",
+                )
             entries.append(entry)
         return {**data, "inference_settings": entries}
 
