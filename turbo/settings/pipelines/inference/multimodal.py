@@ -12,11 +12,10 @@ from turbo.settings.datasets.chat import refuse_packing
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.metrics import MetricSettings
 from turbo.settings.multimodal import (
-    EncoderSettings,
-    Modality,
-    ProjectorSettings,
+    EncoderMapping,
+    ModalityParts,
+    ProjectorMapping,
     modality_problems,
-    present,
     square_problems,
 )
 from turbo.settings.paths import InputFile
@@ -79,16 +78,11 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
 ENTRY_PARTS = ("modality_encoder_settings_mapping", "modality_projector_mapping")
 
 
-class MultimodalInferenceExperimentSettings(StrictModel):
+class MultimodalInferenceExperimentSettings(StrictModel, ModalityParts):
     inference_settings: list[MultimodalInferenceModelSettings] = Field(min_length=1)
     dataset_settings: MultimodalDatasetSettings
-    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(
-        min_length=1,
-        description="Modality -> its encoder (by modality_encoder_type); null: the modality is not used.",
-    )
-    modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
-        min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
-    )
+    modality_encoder_settings_mapping: EncoderMapping
+    modality_projector_mapping: ProjectorMapping
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
     seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")
 
@@ -144,11 +138,3 @@ class MultimodalInferenceExperimentSettings(StrictModel):
         ]
         raise_problems(self, problems)
         return self
-
-    @property
-    def encoders(self) -> dict[str, EncoderSettings]:
-        return present(self.modality_encoder_settings_mapping)
-
-    @property
-    def projectors(self) -> dict[str, ProjectorSettings]:
-        return present(self.modality_projector_mapping)

@@ -11,11 +11,10 @@ from turbo.settings.datasets.chat import ChatDatasetSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.datasets.prompt import PromptDatasetSettings
 from turbo.settings.multimodal import (
-    EncoderSettings,
-    Modality,
-    ProjectorSettings,
+    EncoderMapping,
+    ModalityParts,
+    ProjectorMapping,
     modality_problems,
-    present,
     square_problems,
 )
 from turbo.settings.paths import InputFile
@@ -61,29 +60,16 @@ class GrpoTrainerSettings(RlTrainerSettings):
         return self.rollout_batch_size * self.num_generations
 
 
-class GrpoMultimodalSettings(StrictModel):
+class GrpoMultimodalSettings(StrictModel, ModalityParts):
     """The multimodal model of multimodal prompts: the encoders and projectors train_multimodal used, its
     trained projector weights (frozen here), and model_settings as its language model (the LoRA adapter
     trains). Rollouts are transformers generate (vLLM's LLaVA needs torchvision)."""
 
-    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(
-        min_length=1,
-        description="Modality -> its encoder (as in the train_multimodal run); null: the modality is not used.",
-    )
-    modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
-        min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
-    )
+    modality_encoder_settings_mapping: EncoderMapping
+    modality_projector_mapping: ProjectorMapping
     projections_path: InputFile = Field(
         description="The projector weights train_multimodal wrote (final/projectors.safetensors); frozen."
     )
-
-    @property
-    def encoders(self) -> dict[str, EncoderSettings]:
-        return present(self.modality_encoder_settings_mapping)
-
-    @property
-    def projectors(self) -> dict[str, ProjectorSettings]:
-        return present(self.modality_projector_mapping)
 
 
 class GrpoExperimentSettings(RlExperimentSettings):
