@@ -18,7 +18,7 @@ from turbo.settings.multimodal import (
     square_problems,
 )
 from turbo.settings.paths import InputFile
-from turbo.settings.pipelines.train.rl import RlExperimentSettings, RlTrainerSettings
+from turbo.settings.pipelines.train.rl import PROMPTS, VAL_PROMPTS, RlExperimentSettings, RlTrainerSettings
 from turbo.settings.problems import Problem
 
 GrpoPromptDatasetSettings = Annotated[
@@ -74,13 +74,10 @@ class GrpoMultimodalSettings(StrictModel, ModalityParts):
 
 class GrpoExperimentSettings(RlExperimentSettings):
     train_dataset_settings: GrpoPromptDatasetSettings = Field(
-        description="The prompts: chat records (the conversation up to its last user message; `reference` "
-        'field, else the final bot message, is the reference answer), prompt records ({"id"?, "prompt", '
-        '"reference"?}) or multimodal records (with multimodal_settings; `reference` field)."'
+        description=f"{PROMPTS} multimodal records (with multimodal_settings): their `reference` field is "
+        "the reference answer."
     )
-    val_dataset_settings: GrpoPromptDatasetSettings | None = Field(
-        None, description="Prompts whose greedy answers are scored at each evaluation (eval_reward...)."
-    )
+    val_dataset_settings: GrpoPromptDatasetSettings | None = Field(None, description=VAL_PROMPTS)
     multimodal_settings: GrpoMultimodalSettings | None = Field(
         None, description="The multimodal model, for multimodal prompts (dataset_type multimodal) only."
     )
