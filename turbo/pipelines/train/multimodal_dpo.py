@@ -18,7 +18,13 @@ from turbo.pipelines.train.common import (
     training_data,
     write_data_reports,
 )
-from turbo.pipelines.train.dpo import load_reference, pair_previews
+from turbo.pipelines.train.dpo import (
+    dpo_callbacks,
+    load_reference,
+    log_reference,
+    pair_previews,
+    precompute_references,
+)
 from turbo.pipelines.train.evaluation import attach_loggers, attach_multimodal_cherry_picks
 from turbo.pipelines.train.multimodal import build_model, parameter_report, part_learning_rates
 from turbo.settings.pipelines.train.multimodal_dpo import MultimodalDpoExperimentSettings
@@ -39,9 +45,6 @@ def build_reference(settings: MultimodalDpoExperimentSettings, model: Any, token
 
 def run(settings: MultimodalDpoExperimentSettings) -> None:
 
-    from turbo.trainers.callbacks import MetricsLogCallback
-    from turbo.trainers.dpo import REFERENCE_KEYS, SyncRefModelCallback
-    from turbo.trainers.logps import precompute_reference_logps
     from turbo.trainers.multimodal_dpo import MultimodalDpoTrainer
 
     dataset_settings = settings.train_dataset_settings
@@ -96,34 +99,16 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
     ref_model, start = build_reference(settings, model, tokenizer)
     collator = MultimodalPairCollator(tokenizer.pad_token_id, readers)
     if trainer_settings.precompute_ref_log_probs:
-        reference = ref_model if ref_model is not None else start
-        batch = trainer_settings.per_device_eval_batch_size
-        train_features = precompute_reference_logps(
+        train_features, val_features = precompute_references(
+            trainer_settings,
             train_features,
-            reference,
-            collator,
-            batch,
-            ref_model is None,
-            REFERENCE_KEYS,
-            trainer_settings.lc_alpha,
-        )
-        val_features = precompute_reference_logps(
             val_features,
-            reference,
-            MultimodalPairCollator(tokenizer.pad_token_id, val_readers),
-            batch,
+            ref_model if ref_model is not None else start,
             ref_model is None,
-            REFERENCE_KEYS,
-            trainer_settings.lc_alpha,
+            (collator, MultimodalPairCollator(tokenizer.pad_token_id, val_readers)),
         )
         ref_model = start = None
-        logger.info(
-            "precomputed the reference log-probs of %d pairs", len(train_features) + len(val_features)
-        )
 
-    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
-    if trainer_settings.sync_ref_settings.sync_ref_model:
-        callbacks.append(SyncRefModelCallback(ref_model, trainer_settings.sync_ref_settings))
     trainer = MultimodalDpoTrainer(
         model=model,
         ref_model=ref_model,
@@ -137,18 +122,14 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
         eval_dataset=val_features or None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=dpo_callbacks(trainer_settings, ref_model, folder),
     )
-    logger.info(
-        "loss %s; reference: %s",
-        trainer_settings.loss_settings.loss_type,
-        "none"
-        if not settings.uses_reference
-        else "precomputed"
-        if trainer_settings.precompute_ref_log_probs
-        else "a separate LM"
-        if ref_model is not None
-        else "the policy's LM (adapter disabled) with the starting projectors",
+    log_reference(
+        trainer_settings,
+        settings.uses_reference,
+        ref_model,
+        "a separate LM",
+        "the policy's LM (adapter disabled) with the starting projectors",
     )
     attach_multimodal_cherry_picks(trainer, settings, cherry_picks, cherry_readers, tokenizer, folder)
     attach_loggers(trainer, settings)
