@@ -150,6 +150,25 @@ def multimodal_samples(
     return MultimodalSamples(train, val, cherry_picks, readers, val_readers, cherry_readers, reports)
 
 
+def train_and_save(
+    trainer: Any,
+    settings: MultimodalExperimentSettings,
+    data: MultimodalSamples,
+    tokenizer: Any,
+    folder: Path,
+    resume: str | None,
+) -> None:
+    """Cherry picks (with their media) and loggers on the built trainer, then training and the final
+    projectors, LM and tokenizer."""
+    attach_multimodal_cherry_picks(
+        trainer, settings, data.cherry_picks, data.cherry_readers, tokenizer, folder
+    )
+    attach_loggers(trainer, settings)
+    run_training(trainer, resume)
+    final = save_final(trainer, tokenizer, folder)
+    logger.info("saved the projectors, the LM and the tokenizer to %s", final)
+
+
 def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: dict) -> Any:
     """LM (+ PEFT), then encoders, then projectors (seeded), composed into one MultimodalModel."""
     from turbo.modeling.multimodal.model import MultimodalModel
@@ -206,10 +225,4 @@ def run(settings: MultimodalExperimentSettings) -> None:
         callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
         part_learning_rates=rates,
     )
-    attach_multimodal_cherry_picks(
-        trainer, settings, data.cherry_picks, data.cherry_readers, tokenizer, folder
-    )
-    attach_loggers(trainer, settings)
-    run_training(trainer, resume)
-    final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the projectors, the LM and the tokenizer to %s", final)
+    train_and_save(trainer, settings, data, tokenizer, folder, resume)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 from typing import Any
 
 from turbo.data.multimodal_pair_preferences import MultimodalPairCollator, build_multimodal_pair_samples
 from turbo.io import write_json
 from turbo.pipelines.train.common import (
-    run_training,
-    save_final,
     start_experiment,
     training_arguments,
     write_data_reports,
@@ -22,7 +19,6 @@ from turbo.pipelines.train.dpo import (
     pair_previews,
     precompute_references,
 )
-from turbo.pipelines.train.evaluation import attach_loggers, attach_multimodal_cherry_picks
 from turbo.pipelines.train.multimodal import (
     build_model,
     multimodal_samples,
@@ -30,10 +26,9 @@ from turbo.pipelines.train.multimodal import (
     parameter_report,
     part_learning_rates,
     part_shapes,
+    train_and_save,
 )
 from turbo.settings.pipelines.train.multimodal_dpo import MultimodalDpoExperimentSettings
-
-logger = logging.getLogger("turbo")
 
 
 def build_reference(settings: MultimodalDpoExperimentSettings, model: Any, tokenizer: Any) -> tuple[Any, Any]:
@@ -100,10 +95,4 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
         "a separate LM",
         "the policy's LM (adapter disabled) with the starting projectors",
     )
-    attach_multimodal_cherry_picks(
-        trainer, settings, data.cherry_picks, data.cherry_readers, tokenizer, folder
-    )
-    attach_loggers(trainer, settings)
-    run_training(trainer, resume)
-    final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the projectors, the LM and the tokenizer to %s", final)
+    train_and_save(trainer, settings, data, tokenizer, folder, resume)
