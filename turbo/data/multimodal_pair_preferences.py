@@ -9,6 +9,7 @@ tokenised by the pair-preferences dataset, so both rows share the prompt tokens 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,14 @@ from turbo.data.multimodal import (
 from turbo.data.multimodal_batches import read_media, stack_media
 from turbo.data.pair_preferences import (
     IMAGE_KEYS,
-    TOKENIZE_CHUNK,
     PairCollator,
     PairPreferenceRecord,
     PairSample,
-    check_margins,
+    build_pairs,
     pair_forms,
-    tokenize_pairs,
+    tokenize_in_chunks,
 )
-from turbo.data.readers import Located, read_jsonl, sample_source
+from turbo.data.readers import Located
 from turbo.data.report import DatasetReport, SourceReport
 from turbo.errors import DataError
 from turbo.media import MediaItem
@@ -145,16 +145,10 @@ def build_multimodal_pair_samples(
     need_margin: bool = False,
 ) -> tuple[list[MultimodalPairSample], DatasetReport]:
     """Read, check media, render and tokenise every source. The tokenizer must know the span tokens."""
-    samples: list[MultimodalPairSample] = []
-    report = DatasetReport()
-    for source in settings.sources:
-        located = read_jsonl(source.records_path, MultimodalPairRecord)
-        chosen = sample_source(located, source, seed)
-        if need_margin:
-            check_margins(chosen, settings, source.name)
-        source_report = SourceReport(
-            source.name, str(source.records_path), read=len(located), sampled=len(chosen)
-        )
+
+    def samples_of(
+        source: Any, chosen: list[Located[Any]], source_report: SourceReport
+    ) -> Iterator[MultimodalPairSample]:
         root = Path(settings.media_root or Path(source.records_path).parent)
         pairs, media_of = [], {}
         for item in chosen:
@@ -166,15 +160,11 @@ def build_multimodal_pair_samples(
                 continue
             media_of[id(pair)] = media
             pairs.append(pair)
-        for offset in range(0, len(pairs), TOKENIZE_CHUNK):
-            chunk = pairs[offset : offset + TOKENIZE_CHUNK]
-            for sample in tokenize_pairs(chunk, source.name, settings, tokenizer, source_report, source):
-                kept = _kept_media(sample, media_of[id(sample.record)], settings, tokenizer)
-                samples.append(MultimodalPairSample(*(getattr(sample, f) for f in PAIR_FIELDS), media=kept))
-        report.sources.append(source_report)
-    if not samples:
-        raise DataError(f"no usable record in the dataset: {report.summary()}")
-    return samples, report
+        for sample in tokenize_in_chunks(pairs, source, settings, tokenizer, source_report):
+            kept = _kept_media(sample, media_of[id(sample.record)], settings, tokenizer)
+            yield MultimodalPairSample(*(getattr(sample, f) for f in PAIR_FIELDS), media=kept)
+
+    return build_pairs(settings, MultimodalPairRecord, seed, need_margin, samples_of)
 
 
 PAIR_FIELDS = ("prompt_ids", "chosen_ids", "rejected_ids", "margin", "source", "record")

@@ -9,8 +9,9 @@ conversations share are the context); a `score_margin` or `margin` field is the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from pydantic import Field, field_validator, model_validator
@@ -27,6 +28,7 @@ from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSetti
 MARGIN_ALIASES = ("score_margin", "margin")
 IMAGE_KEYS = ("image", "images")
 TOKENIZE_CHUNK = 512
+S = TypeVar("S")
 
 
 def _messages(value: Any, default_role: str) -> list[Any]:
@@ -124,28 +126,56 @@ def check_margins(chosen: list[Located[Any]], settings: PairPreferencesDatasetSe
         )
 
 
-def build_pair_samples(
-    settings: PairPreferencesDatasetSettings, tokenizer: Any, *, seed: int, need_margin: bool = False
-) -> tuple[list[PairSample], DatasetReport]:
-    """Read, sample and tokenise every source; raises DataError if nothing is usable, or if
-    `need_margin` and a record has no margin."""
-    samples: list[PairSample] = []
+def build_pairs(
+    settings: PairPreferencesDatasetSettings,
+    record_type: type[PairPreferenceRecord],
+    seed: int,
+    need_margin: bool,
+    samples_of: Callable[[Any, list[Located[Any]], SourceReport], Iterable[S]],
+) -> tuple[list[S], DatasetReport]:
+    """Read and sample every source, and make its samples with `samples_of(source, sampled records, the
+    source's report)`; raises DataError if nothing is usable, or if `need_margin` and a record has no
+    margin. The text and the multimodal pair datasets share it."""
+    samples: list[S] = []
     report = DatasetReport()
     for source in settings.sources:
-        located = read_jsonl(source.records_path, PairPreferenceRecord)
+        located = read_jsonl(source.records_path, record_type)
         chosen = sample_source(located, source, seed)
         if need_margin:
             check_margins(chosen, settings, source.name)
         source_report = SourceReport(
             source.name, str(source.records_path), read=len(located), sampled=len(chosen)
         )
-        for offset in range(0, len(chosen), TOKENIZE_CHUNK):
-            chunk = chosen[offset : offset + TOKENIZE_CHUNK]
-            samples.extend(tokenize_pairs(chunk, source.name, settings, tokenizer, source_report, source))
+        samples.extend(samples_of(source, chosen, source_report))
         report.sources.append(source_report)
     if not samples:
         raise DataError(f"no usable record in the dataset: {report.summary()}")
     return samples, report
+
+
+def tokenize_in_chunks(
+    records: list[Located[Any]],
+    source: Any,
+    settings: PairPreferencesDatasetSettings,
+    tokenizer: Any,
+    report: SourceReport,
+) -> Iterator[PairSample]:
+    """tokenize_pairs over `records`, TOKENIZE_CHUNK at a time (each chunk when the previous one is used)."""
+    for offset in range(0, len(records), TOKENIZE_CHUNK):
+        chunk = records[offset : offset + TOKENIZE_CHUNK]
+        yield from tokenize_pairs(chunk, source.name, settings, tokenizer, report, source)
+
+
+def build_pair_samples(
+    settings: PairPreferencesDatasetSettings, tokenizer: Any, *, seed: int, need_margin: bool = False
+) -> tuple[list[PairSample], DatasetReport]:
+    """Read, sample and tokenise every source; raises DataError if nothing is usable, or if
+    `need_margin` and a record has no margin."""
+
+    def samples_of(source: Any, chosen: list[Located[Any]], report: SourceReport) -> Iterator[PairSample]:
+        return tokenize_in_chunks(chosen, source, settings, tokenizer, report)
+
+    return build_pairs(settings, PairPreferenceRecord, seed, need_margin, samples_of)
 
 
 def tokenize_pairs(

@@ -125,6 +125,18 @@ def nest_field(data: object, key: str, block: str) -> object:
     return {**data, block: nested}
 
 
+def lift_keys(data: dict, inner: dict, keys: tuple[str, ...], conflict: str) -> tuple[dict, dict]:
+    """`keys` written in the block `inner` (the original's place for them) are read beside it, in `data`;
+    a key already there with another value is an error: "<key> <conflict>". Returns new (data, inner)."""
+    data, inner = dict(data), dict(inner)
+    for key in keys:
+        if key in inner:
+            value = inner.pop(key)
+            if data.setdefault(key, value) != value:
+                raise ValueError(f"{key} {conflict}")
+    return data, inner
+
+
 def default_peft_name(data: object) -> object:
     """peft_settings without `name` are LoRA, as in the original."""
     if isinstance(data, dict) and "name" not in data:

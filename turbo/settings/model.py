@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from turbo.settings.aliases import default_peft_name, nest_field, refuse_sequence_parallel
 from turbo.settings.base import PositiveCount, StrictModel
 from turbo.settings.paths import InputFolder
+from turbo.settings.problems import Problem
 
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
 AttentionKind = Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"]
@@ -255,3 +256,17 @@ class ModelSettings(StrictModel):
     def trains_adapter(self) -> bool:
         """A new adapter (peft_settings) or a loaded one that trains further."""
         return self.peft_settings is not None or (self.adapter_path is not None and self.is_trainable)
+
+
+def reward_model_problems(model: ModelSettings, where: str, expected: str) -> list[Problem]:
+    """A reward model is a sequence classifier (`expected` follows "must be 'seq_cls'") with one output;
+    `where` is the path of its model settings."""
+    problems: list[Problem] = []
+    if model.model_type != "seq_cls":
+        problems.append((f"{where}.model_type", f"must be 'seq_cls' {expected}"))
+    num_labels = model.model_kwargs.get("num_labels", 1)
+    if num_labels != 1:
+        problems.append(
+            (f"{where}.model_kwargs.num_labels", f"a reward model has one output; this is {num_labels}")
+        )
+    return problems

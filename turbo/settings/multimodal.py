@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -135,6 +135,37 @@ ProjectorSettings = Annotated[
 def present(mapping: dict[str, Any] | None) -> dict[str, Any]:
     """The entries of a modality mapping that are set (files may write "audio": null)."""
     return {key: value for key, value in (mapping or {}).items() if value is not None}
+
+
+EncoderMapping = Annotated[
+    dict[Modality, EncoderSettings | None],
+    Field(
+        min_length=1,
+        description="Modality -> its encoder (by modality_encoder_type); null: the modality is not used.",
+    ),
+]
+ProjectorMapping = Annotated[
+    dict[Modality, ProjectorSettings | None],
+    Field(min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'),
+]
+
+
+class ModalityParts:
+    """`encoders` and `projectors`: the modalities in use, for settings that hold the two mappings
+    (`modality_encoder_settings_mapping: EncoderMapping`, `modality_projector_mapping: ProjectorMapping`).
+    No fields of its own, so each settings class keeps its fields in its own order."""
+
+    if TYPE_CHECKING:
+        modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None]
+        modality_projector_mapping: dict[Modality, ProjectorSettings | None]
+
+    @property
+    def encoders(self) -> dict[str, EncoderSettings]:
+        return present(self.modality_encoder_settings_mapping)
+
+    @property
+    def projectors(self) -> dict[str, ProjectorSettings]:
+        return present(self.modality_projector_mapping)
 
 
 def modality_problems(

@@ -1,6 +1,7 @@
 """The Trainer for MultimodalModel: one learning rate per part, and checkpoints that hold only what trains.
 
-The three steps are plain functions of a trainer, so the multimodal DPO trainer shares them.
+The three steps are plain functions of a trainer; MultimodalParts hooks them into a Trainer, so the multimodal
+DPO trainer shares them.
 """
 
 from __future__ import annotations
@@ -78,10 +79,11 @@ def load_parts(model: Any, folder: Path) -> None:
             load_part(encoder.model, folder / ENCODERS_FOLDER / modality)
 
 
-class MultimodalTrainer(Trainer):
-    """`part_learning_rates` maps a parameter-name prefix ('projectors.', 'encoders.', 'language_model.')
-    to its learning rate. A checkpoint holds the LM (adapter or full model), projectors.safetensors and
-    every trained encoder under encoders/<modality>."""
+class MultimodalParts:
+    """The Trainer hooks of a MultimodalModel, shared by MultimodalTrainer and MultimodalDpoTrainer (listed
+    before their Trainer base): `part_learning_rates` maps a parameter-name prefix ('projectors.',
+    'encoders.', 'language_model.') to its learning rate; a checkpoint holds the LM (adapter or full
+    model), projectors.safetensors and every trained encoder under encoders/<modality>."""
 
     def __init__(self, *args: Any, part_learning_rates: dict[str, float], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -101,3 +103,7 @@ class MultimodalTrainer(Trainer):
             self.accelerator.unwrap_model(self.model if model is None else model),
             Path(resume_from_checkpoint),
         )
+
+
+class MultimodalTrainer(MultimodalParts, Trainer):
+    """The Trainer of a MultimodalModel: one learning rate per part, checkpoints of what trains."""

@@ -1,27 +1,24 @@
-"""DPO-family losses on a MultimodalModel: DpoTrainer's loss and metrics, MultimodalTrainer's parts."""
+"""DPO-family losses on a MultimodalModel: DpoTrainer's loss and metrics, MultimodalParts' optimizer and
+checkpoints."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from turbo.trainers.dpo import REFERENCE_KEYS, DpoTrainer
 from turbo.trainers.logps import reference_logps
-from turbo.trainers.multimodal import load_parts, part_optimizer, save_parts
+from turbo.trainers.multimodal import MultimodalParts
 
 
-class MultimodalDpoTrainer(DpoTrainer):
+class MultimodalDpoTrainer(MultimodalParts, DpoTrainer):
     """The reference is precomputed, a separate frozen MultimodalModel (`ref_model`), or `start`: the
     policy's own LM with its adapter disabled beside frozen copies of the starting projectors (and of any
     encoder that trains), so a projector that learns does not move the reference."""
 
-    def __init__(
-        self, *args: Any, part_learning_rates: dict[str, float], start: Any = None, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.part_learning_rates = part_learning_rates
+    def __init__(self, *args: Any, start: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # MultimodalParts takes part_learning_rates
         self.start = start
         if start is not None:  # its own copies move; the shared LM is already where the policy is
             for modality in start.projectors:
@@ -34,18 +31,3 @@ class MultimodalDpoTrainer(DpoTrainer):
             return super()._reference(model, inputs)
         # `start` with its adapter disabled
         return reference_logps(self.start, inputs, REFERENCE_KEYS[""], lc_alpha=self.lc_alpha)
-
-    def create_optimizer(self, model: Any = None) -> Any:
-        if self.optimizer is None:
-            model = self.model if model is None else model
-            self.optimizer = part_optimizer(self, model, self.part_learning_rates)
-        return self.optimizer
-
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        save_parts(self, output_dir)
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-        load_parts(
-            self.accelerator.unwrap_model(self.model if model is None else model),
-            Path(resume_from_checkpoint),
-        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from turbo.data.chat import build_chat_samples
@@ -18,7 +19,7 @@ from turbo.pipelines.train.common import (
     write_data_reports,
 )
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
-from turbo.settings.pipelines.train.dpo import DpoExperimentSettings
+from turbo.settings.pipelines.train.dpo import DpoExperimentSettings, DpoTrainerSettings
 
 logger = logging.getLogger("turbo")
 
@@ -57,11 +58,64 @@ def load_sft_model(settings: DpoExperimentSettings, tokenizer: Any) -> Any:
     return load_model(sft_settings, tokenizer, settings.tokenizer_settings)
 
 
+def precompute_references(
+    trainer_settings: DpoTrainerSettings,
+    train_features: list[dict[str, Any]],
+    val_features: list[dict[str, Any]],
+    reference: Any,
+    disable_adapter: bool,
+    collators: tuple[Any, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """precompute_ref_log_probs: the train and val features with the reference log-probs of every pair,
+    computed once by `reference` (its adapter disabled where `disable_adapter`) with the (train, val)
+    collators."""
+    from turbo.trainers.dpo import REFERENCE_KEYS
+    from turbo.trainers.logps import precompute_reference_logps
+
+    batch, lc_alpha = trainer_settings.per_device_eval_batch_size, trainer_settings.lc_alpha
+    train_collator, val_collator = collators
+    train_features = precompute_reference_logps(
+        train_features, reference, train_collator, batch, disable_adapter, REFERENCE_KEYS, lc_alpha
+    )
+    val_features = precompute_reference_logps(
+        val_features, reference, val_collator, batch, disable_adapter, REFERENCE_KEYS, lc_alpha
+    )
+    logger.info("precomputed the reference log-probs of %d pairs", len(train_features) + len(val_features))
+    return train_features, val_features
+
+
+def dpo_callbacks(trainer_settings: DpoTrainerSettings, ref_model: Any, folder: Path) -> list[Any]:
+    """The metrics log, and the reference sync where sync_ref_model is on."""
+    from turbo.trainers.callbacks import MetricsLogCallback
+    from turbo.trainers.dpo import SyncRefModelCallback
+
+    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
+    if trainer_settings.sync_ref_settings.sync_ref_model:
+        callbacks.append(SyncRefModelCallback(ref_model, trainer_settings.sync_ref_settings))
+    return callbacks
+
+
+def log_reference(
+    trainer_settings: DpoTrainerSettings, uses_reference: bool, ref_model: Any, separate: str, shared: str
+) -> None:
+    """The loss and where its reference log-probs come from: none, precomputed, `separate` (ref_model)
+    or `shared` (the policy with its adapter disabled)."""
+    logger.info(
+        "loss %s; reference: %s",
+        trainer_settings.loss_settings.loss_type,
+        "none"
+        if not uses_reference
+        else "precomputed"
+        if trainer_settings.precompute_ref_log_probs
+        else separate
+        if ref_model is not None
+        else shared,
+    )
+
+
 def run(settings: DpoExperimentSettings) -> None:
 
-    from turbo.trainers.callbacks import MetricsLogCallback
-    from turbo.trainers.dpo import REFERENCE_KEYS, DpoTrainer, SyncRefModelCallback
-    from turbo.trainers.logps import precompute_reference_logps
+    from turbo.trainers.dpo import DpoTrainer
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
@@ -93,23 +147,16 @@ def run(settings: DpoExperimentSettings) -> None:
     collator = PairCollator(tokenizer.pad_token_id)
     ref_model = load_reference(settings, tokenizer)
     if trainer_settings.precompute_ref_log_probs:
-        reference = ref_model if ref_model is not None else model
-        disable = ref_model is None and settings.trains_adapter
-        batch = trainer_settings.per_device_eval_batch_size
-        train_features = precompute_reference_logps(
-            train_features, reference, collator, batch, disable, REFERENCE_KEYS, trainer_settings.lc_alpha
-        )
-        val_features = precompute_reference_logps(
-            val_features, reference, collator, batch, disable, REFERENCE_KEYS, trainer_settings.lc_alpha
+        train_features, val_features = precompute_references(
+            trainer_settings,
+            train_features,
+            val_features,
+            ref_model if ref_model is not None else model,
+            ref_model is None and settings.trains_adapter,
+            (collator, collator),
         )
         ref_model = None
-        logger.info(
-            "precomputed the reference log-probs of %d pairs", len(train_features) + len(val_features)
-        )
 
-    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
-    if trainer_settings.sync_ref_settings.sync_ref_model:
-        callbacks.append(SyncRefModelCallback(ref_model, trainer_settings.sync_ref_settings))
     trainer = DpoTrainer(
         model=model,
         ref_model=ref_model,
@@ -122,18 +169,14 @@ def run(settings: DpoExperimentSettings) -> None:
         eval_dataset=val_features or None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=dpo_callbacks(trainer_settings, ref_model, folder),
     )
-    logger.info(
-        "loss %s; reference: %s",
-        trainer_settings.loss_settings.loss_type,
-        "none"
-        if not settings.uses_reference
-        else "precomputed"
-        if trainer_settings.precompute_ref_log_probs
-        else "separate model"
-        if ref_model is not None
-        else "the model with its adapter disabled",
+    log_reference(
+        trainer_settings,
+        settings.uses_reference,
+        ref_model,
+        "separate model",
+        "the model with its adapter disabled",
     )
     attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
     attach_loggers(trainer, settings)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from turbo.data.multimodal import add_modality_tokens, build_multimodal_samples
+from turbo.data.report import DatasetReport
 from turbo.io import write_json
 from turbo.modeling.loading import load_model
 from turbo.modeling.multimodal.parts import (
@@ -77,6 +80,95 @@ def joined(samples: list[Any], dataset: Any) -> list[Any]:
     return rows
 
 
+def part_shapes(settings: MultimodalExperimentSettings) -> dict:
+    """The encoders' and projectors' shapes, checked against the training dataset before anything loads."""
+    return check_shapes(
+        settings.encoders,
+        settings.projectors,
+        settings.train_dataset_settings.n_modality_embeddings,
+        "train_dataset_settings.",
+    )
+
+
+def multimodal_tokenizer(settings: MultimodalExperimentSettings) -> Any:
+    """The tokenizer, with the training dataset's modality tokens added."""
+    tokenizer = load_tokenizer(
+        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    )
+    added = add_modality_tokens(tokenizer, settings.train_dataset_settings)
+    if added:
+        logger.info("added modality tokens to the tokenizer: %s", ", ".join(added))
+    return tokenizer
+
+
+def modality_token_ids(tokenizer: Any, dataset: Any) -> dict[str, int]:
+    """Modality -> the id of its embedding token."""
+    return {m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset.modality_token_mapping.items()}
+
+
+class MultimodalSamples(NamedTuple):
+    """The samples of each split with the readers of their media, and the data reports."""
+
+    train: list[Any]
+    val: list[Any]
+    cherry_picks: list[Any]
+    readers: dict[str, Any]
+    val_readers: dict[str, Any]
+    cherry_readers: dict[str, Any]
+    reports: dict[str, DatasetReport]
+
+
+def multimodal_samples(
+    settings: MultimodalExperimentSettings,
+    tokenizer: Any,
+    build: Callable[[Any, Any, dict[str, Any]], tuple[list[Any], DatasetReport]],
+) -> MultimodalSamples:
+    """The train and val samples, made by `build(dataset settings, tokenizer, readers)`, and the
+    cherry picks (their modality tokens added to the tokenizer), then data_ratio,
+    data_train_split_ratio and data_debug_path applied (training_data)."""
+    dataset_settings = settings.train_dataset_settings
+    readers = build_readers(dataset_settings.readers)
+    reports: dict[str, DatasetReport] = {}
+    train, reports["train"] = build(dataset_settings, tokenizer, readers)
+    val, val_readers = [], readers
+    if settings.val_dataset_settings is not None:
+        val_readers = build_readers(settings.val_dataset_settings.readers)
+        val, reports["val"] = build(settings.val_dataset_settings, tokenizer, val_readers)
+    cherry_picks, cherry_readers = [], readers
+    if settings.cherry_pick_settings is not None:
+        add_modality_tokens(tokenizer, settings.cherry_pick_settings.dataset_settings)
+        cherry_readers = build_readers(settings.cherry_pick_settings.dataset_settings.readers)
+        cherry_picks, reports["cherry_pick"] = build_multimodal_samples(
+            settings.cherry_pick_settings.dataset_settings,
+            tokenizer,
+            cherry_readers,
+            seed=settings.seed,
+            inference=True,
+        )
+    token_ids = modality_token_ids(tokenizer, dataset_settings)
+    train, val = training_data(settings, tokenizer, train, val, token_ids)
+    return MultimodalSamples(train, val, cherry_picks, readers, val_readers, cherry_readers, reports)
+
+
+def train_and_save(
+    trainer: Any,
+    settings: MultimodalExperimentSettings,
+    data: MultimodalSamples,
+    tokenizer: Any,
+    folder: Path,
+    resume: str | None,
+) -> None:
+    """Cherry picks (with their media) and loggers on the built trainer, then training and the final
+    projectors, LM and tokenizer."""
+    attach_multimodal_cherry_picks(
+        trainer, settings, data.cherry_picks, data.cherry_readers, tokenizer, folder
+    )
+    attach_loggers(trainer, settings)
+    run_training(trainer, resume)
+    final = save_final(trainer, tokenizer, folder)
+    logger.info("saved the projectors, the LM and the tokenizer to %s", final)
+
+
 def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: dict) -> Any:
     """LM (+ PEFT), then encoders, then projectors (seeded), composed into one MultimodalModel."""
     from turbo.modeling.multimodal.model import MultimodalModel
@@ -100,8 +192,7 @@ def build_model(settings: MultimodalExperimentSettings, tokenizer: Any, shapes: 
             load_projector_weights(projectors, Path(path), modality)
     for projector in projectors.values():
         projector.requires_grad_(True)  # the new part: always trained
-    token_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset.modality_token_mapping.items()}
-    return MultimodalModel(language_model, encoders, projectors, token_ids)
+    return MultimodalModel(language_model, encoders, projectors, modality_token_ids(tokenizer, dataset))
 
 
 def run(settings: MultimodalExperimentSettings) -> None:
@@ -112,47 +203,12 @@ def run(settings: MultimodalExperimentSettings) -> None:
     from turbo.trainers.multimodal import MultimodalTrainer
 
     dataset_settings = settings.train_dataset_settings
-    shapes = check_shapes(
-        settings.encoders,
-        settings.projectors,
-        dataset_settings.n_modality_embeddings,
-        "train_dataset_settings.",
-    )
+    shapes = part_shapes(settings)
     folder, resume = start_experiment(settings)
 
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
-    added = add_modality_tokens(tokenizer, dataset_settings)
-    if added:
-        logger.info("added modality tokens to the tokenizer: %s", ", ".join(added))
-    readers = build_readers(dataset_settings.readers)
-    train, reports = [], {}
-    train, reports["train"] = build_multimodal_samples(
-        dataset_settings, tokenizer, readers, seed=settings.seed
-    )
-    val, val_readers = [], readers
-    if settings.val_dataset_settings is not None:
-        val_readers = build_readers(settings.val_dataset_settings.readers)
-        val, reports["val"] = build_multimodal_samples(
-            settings.val_dataset_settings, tokenizer, val_readers, seed=settings.seed
-        )
-    cherry_picks, cherry_readers = [], readers
-    if settings.cherry_pick_settings is not None:
-        add_modality_tokens(tokenizer, settings.cherry_pick_settings.dataset_settings)
-        cherry_readers = build_readers(settings.cherry_pick_settings.dataset_settings.readers)
-        cherry_picks, reports["cherry_pick"] = build_multimodal_samples(
-            settings.cherry_pick_settings.dataset_settings,
-            tokenizer,
-            cherry_readers,
-            seed=settings.seed,
-            inference=True,
-        )
-    token_ids = {
-        m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset_settings.modality_token_mapping.items()
-    }
-    train, val = training_data(settings, tokenizer, train, val, token_ids)
-    write_data_reports(folder, reports, chat_previews(train, tokenizer))  # type: ignore[arg-type]
+    tokenizer = multimodal_tokenizer(settings)
+    data = multimodal_samples(settings, tokenizer, partial(build_multimodal_samples, seed=settings.seed))
+    write_data_reports(folder, data.reports, chat_previews(data.train, tokenizer))
 
     model = build_model(settings, tokenizer, shapes)
     write_json(folder / "parameters.json", parameter_report(model))
@@ -160,17 +216,13 @@ def run(settings: MultimodalExperimentSettings) -> None:
     trainer = MultimodalTrainer(
         model=model,
         args=training_arguments(settings, folder),
-        train_dataset=MultimodalTorchDataset(joined(train, dataset_settings), readers),
-        eval_dataset=MultimodalTorchDataset(joined(val, settings.val_dataset_settings), val_readers)
-        if val
+        train_dataset=MultimodalTorchDataset(joined(data.train, dataset_settings), data.readers),
+        eval_dataset=MultimodalTorchDataset(joined(data.val, settings.val_dataset_settings), data.val_readers)
+        if data.val
         else None,
         data_collator=MultimodalRowCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
         part_learning_rates=rates,
     )
-    attach_multimodal_cherry_picks(trainer, settings, cherry_picks, cherry_readers, tokenizer, folder)
-    attach_loggers(trainer, settings)
-    run_training(trainer, resume)
-    final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the projectors, the LM and the tokenizer to %s", final)
+    train_and_save(trainer, settings, data, tokenizer, folder, resume)

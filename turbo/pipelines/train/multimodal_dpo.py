@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-import logging
+from functools import partial
 from typing import Any
 
-from turbo.data.multimodal import add_modality_tokens, build_multimodal_samples
 from turbo.data.multimodal_pair_preferences import MultimodalPairCollator, build_multimodal_pair_samples
 from turbo.io import write_json
-from turbo.modeling.multimodal.parts import build_readers, check_shapes
-from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
-    run_training,
-    save_final,
     start_experiment,
     training_arguments,
-    training_data,
     write_data_reports,
 )
-from turbo.pipelines.train.dpo import load_reference, pair_previews
-from turbo.pipelines.train.evaluation import attach_loggers, attach_multimodal_cherry_picks
-from turbo.pipelines.train.multimodal import build_model, parameter_report, part_learning_rates
+from turbo.pipelines.train.dpo import (
+    dpo_callbacks,
+    load_reference,
+    log_reference,
+    pair_previews,
+    precompute_references,
+)
+from turbo.pipelines.train.multimodal import (
+    build_model,
+    multimodal_samples,
+    multimodal_tokenizer,
+    parameter_report,
+    part_learning_rates,
+    part_shapes,
+    train_and_save,
+)
 from turbo.settings.pipelines.train.multimodal_dpo import MultimodalDpoExperimentSettings
-
-logger = logging.getLogger("turbo")
 
 
 def build_reference(settings: MultimodalDpoExperimentSettings, model: Any, tokenizer: Any) -> tuple[Any, Any]:
@@ -39,91 +44,35 @@ def build_reference(settings: MultimodalDpoExperimentSettings, model: Any, token
 
 def run(settings: MultimodalDpoExperimentSettings) -> None:
 
-    from turbo.trainers.callbacks import MetricsLogCallback
-    from turbo.trainers.dpo import REFERENCE_KEYS, SyncRefModelCallback
-    from turbo.trainers.logps import precompute_reference_logps
     from turbo.trainers.multimodal_dpo import MultimodalDpoTrainer
 
-    dataset_settings = settings.train_dataset_settings
     trainer_settings = settings.trainer_settings
     need_margin = trainer_settings.loss_settings.uses_margin
-    shapes = check_shapes(
-        settings.encoders,
-        settings.projectors,
-        dataset_settings.n_modality_embeddings,
-        "train_dataset_settings.",
-    )
+    shapes = part_shapes(settings)
     folder, resume = start_experiment(settings)
 
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
-    added = add_modality_tokens(tokenizer, dataset_settings)  # type: ignore[arg-type]
-    if added:
-        logger.info("added modality tokens to the tokenizer: %s", ", ".join(added))
-    readers = build_readers(dataset_settings.readers)
-    train, train_report = build_multimodal_pair_samples(
-        dataset_settings, tokenizer, readers, seed=settings.seed, need_margin=need_margin
-    )
-    reports = {"train": train_report}
-    val, val_readers = [], readers
-    if settings.val_dataset_settings is not None:
-        val_readers = build_readers(settings.val_dataset_settings.readers)
-        val, reports["val"] = build_multimodal_pair_samples(
-            settings.val_dataset_settings, tokenizer, val_readers, seed=settings.seed, need_margin=need_margin
-        )
-    cherry_picks, cherry_readers = [], readers
-    if settings.cherry_pick_settings is not None:
-        add_modality_tokens(tokenizer, settings.cherry_pick_settings.dataset_settings)
-        cherry_readers = build_readers(settings.cherry_pick_settings.dataset_settings.readers)
-        cherry_picks, reports["cherry_pick"] = build_multimodal_samples(
-            settings.cherry_pick_settings.dataset_settings,
-            tokenizer,
-            cherry_readers,
-            seed=settings.seed,
-            inference=True,
-        )
-    token_ids = {
-        m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset_settings.modality_token_mapping.items()
-    }
-    train, val = training_data(settings, tokenizer, train, val, token_ids)
-    write_data_reports(folder, reports, pair_previews(train, tokenizer))
-    train_features = [sample.features() for sample in train]
-    val_features = [sample.features() for sample in val]
+    tokenizer = multimodal_tokenizer(settings)
+    build = partial(build_multimodal_pair_samples, seed=settings.seed, need_margin=need_margin)
+    data = multimodal_samples(settings, tokenizer, build)
+    write_data_reports(folder, data.reports, pair_previews(data.train, tokenizer))
+    train_features = [sample.features() for sample in data.train]
+    val_features = [sample.features() for sample in data.val]
 
     model = build_model(settings, tokenizer, shapes)  # type: ignore[arg-type]
     write_json(folder / "parameters.json", parameter_report(model))
     ref_model, start = build_reference(settings, model, tokenizer)
-    collator = MultimodalPairCollator(tokenizer.pad_token_id, readers)
+    collator = MultimodalPairCollator(tokenizer.pad_token_id, data.readers)
     if trainer_settings.precompute_ref_log_probs:
-        reference = ref_model if ref_model is not None else start
-        batch = trainer_settings.per_device_eval_batch_size
-        train_features = precompute_reference_logps(
+        train_features, val_features = precompute_references(
+            trainer_settings,
             train_features,
-            reference,
-            collator,
-            batch,
-            ref_model is None,
-            REFERENCE_KEYS,
-            trainer_settings.lc_alpha,
-        )
-        val_features = precompute_reference_logps(
             val_features,
-            reference,
-            MultimodalPairCollator(tokenizer.pad_token_id, val_readers),
-            batch,
+            ref_model if ref_model is not None else start,
             ref_model is None,
-            REFERENCE_KEYS,
-            trainer_settings.lc_alpha,
+            (collator, MultimodalPairCollator(tokenizer.pad_token_id, data.val_readers)),
         )
         ref_model = start = None
-        logger.info(
-            "precomputed the reference log-probs of %d pairs", len(train_features) + len(val_features)
-        )
 
-    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
-    if trainer_settings.sync_ref_settings.sync_ref_model:
-        callbacks.append(SyncRefModelCallback(ref_model, trainer_settings.sync_ref_settings))
     trainer = MultimodalDpoTrainer(
         model=model,
         ref_model=ref_model,
@@ -137,21 +86,13 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
         eval_dataset=val_features or None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=dpo_callbacks(trainer_settings, ref_model, folder),
     )
-    logger.info(
-        "loss %s; reference: %s",
-        trainer_settings.loss_settings.loss_type,
-        "none"
-        if not settings.uses_reference
-        else "precomputed"
-        if trainer_settings.precompute_ref_log_probs
-        else "a separate LM"
-        if ref_model is not None
-        else "the policy's LM (adapter disabled) with the starting projectors",
+    log_reference(
+        trainer_settings,
+        settings.uses_reference,
+        ref_model,
+        "a separate LM",
+        "the policy's LM (adapter disabled) with the starting projectors",
     )
-    attach_multimodal_cherry_picks(trainer, settings, cherry_picks, cherry_readers, tokenizer, folder)
-    attach_loggers(trainer, settings)
-    run_training(trainer, resume)
-    final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the projectors, the LM and the tokenizer to %s", final)
+    train_and_save(trainer, settings, data, tokenizer, folder, resume)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.outputs import FileName
@@ -46,3 +48,8 @@ def check_unique_source_names(sources: list[DatasetSourceSettings]) -> list[Data
     if duplicates:
         raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
     return sources
+
+
+Sources = Annotated[
+    list[DatasetSourceSettings], Field(min_length=1), AfterValidator(check_unique_source_names)
+]  # a dataset's sources: at least one, each name once

@@ -6,7 +6,7 @@ from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.aliases import nest_chat_settings
 from turbo.settings.base import PositiveCount, StrictModel
-from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
+from turbo.settings.datasets.base import Sources
 from turbo.settings.datasets.rendering import ChatRenderSettings
 
 
@@ -20,7 +20,7 @@ class PairPreferencesDatasetSettings(StrictModel):
     """
 
     dataset_type: Literal["pair_preferences"]
-    sources: list[DatasetSourceSettings] = Field(min_length=1)
+    sources: Sources
     chat_settings: ChatRenderSettings = Field(
         ChatRenderSettings(keep_end=True),
         description="How context + answer are rendered; truncation always keeps the end of the context.",
@@ -60,11 +60,6 @@ class PairPreferencesDatasetSettings(StrictModel):
     @classmethod
     def _flat_chat_fields(cls, data: Any) -> Any:
         return nest_chat_settings(data)
-
-    @field_validator("sources")
-    @classmethod
-    def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
-        return check_unique_source_names(sources)
 
     @field_validator("chat_settings")
     @classmethod

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.aliases import nest_chat_settings
 from turbo.settings.base import StrictModel
-from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
+from turbo.settings.datasets.base import Sources
 from turbo.settings.datasets.rendering import ChatRenderSettings
 
 
@@ -17,7 +17,7 @@ class RmDatasetSettings(StrictModel):
     `prompt_template` and `max_tokens_count` may be written at the top level (the original layout)."""
 
     dataset_type: Literal["rm"]
-    sources: list[DatasetSourceSettings] = Field(min_length=1)
+    sources: Sources
     chat_settings: ChatRenderSettings = Field(
         ChatRenderSettings(keep_end=True),
         description="How context + answer are rendered; truncation keeps the end (the answer).",
@@ -27,11 +27,6 @@ class RmDatasetSettings(StrictModel):
     @classmethod
     def _flat_chat_fields(cls, data: Any) -> Any:
         return nest_chat_settings(data)
-
-    @field_validator("sources")
-    @classmethod
-    def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
-        return check_unique_source_names(sources)
 
     @field_validator("chat_settings")
     @classmethod

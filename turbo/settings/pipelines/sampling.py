@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from turbo.settings.aliases import nest_legacy_rm_settings
 from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.datasets.sampling import SamplingDatasetSettings
-from turbo.settings.model import ModelSettings
+from turbo.settings.model import ModelSettings, reward_model_problems
 from turbo.settings.problems import raise_problems
 from turbo.settings.tokenizer import TokenizerSettings
 
@@ -24,14 +24,9 @@ class RewardModelSettings(StrictModel):
 
     @model_validator(mode="after")
     def _one_output(self) -> RewardModelSettings:
-        problems = []
-        if self.model_settings.model_type != "seq_cls":
-            problems.append(("model_settings.model_type", "must be 'seq_cls' for a reward model"))
-        num_labels = self.model_settings.model_kwargs.get("num_labels", 1)
-        if num_labels != 1:
-            where = "model_settings.model_kwargs.num_labels"
-            problems.append((where, f"a reward model has one output; this is {num_labels}"))
-        raise_problems(self, problems)
+        raise_problems(
+            self, reward_model_problems(self.model_settings, "model_settings", "for a reward model")
+        )
         return self
 
 

@@ -5,17 +5,17 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from turbo.settings.aliases import lift_keys
 from turbo.settings.base import PositiveCount, Seed, StrictModel
 from turbo.settings.cherry_pick import text_metrics_only
 from turbo.settings.datasets.chat import refuse_packing
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.metrics import MetricSettings
 from turbo.settings.multimodal import (
-    EncoderSettings,
-    Modality,
-    ProjectorSettings,
+    EncoderMapping,
+    ModalityParts,
+    ProjectorMapping,
     modality_problems,
-    present,
     square_problems,
 )
 from turbo.settings.paths import InputFile
@@ -52,12 +52,13 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
         """The original writes projections_path and n_modality_embeddings inside model_settings."""
         if not isinstance(data, dict) or not isinstance(data.get("model_settings"), dict):
             return data
-        model = dict(data["model_settings"])
-        moved = {key: model.pop(key) for key in ("projections_path", "n_modality_embeddings") if key in model}
-        for key, value in moved.items():
-            if key in data and data[key] != value:
-                raise ValueError(f"{key} is set both here and in model_settings; set it once")
-        return {**data, **moved, "model_settings": model} if moved else data
+        data, model = lift_keys(
+            data,
+            data["model_settings"],
+            ("projections_path", "n_modality_embeddings"),
+            "is set both here and in model_settings; set it once",
+        )
+        return {**data, "model_settings": model}
 
     def cross_field_problems(self) -> list[Problem]:
         if self.use_vllm:
@@ -77,16 +78,11 @@ class MultimodalInferenceModelSettings(ChatInferenceModelSettings):
 ENTRY_PARTS = ("modality_encoder_settings_mapping", "modality_projector_mapping")
 
 
-class MultimodalInferenceExperimentSettings(StrictModel):
+class MultimodalInferenceExperimentSettings(StrictModel, ModalityParts):
     inference_settings: list[MultimodalInferenceModelSettings] = Field(min_length=1)
     dataset_settings: MultimodalDatasetSettings
-    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(
-        min_length=1,
-        description="Modality -> its encoder (by modality_encoder_type); null: the modality is not used.",
-    )
-    modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
-        min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
-    )
+    modality_encoder_settings_mapping: EncoderMapping
+    modality_projector_mapping: ProjectorMapping
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
     seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")
 
@@ -101,18 +97,16 @@ class MultimodalInferenceExperimentSettings(StrictModel):
         """The original writes the encoder and projector mappings on each inference entry."""
         if not isinstance(data, dict) or not isinstance(data.get("inference_settings"), list):
             return data
-        data, entries = dict(data), []
+        entries = []
         for entry in data["inference_settings"]:
             if isinstance(entry, dict):
-                entry = dict(entry)
-                for key in ENTRY_PARTS:
-                    if key in entry:
-                        value = entry.pop(key)
-                        if data.setdefault(key, value) != value:
-                            raise ValueError(
-                                f"{key} differs between inference entries (or from the top level); "
-                                "one experiment serves one set of encoders and projectors"
-                            )
+                data, entry = lift_keys(
+                    data,
+                    entry,
+                    ENTRY_PARTS,
+                    "differs between inference entries (or from the top level); "
+                    "one experiment serves one set of encoders and projectors",
+                )
             entries.append(entry)
         return {**data, "inference_settings": entries}
 
@@ -144,11 +138,3 @@ class MultimodalInferenceExperimentSettings(StrictModel):
         ]
         raise_problems(self, problems)
         return self
-
-    @property
-    def encoders(self) -> dict[str, EncoderSettings]:
-        return present(self.modality_encoder_settings_mapping)
-
-    @property
-    def projectors(self) -> dict[str, ProjectorSettings]:
-        return present(self.modality_projector_mapping)

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets.ddpo import DdpoDatasetSettings
-from turbo.settings.model import ModelSettings
+from turbo.settings.model import ModelSettings, reward_model_problems
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
 from turbo.settings.tokenizer import TokenizerSettings
@@ -55,12 +55,7 @@ class DdpoExperimentSettings(BaseTrainExperimentSettings):
         if self.model_settings.model_type != "causal":
             problems.append(("model_settings.model_type", "must be 'causal' for train_ddpo (the policy)"))
         rm = self.rm_settings
-        if rm.model_type != "seq_cls":
-            problems.append(("rm_settings.model_type", "must be 'seq_cls' (a reward model from train_rm)"))
-        num_labels = rm.model_kwargs.get("num_labels", 1)
-        if num_labels != 1:
-            where = "rm_settings.model_kwargs.num_labels"
-            problems.append((where, f"a reward model has one output; this is {num_labels}"))
+        problems += reward_model_problems(rm, "rm_settings", "(a reward model from train_rm)")
         if rm.peft_settings is not None or rm.is_trainable:
             problems.append(
                 ("rm_settings", "the reward model is frozen: remove peft_settings / is_trainable")

@@ -11,15 +11,14 @@ from turbo.settings.datasets.chat import ChatDatasetSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.datasets.prompt import PromptDatasetSettings
 from turbo.settings.multimodal import (
-    EncoderSettings,
-    Modality,
-    ProjectorSettings,
+    EncoderMapping,
+    ModalityParts,
+    ProjectorMapping,
     modality_problems,
-    present,
     square_problems,
 )
 from turbo.settings.paths import InputFile
-from turbo.settings.pipelines.train.rl import RlExperimentSettings, RlTrainerSettings
+from turbo.settings.pipelines.train.rl import PROMPTS, VAL_PROMPTS, RlExperimentSettings, RlTrainerSettings
 from turbo.settings.problems import Problem
 
 GrpoPromptDatasetSettings = Annotated[
@@ -61,40 +60,24 @@ class GrpoTrainerSettings(RlTrainerSettings):
         return self.rollout_batch_size * self.num_generations
 
 
-class GrpoMultimodalSettings(StrictModel):
+class GrpoMultimodalSettings(StrictModel, ModalityParts):
     """The multimodal model of multimodal prompts: the encoders and projectors train_multimodal used, its
     trained projector weights (frozen here), and model_settings as its language model (the LoRA adapter
     trains). Rollouts are transformers generate (vLLM's LLaVA needs torchvision)."""
 
-    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(
-        min_length=1,
-        description="Modality -> its encoder (as in the train_multimodal run); null: the modality is not used.",
-    )
-    modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
-        min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
-    )
+    modality_encoder_settings_mapping: EncoderMapping
+    modality_projector_mapping: ProjectorMapping
     projections_path: InputFile = Field(
         description="The projector weights train_multimodal wrote (final/projectors.safetensors); frozen."
     )
 
-    @property
-    def encoders(self) -> dict[str, EncoderSettings]:
-        return present(self.modality_encoder_settings_mapping)
-
-    @property
-    def projectors(self) -> dict[str, ProjectorSettings]:
-        return present(self.modality_projector_mapping)
-
 
 class GrpoExperimentSettings(RlExperimentSettings):
     train_dataset_settings: GrpoPromptDatasetSettings = Field(
-        description="The prompts: chat records (the conversation up to its last user message; `reference` "
-        'field, else the final bot message, is the reference answer), prompt records ({"id"?, "prompt", '
-        '"reference"?}) or multimodal records (with multimodal_settings; `reference` field)."'
+        description=f"{PROMPTS} multimodal records (with multimodal_settings): their `reference` field is "
+        "the reference answer."
     )
-    val_dataset_settings: GrpoPromptDatasetSettings | None = Field(
-        None, description="Prompts whose greedy answers are scored at each evaluation (eval_reward...)."
-    )
+    val_dataset_settings: GrpoPromptDatasetSettings | None = Field(None, description=VAL_PROMPTS)
     multimodal_settings: GrpoMultimodalSettings | None = Field(
         None, description="The multimodal model, for multimodal prompts (dataset_type multimodal) only."
     )

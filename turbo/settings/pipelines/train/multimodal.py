@@ -6,9 +6,11 @@ from turbo.settings.cherry_pick import MultimodalCherryPickSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
     ENCODER_MODALITIES,
+    EncoderMapping,
     EncoderSettings,
     Modality,
-    ProjectorSettings,
+    ModalityParts,
+    ProjectorMapping,
     modality_problems,
     present,
     square_problems,
@@ -18,19 +20,14 @@ from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
 
 
-class MultimodalExperimentSettings(BaseTrainExperimentSettings):
+class MultimodalExperimentSettings(BaseTrainExperimentSettings, ModalityParts):
     """LLaVA-style training: encoder (frozen by default) -> projector -> the LM's input embeddings."""
 
     train_dataset_settings: MultimodalDatasetSettings
     val_dataset_settings: MultimodalDatasetSettings | None = None
     cherry_pick_settings: MultimodalCherryPickSettings | None = None
-    modality_encoder_settings_mapping: dict[Modality, EncoderSettings | None] = Field(
-        min_length=1,
-        description="Modality -> its encoder (by modality_encoder_type); null: the modality is not used.",
-    )
-    modality_projector_mapping: dict[Modality, ProjectorSettings | None] = Field(
-        min_length=1, description='Modality -> projector: "llava", "c_abs", or {"projector_type": ...}.'
-    )
+    modality_encoder_settings_mapping: EncoderMapping
+    modality_projector_mapping: ProjectorMapping
     modality_projector_initialization_mapping: dict[Modality, InputFile | None] | None = Field(
         None, description="Modality -> a safetensors file of initial projector weights."
     )
@@ -103,7 +100,8 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
 
     @property
     def encoders(self) -> dict[str, EncoderSettings]:
-        encoders = present(self.modality_encoder_settings_mapping)
+        """ModalityParts' encoders, every image one frozen or trained as freeze_vision_tower says."""
+        encoders = super().encoders
         if self.freeze_vision_tower is None:
             return encoders
         return {
@@ -112,7 +110,3 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings):
             else encoder
             for modality, encoder in encoders.items()
         }
-
-    @property
-    def projectors(self) -> dict[str, ProjectorSettings]:
-        return present(self.modality_projector_mapping)

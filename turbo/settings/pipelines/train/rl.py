@@ -41,15 +41,17 @@ class RlTrainerSettings(TrainerSettings):
         return {key: value for key, value in kwargs.items() if key not in own}
 
 
+PROMPTS = (
+    "The prompts. chat records: the conversation up to its last user message; a record's `reference` "
+    "field (else its final bot message) is the reference answer of the rule rewards. prompt records: "
+    '{"id"?, "prompt", "reference"?}, the prompt as one user message (or raw).'
+)
+VAL_PROMPTS = "Prompts whose greedy answers are scored at each evaluation (eval_reward...)."
+
+
 class RlExperimentSettings(BaseTrainExperimentSettings):
-    train_dataset_settings: RlPromptDatasetSettings = Field(
-        description="The prompts. chat records: the conversation up to its last user message; a record's "
-        "`reference` field (else its final bot message) is the reference answer of the rule rewards. "
-        'prompt records: {"id"?, "prompt", "reference"?}, the prompt as one user message (or raw).'
-    )
-    val_dataset_settings: RlPromptDatasetSettings | None = Field(
-        None, description="Prompts whose greedy answers are scored at each evaluation (eval_reward...)."
-    )
+    train_dataset_settings: RlPromptDatasetSettings = Field(description=PROMPTS)
+    val_dataset_settings: RlPromptDatasetSettings | None = Field(None, description=VAL_PROMPTS)
     cherry_pick_settings: ChatCherryPickSettings | None = None
     reward_settings: list[RewardSettings] = Field(
         description="The reward functions, summed by weight (a reward model: type reward_model)."

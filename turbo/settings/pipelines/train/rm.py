@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from turbo.settings.cherry_pick import RmCherryPickSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
+from turbo.settings.model import reward_model_problems
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
 
@@ -16,12 +17,7 @@ class RmExperimentSettings(BaseTrainExperimentSettings):
     cherry_pick_settings: RmCherryPickSettings | None = None
 
     def cross_field_problems(self) -> list[Problem]:
-        problems = super().cross_field_problems()
-        model = self.model_settings
-        if model.model_type != "seq_cls":
-            problems.append(("model_settings.model_type", "must be 'seq_cls' for train_rm (a reward head)"))
-        num_labels = model.model_kwargs.get("num_labels", 1)
-        if num_labels != 1:
-            where = "model_settings.model_kwargs.num_labels"
-            problems.append((where, f"a reward model has one output; this is {num_labels}"))
-        return problems
+        return [
+            *super().cross_field_problems(),
+            *reward_model_problems(self.model_settings, "model_settings", "for train_rm (a reward head)"),
+        ]
