@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from turbo.trainers.losses.chunked_ce import chunked_cross_entropy
+from turbo.trainers.losses.chunked_ce import chunked_cross_entropy, linear_token_logps
 
 
 def plain_loss(hidden, weight, labels, num_items_in_batch=None):
@@ -69,3 +69,28 @@ def test_the_model_loss_through_hidden_states_equals_its_own_loss(fixture_models
     assert outputs.logits.shape[1] == 1  # the full logits were never built
     actual = chunked_cross_entropy(outputs.hidden_states[-1], model.get_output_embeddings().weight, labels)
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("train_weight", [False, True])
+@pytest.mark.parametrize("chunk", [5, 1024])
+def test_token_logps_and_gradients_equal_the_full_log_softmax(train_weight, chunk) -> None:
+    torch.manual_seed(2)
+    hidden = torch.randn(13, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=train_weight)
+    targets = torch.randint(0, 50, (13,))
+    upstream = torch.randn(13)  # each token's log-prob weighs differently in a loss (DPO: per sample)
+    expected = (hidden @ weight.T).float().log_softmax(-1).gather(1, targets[:, None]).squeeze(1)
+    (expected * upstream).sum().backward()
+    grads = hidden.grad.clone(), weight.grad.clone() if train_weight else None
+    hidden.grad, weight.grad = None, None
+
+    actual = linear_token_logps(hidden, weight, targets, chunk=chunk)
+    (actual * upstream).sum().backward()
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hidden.grad, grads[0], atol=1e-6, rtol=1e-5)
+    if train_weight:
+        torch.testing.assert_close(weight.grad, grads[1], atol=1e-6, rtol=1e-5)
+    else:
+        assert weight.grad is None
+    with torch.no_grad():
+        torch.testing.assert_close(linear_token_logps(hidden, weight, targets, chunk=chunk), expected.detach())

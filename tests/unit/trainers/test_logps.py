@@ -226,3 +226,27 @@ def test_the_three_reference_modes_agree_for_kto_rows_and_their_kl_pairs() -> No
 def test_no_adapter_and_no_reference_model_is_an_error() -> None:
     with pytest.raises(ValueError, match="no reference"):
         reference_logps(tiny_llama(), padded_batch(SAMPLES), DPO_KEYS[""])
+
+
+@pytest.mark.parametrize("full_model", [False, True])
+def test_chunked_answer_logps_equal_the_full_logits_and_their_gradients(full_model) -> None:
+    """Only the answer positions reach the output layer, with the same log-probs and gradients
+    (LoRA: the output layer frozen; full fine-tuning: it trains too)."""
+    policy = tiny_llama() if full_model else lora_pair()[0]
+    batch = PairCollator(pad_token_id=0)(PAIRS)
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    upstream = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0, 0.25])  # a loss weighs each sample differently
+    results, grads = [], []
+    for chunked in (False, True):
+        result = answer_logps(policy, batch, chunked=chunked)
+        (result.sums * upstream).sum().backward()
+        results.append(result)
+        grads.append([p.grad.clone() for p in trained])
+        policy.zero_grad()
+    full, chunked = results
+    torch.testing.assert_close(chunked.sums, full.sums, atol=1e-5, rtol=0)
+    assert torch.equal(chunked.counts, full.counts)
+    torch.testing.assert_close(chunked.mean_logits, full.mean_logits, atol=1e-5, rtol=0)
+    for expected, actual in zip(*grads, strict=True):
+        torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-4)
+    assert any(g.abs().sum() > 0 for g in grads[1])
