@@ -96,3 +96,10 @@ def use_varlen_attention(model: torch.nn.Module) -> bool:
     AttentionMaskInterface.register(NAME, sdpa_mask)
     base.set_attn_implementation(NAME)
     return True
+
+
+def reads_offsets(model: torch.nn.Module) -> bool:
+    """True when the model's attention reads `cu_seq_lens_q` itself (turbo_varlen, flash-attention)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    implementation = str(getattr(getattr(base, "config", None), "_attn_implementation", None))
+    return implementation == NAME or implementation.startswith("flash")

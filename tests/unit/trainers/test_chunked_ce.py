@@ -95,3 +95,18 @@ def test_token_logps_and_gradients_equal_the_full_log_softmax(train_weight, chun
     with torch.no_grad():
         without_grad = linear_token_logps(hidden, weight, targets, chunk=chunk)
     torch.testing.assert_close(without_grad, expected.detach())
+
+
+def test_float32_states_meet_a_bfloat16_output_layer() -> None:
+    """bf16 training with float32 LoRA adapters hands float32 states to a bfloat16 head."""
+    torch.manual_seed(3)
+    hidden = torch.randn(2, 6, 8, requires_grad=True)
+    weight = torch.randn(20, 8).bfloat16()
+    labels = torch.randint(0, 20, (2, 6))
+    expected = plain_loss(hidden.bfloat16(), weight, labels)
+    loss = chunked_cross_entropy(hidden, weight, labels)
+    loss.backward()
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=0)
+    assert hidden.grad is not None and hidden.grad.dtype == torch.float32
+    logps = linear_token_logps(hidden[0], weight, labels[0])
+    assert logps.dtype == torch.float32 and logps.shape == (6,)

@@ -118,6 +118,7 @@ def chunked_cross_entropy(
     accumulation).
     """
     rows, targets = shifted_targets(hidden, labels.to(hidden.device))
+    rows = rows.to(weight.dtype)  # as the output layer reads them (float32 states from float32 adapters)
     if torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad):
         total = _LinearCrossEntropy.apply(rows, weight, targets, chunk)
     else:
@@ -208,6 +209,7 @@ def linear_token_logps(
     layer, targets (n,) the tokens they predict. Equal to the plain full-logits log-softmax and its
     gradients; memory holds one chunk of logits at a time.
     """
+    hidden = hidden.to(weight.dtype)  # as the output layer reads them
     if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
         return _LinearTokenLogps.apply(hidden, weight, targets, chunk)
     pieces = []
