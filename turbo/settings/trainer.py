@@ -94,11 +94,11 @@ class TrainerSettings(StrictModel):
     )
     padding_free: bool = Field(
         True,
-        description="train_sft: put each batch in one row without pad positions, each sample attending "
-        "only to itself (same samples and loss; no work on padding). Used where the attention reads "
-        "sample offsets (sdpa/eager through turbo_varlen, flash-attention) and no prompt-learning "
-        "adapter adds virtual tokens; else rows are padded. Packed rows (pack_to_max_length) are always "
-        "padding-free.",
+        description="train_sft, train_dpo: put each batch in one row without pad positions, each "
+        "sample attending only to itself (same samples and loss; no work on padding). Used where "
+        "the attention reads sample offsets (sdpa/eager through turbo_varlen, flash-attention) and "
+        "no prompt-learning adapter adds virtual tokens; else rows are padded. Packed rows "
+        "(pack_to_max_length) are always padding-free.",
     )
 
     @field_validator("deepspeed")

@@ -29,9 +29,11 @@ from typing import Any
 import torch
 
 from turbo.data.chat import IGNORE_INDEX
+from turbo.data.packing import OFFSET_KEYS
 from turbo.trainers.losses.chunked_ce import linear_token_logps, supports_chunked_loss
 
-ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels")
+ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels", *OFFSET_KEYS)
+MODEL_KEYS = ("input_ids", "attention_mask", "position_ids", *OFFSET_KEYS)  # what the model reads
 
 
 @dataclass
@@ -89,7 +91,7 @@ def _is_prompt_learning(model: Any) -> bool:
 def answer_logits(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """The model's logits aligned with `batch["labels"]`: [rows, length, vocab], virtual tokens dropped."""
     labels = batch["labels"]
-    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
+    inputs = {key: batch[key] for key in MODEL_KEYS if key in batch}
     if "position_ids" in inputs and _is_prompt_learning(model):
         raise ValueError("packed rows (position_ids) cannot be scored with a prompt-learning adapter")
     logits = model(**inputs, use_cache=False).logits
@@ -144,7 +146,7 @@ def token_logps(
 
 def _chunked_token_logps(model: Any, batch: Mapping[str, torch.Tensor], weight: torch.Tensor) -> TokenLogps:
     """token_logps from the final hidden states: only the answer positions reach the output layer."""
-    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
+    inputs = {key: batch[key] for key in MODEL_KEYS if key in batch}
     outputs = model(**inputs, use_cache=False, output_hidden_states=True, logits_to_keep=1)
     hidden = outputs.hidden_states[-1][:, :-1]
     mask = _answer_mask(batch)
@@ -235,7 +237,10 @@ def precompute_reference_logps(
     out = []
     for start in range(0, len(features), batch_size):
         chunk = features[start : start + batch_size]
-        batch = {key: value.to(device) for key, value in collator(chunk).items()}
+        batch = {
+            key: value.to(device) if isinstance(value, torch.Tensor) else value  # max_length_q is an int
+            for key, value in collator(chunk).items()
+        }
         values: dict[str, list[float]] = {}
         for prefix, names in keys.items():
             sums = model_reference_logps(model, rows(batch, prefix), disable_adapter)

@@ -250,3 +250,31 @@ def test_chunked_answer_logps_equal_the_full_logits_and_their_gradients(full_mod
     for expected, actual in zip(*grads, strict=True):
         torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-4)
     assert any(g.abs().sum() > 0 for g in grads[1])
+
+
+def test_padding_free_pair_batches_give_the_padded_log_probs_and_references() -> None:
+    """[chosen; rejected] in one row without padding (varlen attention): the same per-answer log-probs,
+    gradients and reference log-probs (adapter disabled, precomputed) as padded rows."""
+    from turbo.modeling.varlen import use_varlen_attention
+
+    policy, _ = lora_pair()
+    padded = PairCollator(pad_token_id=0)(PAIRS)
+    flat = PairCollator(pad_token_id=0, flat=True)(PAIRS)
+    assert flat["input_ids"].shape[0] == 1 and (flat["input_ids"] == 0).sum() == 0
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    expected = answer_logps(policy, padded)
+    expected.sums.sum().backward()
+    expected_grads = [p.grad.clone() for p in trained]
+    policy.zero_grad()
+    assert use_varlen_attention(policy)
+    actual = answer_logps(policy, flat)
+    actual.sums.sum().backward()
+    torch.testing.assert_close(actual.sums, expected.sums, atol=1e-5, rtol=0)
+    assert torch.equal(actual.counts, expected.counts)
+    for got, want in zip((p.grad for p in trained), expected_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    reference = reference_logps(policy, padded, DPO_KEYS[""])
+    torch.testing.assert_close(reference_logps(policy, flat, DPO_KEYS[""]), reference, atol=1e-5, rtol=0)
+    features = precompute_reference_logps(PAIRS, policy, PairCollator(0, flat=True), 2, True, DPO_KEYS)
+    carried = PairCollator(0, flat=True)(features)
+    torch.testing.assert_close(reference_logps(policy, carried, DPO_KEYS[""]), reference, atol=1e-5, rtol=0)

@@ -9,6 +9,7 @@ from turbo.data.chat import build_chat_samples
 from turbo.data.pair_preferences import PairCollator, PairSample, build_pair_samples
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
+from turbo.modeling.varlen import reads_offsets, use_varlen_attention
 from turbo.pipelines.train.common import (
     run_training,
     save_final,
@@ -81,8 +82,14 @@ def run(settings: DpoExperimentSettings) -> None:
     val_features = [sample.features() for sample in val]
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
-    collator = PairCollator(tokenizer.pad_token_id)
     ref_model = load_reference(settings, tokenizer)
+    # padding-free batches where the attention keeps each row to itself (as in train_sft)
+    peft = settings.model_settings.peft_settings
+    flat = trainer_settings.padding_free and (peft is None or peft.name == "LORA")
+    flat = flat and all(
+        use_varlen_attention(m) or reads_offsets(m) for m in (model, ref_model) if m is not None
+    )
+    collator = PairCollator(tokenizer.pad_token_id, flat=flat)
     if trainer_settings.precompute_ref_log_probs:
         reference = ref_model if ref_model is not None else model
         disable = ref_model is None and settings.trains_adapter
