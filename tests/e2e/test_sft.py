@@ -211,3 +211,27 @@ def test_packed_chunked_run_equals_the_plain_loss_and_reuses_the_tokenised_data(
     assert "tokenised dataset read from the cache" in runs["plain"][1]
     assert len(list((tmp_path / "cache").glob("*.pkl"))) == 1
     assert runs["chunked"][0][0] == pytest.approx(runs["plain"][0][0], abs=1e-4)
+
+
+def test_padding_free_batches_train_like_padded_ones(fixture_models, tmp_path: Path) -> None:
+    """Unpacked batches are padding-free by default (one row, no pad position): the logged loss of each
+    step equals that of padded rows (trainer_settings.padding_free: false)."""
+    common = [
+        "--set", "val_dataset_settings=null",
+        "--set", "cherry_pick_settings=null",
+        "--set", "model_settings.peft_settings.modules_to_save=null",
+        "--set", "trainer_settings.evaluation_strategy=no",
+        "--set", "trainer_settings.save_strategy=no",
+        "--set", "trainer_settings.max_steps=2",
+        "--set", "trainer_settings.logging_steps=1",
+    ]  # fmt: skip
+    runs = {}
+    for name, padding_free in (("flat", "true"), ("padded", "false")):
+        folder = tmp_path / name
+        run_turbo(
+            "train_sft", "--experiment_settings_path", SFT, *common,
+            "--set", f"trainer_settings.padding_free={padding_free}", "--set", f"log_path={folder}",
+        )  # fmt: skip
+        runs[name] = losses(folder)
+    assert len(runs["flat"]) == 2
+    assert runs["flat"] == pytest.approx(runs["padded"], abs=1e-4)

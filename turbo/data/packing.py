@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 IGNORE_INDEX = -100
+# a padding-free batch's sample offsets (flash-attention's variable-length kernels, turbo_varlen)
+OFFSET_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 
 
 def pack_lengths(lengths: list[int], capacity: int) -> list[list[int]]:

@@ -250,13 +250,24 @@ def tokenize_pairs(
 
 class PairCollator:
     """Right-padded [chosen rows; rejected rows] with labels on the answers only, the margins, and
-    precomputed reference log-probs when the features carry them."""
+    precomputed reference log-probs when the features carry them. `flat`: the rows one after another in
+    a single row with no padding (turbo.data.packing.FlatCollator: position ids restarting per row and
+    the rows' offsets, for attention that keeps each row to itself)."""
 
-    def __init__(self, pad_token_id: int) -> None:
+    def __init__(self, pad_token_id: int, flat: bool = False) -> None:
         self.pad_token_id = pad_token_id
+        self.flat = flat
 
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         sequences = [(f["prompt_ids"], f[key]) for key in ("chosen_ids", "rejected_ids") for f in features]
+        if self.flat:
+            from turbo.data.packing import FlatCollator
+
+            batch = FlatCollator()(
+                [{"input_ids": p + a, "labels": [IGNORE_INDEX] * len(p) + a} for p, a in sequences]
+            )
+            batch.pop("use_cache")
+            return self._extras(batch, features)
         width = max(len(prompt) + len(answer) for prompt, answer in sequences)
         input_ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
@@ -267,6 +278,10 @@ class PairCollator:
             labels[row, len(prompt) : length] = torch.tensor(answer)
             attention_mask[row, :length] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        return self._extras(batch, features)
+
+    @staticmethod
+    def _extras(batch: dict[str, Any], features: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("margin", "ref_chosen_logps", "ref_rejected_logps"):
             if all(key in f for f in features):
                 batch[key] = torch.tensor([f[key] for f in features], dtype=torch.float32)

@@ -81,10 +81,12 @@ def engine_arguments(entry: ChatInferenceModelSettings, seed: int, on_cpu: bool)
         "gpu_memory_utilization": engine.gpu_memory_utilization,
         "trust_remote_code": model.transformers_settings.trust_remote_code,
         "enforce_eager": on_cpu if engine.enforce_eager is None else engine.enforce_eager,
+        "enable_prefix_caching": engine.enable_prefix_caching,
     }
     optional = {
         "max_model_len": engine.max_model_len,
         "max_num_seqs": engine.max_num_seqs,
+        "max_num_batched_tokens": engine.max_num_batched_tokens,
         "kv_cache_memory_bytes": engine.kv_cache_memory_bytes or (CPU_KV_CACHE_BYTES if on_cpu else None),
     }
     arguments.update({name: value for name, value in optional.items() if value is not None})

@@ -2,9 +2,13 @@
 
 `turbo.data.packing.FlatCollator` puts a whole batch in one row and passes `cu_seq_lens_q`, the
 samples' start offsets. flash_attention_2 reads them natively; on CPU (and for sdpa/eager models)
-turbo switches the model to "turbo_varlen": one causal SDPA call per sample, so each sample uses the
-fused causal kernel on its own length instead of a (total x total) block-diagonal mask over the
-whole row. A batch without offsets (evaluation of unpacked rows, generation) runs plain SDPA.
+turbo switches the model to "turbo_varlen": the samples are gathered into a (samples x longest)
+batch, right-padded, and attend through one fused causal SDPA call (a query never sees the padding
+after it, so no mask is needed), then the real positions are gathered back. That is neither a
+(total x total) block-diagonal mask over the whole row (work quadratic in the row) nor one small
+kernel call per sample (hundreds of calls per layer, each paying the kernel's fixed cost and a
+thread synchronisation). Samples are grouped by length so that padding stays under half of a
+group's positions. A batch without offsets (evaluation of unpacked rows, generation) runs plain SDPA.
 """
 
 from __future__ import annotations
@@ -36,20 +40,41 @@ def varlen_attention(
         )
     gqa = query.shape[1] != key.shape[1]
     bounds = cu_seq_lens_q.tolist()
-    pieces = [
-        torch.nn.functional.scaled_dot_product_attention(
-            query[:, :, start:end],
-            key[:, :, start:end],
-            value[:, :, start:end],
+    segments = [(start, end - start) for start, end in zip(bounds, bounds[1:], strict=False) if end > start]
+    outputs, positions = [], []
+    for group in length_groups(segments):
+        starts = torch.tensor([start for start, _ in group], device=query.device)
+        lengths = torch.tensor([length for _, length in group], device=query.device)
+        offsets = torch.arange(group[0][1], device=query.device)  # the longest comes first
+        index = (starts[:, None] + offsets).clamp(max=query.shape[2] - 1)  # (samples, longest)
+        real = offsets < lengths[:, None]
+        out = torch.nn.functional.scaled_dot_product_attention(
+            *(tensor[0][:, index].transpose(0, 1) for tensor in (query, key, value)),
             dropout_p=dropout if module.training else 0.0,
             is_causal=True,
             scale=scaling,
             enable_gqa=gqa,
-        )
-        for start, end in zip(bounds, bounds[1:], strict=False)
-        if end > start
-    ]
-    return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
+        )  # (samples, heads, longest, head_dim)
+        outputs.append(out.transpose(1, 2)[real])  # (real positions, heads, head_dim), sample by sample
+        positions.append(index[real])
+    order = torch.cat(positions).argsort()  # groups hold the samples longest first: back to row order
+    return torch.cat(outputs)[order].unsqueeze(0), None
+
+
+def length_groups(segments: list[tuple[int, int]], waste: float = 0.5) -> list[list[tuple[int, int]]]:
+    """(start, length) segments in groups, longest first, each padded to its first (longest) length
+    with at most `waste` of its positions padding (a group of one has none)."""
+    ordered = sorted(segments, key=lambda segment: -segment[1])
+    groups: list[list[tuple[int, int]]] = []
+    real = 0
+    for segment in ordered:
+        if groups and real + segment[1] >= (1 - waste) * groups[-1][0][1] * (len(groups[-1]) + 1):
+            groups[-1].append(segment)
+            real += segment[1]
+        else:
+            groups.append([segment])
+            real = segment[1]
+    return groups
 
 
 def use_varlen_attention(model: torch.nn.Module) -> bool:
@@ -71,3 +96,10 @@ def use_varlen_attention(model: torch.nn.Module) -> bool:
     AttentionMaskInterface.register(NAME, sdpa_mask)
     base.set_attn_implementation(NAME)
     return True
+
+
+def reads_offsets(model: torch.nn.Module) -> bool:
+    """True when the model's attention reads `cu_seq_lens_q` itself (turbo_varlen, flash-attention)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    implementation = str(getattr(getattr(base, "config", None), "_attn_implementation", None))
+    return implementation == NAME or implementation.startswith("flash")

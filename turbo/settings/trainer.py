@@ -95,6 +95,14 @@ class TrainerSettings(StrictModel):
         "less memory and time). Used where the model's head allows it (a plain linear lm_head, LoRA "
         "or no adapter), else the plain loss.",
     )
+    padding_free: bool = Field(
+        True,
+        description="train_sft, train_dpo (not with lc_alpha): put each batch in one row without pad "
+        "positions, each sample attending only to itself (same samples and loss; no work on padding). Used where "
+        "the attention reads sample offsets (sdpa/eager through turbo_varlen, flash-attention) and "
+        "no prompt-learning adapter adds virtual tokens; else rows are padded. Packed rows "
+        "(pack_to_max_length) are always padding-free.",
+    )
 
     @field_validator("deepspeed")
     @classmethod
@@ -139,7 +147,13 @@ class TrainerSettings(StrictModel):
     def training_arguments(self) -> dict[str, Any]:
         """Keyword arguments for `transformers.TrainingArguments` (without output_dir/seed/report_to)."""
         kwargs = self.model_dump(
-            exclude={"warmup_ratio", "resume_from_checkpoint", "seed", "chunked_cross_entropy"}
+            exclude={
+                "warmup_ratio",
+                "resume_from_checkpoint",
+                "seed",
+                "chunked_cross_entropy",
+                "padding_free",
+            }
         )
         if self.warmup_ratio:
             kwargs["warmup_steps"] = self.warmup_ratio

@@ -28,7 +28,19 @@ class VLLMEngineSettings(StrictModel):
     max_model_len: PositiveCount | None = Field(
         None, description="Longest prompt plus answer in tokens. None: the model's context length."
     )
-    max_num_seqs: PositiveCount | None = Field(None, description="Sequences decoded together at most.")
+    max_num_seqs: PositiveCount | None = Field(
+        None, description="Sequences decoded together at most. None: vLLM's default (256 on CPU)."
+    )
+    max_num_batched_tokens: PositiveCount | None = Field(
+        None,
+        description="Tokens (prompt chunks plus one per decoding sequence) in one engine step at most. "
+        "None: vLLM's default (4096 on CPU).",
+    )
+    enable_prefix_caching: bool = Field(
+        True,
+        description="Reuse the KV cache of prompt prefixes shared by several requests (a common system "
+        "prompt or chat template head), and of a prompt sampled n times.",
+    )
     kv_cache_memory_bytes: int | None = Field(
         None,
         gt=0,

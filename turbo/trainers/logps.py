@@ -10,8 +10,11 @@ may carry a prefix (KTO's KL rows are `kl_input_ids`, `kl_attention_mask`, `kl_l
 - `token_logps`: per target position, log p(token t+1 | tokens <= t) of each answer token, the mask of
   answer positions, and optionally the entropy of the next-token distribution (PPO, GRPO).
 - `answer_logps`: per sample, the sum over its answer tokens, their count, `means`, and the mean
-  logit (a metric). Prompt-learning adapters (prompt tuning, P-tuning) prepend virtual tokens to the
-  sequence: their logits are dropped, so position t always predicts label t+1.
+  logit (a metric). For models whose logits are a plain linear head it projects only the answer
+  positions onto the vocabulary, a chunk at a time (`chunked`): the full-vocabulary float32 logits of
+  the batch (prompts and padding included) are never built, and the log-probs and their gradients
+  are those of the full logits. Prompt-learning adapters (prompt tuning, P-tuning) prepend virtual
+  tokens to the sequence: their logits are dropped, so position t always predicts label t+1.
 - `reference_logps`: the reference's summed answer log-probs, precomputed (carried in the batch),
   from a separate frozen model, or from the policy with its adapter disabled, in that order;
   `precompute_reference_logps` fills them in once before training.
@@ -29,11 +32,14 @@ from typing import Any
 import torch
 
 from turbo.data.chat import IGNORE_INDEX
+from turbo.data.packing import OFFSET_KEYS
+from turbo.trainers.losses.chunked_ce import linear_token_logps, supports_chunked_loss
 
-ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels", "modality_inputs")
+ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels", "modality_inputs", *OFFSET_KEYS)
 # what the model reads of a batch: multimodal rows also carry their media (`modality_inputs`, the
-# tensors of each modality in the order their spans appear, turbo.modeling.multimodal.model)
-MODEL_KEYS = ("input_ids", "attention_mask", "position_ids", "modality_inputs")
+# tensors of each modality in the order their spans appear, turbo.modeling.multimodal.model), and
+# padding-free rows the offsets of their samples
+MODEL_KEYS = ("input_ids", "attention_mask", "position_ids", "modality_inputs", *OFFSET_KEYS)
 
 
 @dataclass
@@ -106,13 +112,34 @@ def _segments(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return (positions == 0).long().cumsum(-1)[:, 1:] - 1
 
 
-def token_logps(model: Any, batch: Mapping[str, torch.Tensor], entropy: bool = False) -> TokenLogps:
-    """Per-token answer log-probs of `batch` under `model` (one forward pass)."""
-    logits = answer_logits(model, batch)[:, :-1].float()
-    targets = batch["labels"][:, 1:]
-    mask = targets != IGNORE_INDEX
+def output_weight(model: Any) -> torch.Tensor | None:
+    """The output layer's weight when the logits are exactly `hidden @ weight.T` (see
+    `supports_chunked_loss`) and the weight is whole on this rank (not a ZeRO-3 shard); else None."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel
+    if not supports_chunked_loss(inner):
+        return None
+    weight = inner.get_output_embeddings().weight
+    return None if weight.numel() == 0 or hasattr(weight, "ds_id") else weight
+
+
+def _answer_mask(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    mask = batch["labels"][:, 1:] != IGNORE_INDEX
     if "position_ids" in batch:
         mask &= batch["position_ids"][:, 1:] != 0  # a sample's first token is never predicted from another
+    return mask
+
+
+def token_logps(
+    model: Any, batch: Mapping[str, torch.Tensor], entropy: bool = False, chunked: bool = False
+) -> TokenLogps:
+    """Per-token answer log-probs of `batch` under `model` (one forward pass). `chunked`: project only
+    the answer positions (where the model allows it; the same values), without entropy."""
+    weight = output_weight(model) if chunked and not entropy and not _is_prompt_learning(model) else None
+    if weight is not None:
+        return _chunked_token_logps(model, batch, weight)
+    logits = answer_logits(model, batch)[:, :-1].float()
+    targets = batch["labels"][:, 1:]
+    mask = _answer_mask(batch)
     log_norm = logits.logsumexp(-1)
     picked = torch.gather(logits, 2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
     logps = (picked - log_norm) * mask
@@ -121,6 +148,19 @@ def token_logps(model: Any, batch: Mapping[str, torch.Tensor], entropy: bool = F
         with torch.no_grad():
             token_entropy = log_norm - (logits.softmax(-1) * logits).sum(-1)
     return TokenLogps(logps, mask, logits.detach().mean(-1), _segments(batch), token_entropy)
+
+
+def _chunked_token_logps(model: Any, batch: Mapping[str, torch.Tensor], weight: torch.Tensor) -> TokenLogps:
+    """token_logps from the final hidden states: only the answer positions reach the output layer."""
+    inputs = {key: batch[key] for key in MODEL_KEYS if key in batch}
+    outputs = model(**inputs, use_cache=False, output_hidden_states=True, logits_to_keep=1)
+    hidden = outputs.hidden_states[-1][:, :-1]
+    mask = _answer_mask(batch)
+    picked = linear_token_logps(hidden[mask], weight, batch["labels"][:, 1:][mask])
+    logps = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device).masked_scatter(mask, picked)
+    with torch.no_grad():  # the mean logit over the vocabulary is the hidden state times the mean row
+        mean_logits = hidden.float() @ weight.float().mean(0)
+    return TokenLogps(logps, mask, mean_logits, _segments(batch))
 
 
 def reduce_answers(tokens: TokenLogps) -> AnswerLogps:
@@ -149,6 +189,8 @@ def length_desensitised(tokens: TokenLogps, alpha: float) -> AnswerLogps:
     tokens past the length of the pair's shorter answer count alpha times, so a longer answer is no
     longer favoured (or penalised) for its extra tokens alone: sum_{t <= l} log p_t + alpha * sum_{t > l}
     log p_t, with l = min(|chosen|, |rejected|). alpha 1 is the plain sum."""
+    if bool((tokens.segments > 0).any()):
+        raise ValueError("length-desensitised log-probs need padded [chosen; rejected] rows, not packed ones")
     mask = tokens.mask
     counts = mask.sum(-1)
     shorter = torch.minimum(*counts.chunk(2)).repeat(2)
@@ -158,10 +200,13 @@ def length_desensitised(tokens: TokenLogps, alpha: float) -> AnswerLogps:
     return AnswerLogps((tokens.logps * weights).sum(-1), counts, mean_logits)
 
 
-def answer_logps(model: Any, batch: Mapping[str, torch.Tensor], lc_alpha: float | None = None) -> AnswerLogps:
-    """Per-sample answer log-probs (sum, count, mean) of `batch` under `model`, with gradients;
-    `lc_alpha`: the rows are [chosen; rejected] pairs, desensitised to length (`length_desensitised`)."""
-    tokens = token_logps(model, batch)
+def answer_logps(
+    model: Any, batch: Mapping[str, torch.Tensor], lc_alpha: float | None = None, chunked: bool = True
+) -> AnswerLogps:
+    """Per-sample answer log-probs (sum, count, mean) of `batch` under `model`, with gradients; only the
+    answer positions are projected onto the vocabulary unless `chunked` is false. `lc_alpha`: the rows
+    are padded [chosen; rejected] pairs, desensitised to length (`length_desensitised`)."""
+    tokens = token_logps(model, batch, chunked=chunked)
     return reduce_answers(tokens) if lc_alpha is None else length_desensitised(tokens, lc_alpha)
 
 
@@ -203,7 +248,7 @@ def to_device(value: Any, device: Any) -> Any:
     """A tensor, or a dict of them (the media of multimodal rows), on `device`."""
     if isinstance(value, Mapping):
         return {key: to_device(item, device) for key, item in value.items()}
-    return value.to(device)
+    return value.to(device) if isinstance(value, torch.Tensor) else value  # max_length_q is an int
 
 
 def precompute_reference_logps(

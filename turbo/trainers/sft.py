@@ -7,36 +7,9 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from turbo.trainers.losses.chunked_ce import chunked_cross_entropy
+from turbo.trainers.losses.chunked_ce import chunked_cross_entropy, supports_chunked_loss
 
-# Causal LMs whose logits are exactly lm_head(last hidden state): no bias, soft-capping or scaling.
-PLAIN_HEAD_MODEL_TYPES = {
-    "llama",
-    "mistral",
-    "qwen2",
-    "qwen3",
-    "qwen2_moe",
-    "qwen3_moe",
-    "smollm3",
-    "phi3",
-    "olmo2",
-    "gemma",
-}
-
-
-def supports_chunked_loss(model: torch.nn.Module) -> bool:
-    """True when the model's logits are a plain linear layer of its final hidden states."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    peft_config = getattr(model, "peft_config", {})
-    if any(str(getattr(c, "peft_type", "LORA")).split(".")[-1] != "LORA" for c in peft_config.values()):
-        return False  # prompt/prefix tuning add virtual positions to the hidden states
-    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    return (
-        getattr(getattr(base, "config", None), "model_type", None) in PLAIN_HEAD_MODEL_TYPES
-        and isinstance(head, torch.nn.Linear)
-        and head.bias is None
-        and head.weight.dim() == 2
-    )
+__all__ = ["SftTrainer", "supports_chunked_loss"]  # supports_chunked_loss: the pipeline's import
 
 
 class SftTrainer(Trainer):

@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import pytest
@@ -119,3 +120,45 @@ def test_flat_batches_with_varlen_attention_give_the_unpacked_loss_and_gradients
     for got, want in zip(actual_grads, expected_grads, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
     model.set_attn_implementation("sdpa")
+
+
+def test_length_groups_keep_every_sample_once_and_bound_the_padding() -> None:
+    from turbo.modeling.varlen import length_groups
+
+    segments = [(0, 5), (5, 100), (105, 90), (195, 7), (202, 60), (262, 1)]
+    groups = length_groups(segments)
+    assert sorted(segment for group in groups for segment in group) == segments
+    for group in groups:
+        longest = group[0][1]
+        assert all(length <= longest for _, length in group)
+        assert sum(length for _, length in group) >= 0.5 * longest * len(group)
+    assert len(groups) < len(segments)  # similar lengths share one call
+
+
+@pytest.mark.parametrize("lengths", [[7, 3, 12, 1, 9], [4], [2, 2, 2]])
+def test_varlen_attention_equals_one_causal_attention_per_sample(lengths) -> None:
+    from turbo.modeling.varlen import varlen_attention
+
+    torch.manual_seed(0)
+    total = sum(lengths)
+    query = torch.randn(1, 4, total, 8, requires_grad=True)
+    key = torch.randn(1, 2, total, 8, requires_grad=True)  # grouped-query attention
+    value = torch.randn(1, 2, total, 8, requires_grad=True)
+    bounds = [0, *itertools.accumulate(lengths)]
+    expected = torch.cat(
+        [
+            torch.nn.functional.scaled_dot_product_attention(
+                query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], is_causal=True, enable_gqa=True
+            )
+            for s, e in zip(bounds, bounds[1:], strict=False)
+        ],
+        dim=2,
+    ).transpose(1, 2)
+    weights = torch.randn_like(expected)
+    grads = torch.autograd.grad((expected * weights).sum(), (query, key, value))
+    module = torch.nn.Module().eval()
+    actual, _ = varlen_attention(module, query, key, value, None, cu_seq_lens_q=torch.tensor(bounds))
+    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
+    actual_grads = torch.autograd.grad((actual * weights).sum(), (query, key, value))
+    for got, want in zip(actual_grads, grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)

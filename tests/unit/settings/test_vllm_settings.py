@@ -90,6 +90,7 @@ def test_engine_arguments(tmp_path: Path) -> None:
     entry = data["inference_settings"][1]
     entry["model_settings"]["adapter_path"] = str(tmp_path)
     entry["vllm_engine_settings"]["engine_kwargs"] = {"max_num_batched_tokens": 512}
+    entry["vllm_engine_settings"]["max_num_seqs"] = 64
     settings = ChatInferenceExperimentSettings.model_validate(data).inference_settings[1]
     arguments = engine_arguments(settings, seed=5, on_cpu=True)
     assert arguments == {
@@ -101,7 +102,9 @@ def test_engine_arguments(tmp_path: Path) -> None:
         "gpu_memory_utilization": 0.9,
         "trust_remote_code": False,
         "enforce_eager": True,
+        "enable_prefix_caching": True,
         "max_model_len": 256,
+        "max_num_seqs": 64,
         "kv_cache_memory_bytes": 64 << 20,
         "enable_lora": True,
         "max_loras": 1,
@@ -117,6 +120,11 @@ def test_engine_arguments(tmp_path: Path) -> None:
     assert on_gpu["dtype"] == "float16" and on_gpu["enforce_eager"] is False
     assert "kv_cache_memory_bytes" not in on_gpu and "enable_lora" not in on_gpu
     assert engine_arguments(defaults, seed=0, on_cpu=True)["kv_cache_memory_bytes"] == 1 << 30
+    limits = {"max_num_batched_tokens": 2048, "enable_prefix_caching": False}
+    limited = ChatInferenceExperimentSettings.model_validate(
+        chat_data(use_vllm=True, model_settings={"model_path": "m"}, vllm_engine_settings=limits)
+    ).inference_settings[0]
+    assert engine_arguments(limited, seed=0, on_cpu=True).items() >= limits.items()
 
 
 def test_adapter_rank_rejects_other_adapters(tmp_path: Path) -> None:

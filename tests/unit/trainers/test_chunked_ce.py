@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from turbo.trainers.losses.chunked_ce import chunked_cross_entropy
+from turbo.trainers.losses.chunked_ce import chunked_cross_entropy, linear_token_logps
 
 
 def plain_loss(hidden, weight, labels, num_items_in_batch=None):
@@ -69,3 +69,44 @@ def test_the_model_loss_through_hidden_states_equals_its_own_loss(fixture_models
     assert outputs.logits.shape[1] == 1  # the full logits were never built
     actual = chunked_cross_entropy(outputs.hidden_states[-1], model.get_output_embeddings().weight, labels)
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("train_weight", [False, True])
+@pytest.mark.parametrize("chunk", [5, 1024])
+def test_token_logps_and_gradients_equal_the_full_log_softmax(train_weight, chunk) -> None:
+    torch.manual_seed(2)
+    hidden = torch.randn(13, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=train_weight)
+    targets = torch.randint(0, 50, (13,))
+    upstream = torch.randn(13)  # each token's log-prob weighs differently in a loss (DPO: per sample)
+    expected = (hidden @ weight.T).float().log_softmax(-1).gather(1, targets[:, None]).squeeze(1)
+    (expected * upstream).sum().backward()
+    grads = hidden.grad.clone(), weight.grad.clone() if train_weight else None
+    hidden.grad, weight.grad = None, None
+
+    actual = linear_token_logps(hidden, weight, targets, chunk=chunk)
+    (actual * upstream).sum().backward()
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hidden.grad, grads[0], atol=1e-6, rtol=1e-5)
+    if train_weight:
+        torch.testing.assert_close(weight.grad, grads[1], atol=1e-6, rtol=1e-5)
+    else:
+        assert weight.grad is None
+    with torch.no_grad():
+        without_grad = linear_token_logps(hidden, weight, targets, chunk=chunk)
+    torch.testing.assert_close(without_grad, expected.detach())
+
+
+def test_float32_states_meet_a_bfloat16_output_layer() -> None:
+    """bf16 training with float32 LoRA adapters hands float32 states to a bfloat16 head."""
+    torch.manual_seed(3)
+    hidden = torch.randn(2, 6, 8, requires_grad=True)
+    weight = torch.randn(20, 8).bfloat16()
+    labels = torch.randint(0, 20, (2, 6))
+    expected = plain_loss(hidden.bfloat16(), weight, labels)
+    loss = chunked_cross_entropy(hidden, weight, labels)
+    loss.backward()
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=0)
+    assert hidden.grad is not None and hidden.grad.dtype == torch.float32
+    logps = linear_token_logps(hidden[0], weight, labels[0])
+    assert logps.dtype == torch.float32 and logps.shape == (6,)

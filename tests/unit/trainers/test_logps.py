@@ -249,3 +249,55 @@ def test_length_desensitised_pairs_weight_the_tokens_past_the_shorter_answer() -
     assert torch.allclose(
         reference_logps(model, batch, DPO_KEYS[""], ref_model=model, lc_alpha=alpha), result.sums
     )
+
+
+@pytest.mark.parametrize("full_model", [False, True])
+def test_chunked_answer_logps_equal_the_full_logits_and_their_gradients(full_model) -> None:
+    """Only the answer positions reach the output layer, with the same log-probs and gradients
+    (LoRA: the output layer frozen; full fine-tuning: it trains too)."""
+    policy = tiny_llama() if full_model else lora_pair()[0]
+    batch = PairCollator(pad_token_id=0)(PAIRS)
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    upstream = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0, 0.25])  # a loss weighs each sample differently
+    results, grads = [], []
+    for chunked in (False, True):
+        result = answer_logps(policy, batch, chunked=chunked)
+        (result.sums * upstream).sum().backward()
+        results.append(result)
+        grads.append([p.grad.clone() for p in trained])
+        policy.zero_grad()
+    full, chunked = results
+    torch.testing.assert_close(chunked.sums, full.sums, atol=1e-5, rtol=0)
+    assert torch.equal(chunked.counts, full.counts)
+    torch.testing.assert_close(chunked.mean_logits, full.mean_logits, atol=1e-5, rtol=0)
+    for expected, actual in zip(*grads, strict=True):
+        torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-4)
+    assert any(g.abs().sum() > 0 for g in grads[1])
+
+
+def test_padding_free_pair_batches_give_the_padded_log_probs_and_references() -> None:
+    """[chosen; rejected] in one row without padding (varlen attention): the same per-answer log-probs,
+    gradients and reference log-probs (adapter disabled, precomputed) as padded rows."""
+    from turbo.modeling.varlen import use_varlen_attention
+
+    policy, _ = lora_pair()
+    padded = PairCollator(pad_token_id=0)(PAIRS)
+    flat = PairCollator(pad_token_id=0, flat=True)(PAIRS)
+    assert flat["input_ids"].shape[0] == 1 and (flat["input_ids"] == 0).sum() == 0
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    expected = answer_logps(policy, padded)
+    expected.sums.sum().backward()
+    expected_grads = [p.grad.clone() for p in trained]
+    policy.zero_grad()
+    assert use_varlen_attention(policy)
+    actual = answer_logps(policy, flat)
+    actual.sums.sum().backward()
+    torch.testing.assert_close(actual.sums, expected.sums, atol=1e-5, rtol=0)
+    assert torch.equal(actual.counts, expected.counts)
+    for got, want in zip((p.grad for p in trained), expected_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    reference = reference_logps(policy, padded, DPO_KEYS[""])
+    torch.testing.assert_close(reference_logps(policy, flat, DPO_KEYS[""]), reference, atol=1e-5, rtol=0)
+    features = precompute_reference_logps(PAIRS, policy, PairCollator(0, flat=True), 2, True, DPO_KEYS)
+    carried = PairCollator(0, flat=True)(features)
+    torch.testing.assert_close(reference_logps(policy, carried, DPO_KEYS[""]), reference, atol=1e-5, rtol=0)

@@ -10,6 +10,7 @@ from turbo.data.chat import build_chat_samples
 from turbo.data.pair_preferences import PairCollator, PairSample, build_pair_samples
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
+from turbo.modeling.varlen import reads_offsets, use_varlen_attention
 from turbo.pipelines.train.common import (
     run_training,
     save_final,
@@ -144,8 +145,17 @@ def run(settings: DpoExperimentSettings) -> None:
     val_features = [sample.features() for sample in val]
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
-    collator = PairCollator(tokenizer.pad_token_id)
     ref_model = load_reference(settings, tokenizer)
+    sft_model = load_sft_model(settings, tokenizer)
+    # padding-free batches where the attention keeps each row to itself (as in train_sft); LD-DPO
+    # (lc_alpha) pairs the rows [chosen; rejected] of padded batches
+    peft = settings.model_settings.peft_settings
+    flat = trainer_settings.padding_free and trainer_settings.lc_alpha is None
+    flat = flat and (peft is None or peft.name == "LORA")
+    flat = flat and all(
+        use_varlen_attention(m) or reads_offsets(m) for m in (model, ref_model, sft_model) if m is not None
+    )
+    collator = PairCollator(tokenizer.pad_token_id, flat=flat)
     if trainer_settings.precompute_ref_log_probs:
         train_features, val_features = precompute_references(
             trainer_settings,
@@ -163,7 +173,7 @@ def run(settings: DpoExperimentSettings) -> None:
         loss_settings=trainer_settings.loss_settings,
         average_log_prob=trainer_settings.average_log_prob,
         lc_alpha=trainer_settings.lc_alpha,
-        sft_model=load_sft_model(settings, tokenizer),
+        sft_model=sft_model,
         args=training_arguments(settings, folder),
         train_dataset=train_features,
         eval_dataset=val_features or None,

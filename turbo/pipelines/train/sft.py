@@ -9,7 +9,7 @@ from turbo.data.chat import ChatSample, build_chat_samples
 from turbo.data.packing import FlatCollator, pack_features
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.modeling.varlen import use_varlen_attention
+from turbo.modeling.varlen import reads_offsets, use_varlen_attention
 from turbo.pipelines.train.common import (
     chat_previews,
     run_training,
@@ -59,8 +59,14 @@ def run(settings: SftExperimentSettings) -> None:
     packing = settings.train_dataset_settings.pack_to_max_length or (
         settings.val_dataset_settings is not None and settings.val_dataset_settings.pack_to_max_length
     )
-    if packing:  # padding-free batches: one row, each sample attending to itself
-        use_varlen_attention(model)  # sdpa/eager models; flash-attention kernels read the offsets themselves
+    # Padding-free batches (the batch in one row, each sample attending only to itself) wherever the
+    # attention reads sample offsets: sdpa/eager models switch to turbo_varlen, flash-attention kernels
+    # read them natively. Unpacked batches too: the same samples and loss without the pad positions.
+    # Prompt-learning adapters prepend virtual tokens to each row, so they keep padded rows.
+    peft = settings.model_settings.peft_settings
+    virtual_tokens = peft is not None and peft.name != "LORA"
+    flat = packing or (settings.trainer_settings.padding_free and not virtual_tokens)
+    if flat and (use_varlen_attention(model) or reads_offsets(model) or packing):
         collator = FlatCollator()
     else:
         collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)

@@ -16,6 +16,35 @@ import torch
 IGNORE_INDEX = -100
 CHUNK = 1024
 
+# Causal LMs whose logits are exactly lm_head(last hidden state): no bias, soft-capping or scaling.
+PLAIN_HEAD_MODEL_TYPES = {
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "qwen2_moe",
+    "qwen3_moe",
+    "smollm3",
+    "phi3",
+    "olmo2",
+    "gemma",
+}
+
+
+def supports_chunked_loss(model: torch.nn.Module) -> bool:
+    """True when the model's logits are a plain linear layer of its final hidden states."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    peft_config = getattr(model, "peft_config", {})
+    if any(str(getattr(c, "peft_type", "LORA")).split(".")[-1] != "LORA" for c in peft_config.values()):
+        return False  # prompt/prefix tuning add virtual positions to the hidden states
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    return (
+        getattr(getattr(base, "config", None), "model_type", None) in PLAIN_HEAD_MODEL_TYPES
+        and isinstance(head, torch.nn.Linear)
+        and head.bias is None
+        and head.weight.dim() == 2
+    )
+
 
 class _LinearCrossEntropy(torch.autograd.Function):
     """sum_i CE(hidden_i @ weight.T, target_i); gradients computed in the forward pass, chunk by chunk."""
@@ -89,6 +118,7 @@ def chunked_cross_entropy(
     accumulation).
     """
     rows, targets = shifted_targets(hidden, labels.to(hidden.device))
+    rows = rows.to(weight.dtype)  # as the output layer reads them (float32 states from float32 adapters)
     if torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad):
         total = _LinearCrossEntropy.apply(rows, weight, targets, chunk)
     else:
@@ -108,3 +138,83 @@ def chunked_cross_entropy(
             num_items_in_batch = num_items_in_batch.to(total.device)
         return total / num_items_in_batch
     return total / targets.numel()
+
+
+class _LinearTokenLogps(torch.autograd.Function):
+    """log softmax(hidden_i @ weight.T)[target_i] per row i, a chunk of rows at a time.
+
+    With a frozen weight (LoRA, a reference) the gradient of each row's log-prob with respect to its
+    hidden state, weight.T @ (onehot - softmax), is computed in the forward pass and scaled by the
+    upstream gradient in the backward; with a trained weight the backward recomputes each chunk.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        chunk: int,
+    ) -> torch.Tensor:
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        early = need_hidden and not need_weight
+        grad_hidden = torch.empty_like(hidden) if early else None
+        logps = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.shape[0], chunk):
+            goal = targets[start : start + chunk]
+            logits = (hidden[start : start + chunk] @ weight.T).float()
+            logsumexp = logits.logsumexp(dim=-1)
+            logps[start : start + chunk] = logits.gather(1, goal[:, None]).squeeze(1) - logsumexp
+            if grad_hidden is not None:
+                grad = logits.sub_(logsumexp[:, None]).exp_().neg_()  # onehot - softmax, in place
+                grad[torch.arange(len(goal), device=goal.device), goal] += 1
+                grad_hidden[start : start + chunk] = grad.to(hidden.dtype) @ weight
+        ctx.chunk = chunk  # type: ignore[attr-defined]
+        if early:
+            ctx.save_for_backward(grad_hidden)
+        elif need_weight:
+            ctx.save_for_backward(hidden, weight, targets)
+        return logps
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_output: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]  # type: ignore[attr-defined]
+        if not need_weight:
+            (grad_hidden,) = ctx.saved_tensors  # type: ignore[attr-defined]
+            return grad_hidden * grad_output[:, None].to(grad_hidden.dtype), None, None, None
+        hidden, weight, targets = ctx.saved_tensors  # type: ignore[attr-defined]
+        chunk = ctx.chunk  # type: ignore[attr-defined]
+        grad_hidden = torch.empty_like(hidden) if need_hidden else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32)
+        for start in range(0, hidden.shape[0], chunk):
+            rows, goal = hidden[start : start + chunk], targets[start : start + chunk]
+            logits = (rows @ weight.T).float()
+            grad = logits.sub_(logits.logsumexp(dim=-1, keepdim=True)).exp_().neg_()  # onehot - softmax
+            grad[torch.arange(len(goal), device=goal.device), goal] += 1
+            grad = grad.mul_(grad_output[start : start + chunk, None].float()).to(hidden.dtype)
+            if grad_hidden is not None:
+                grad_hidden[start : start + chunk] = grad @ weight
+            grad_weight += (grad.T @ rows).float()
+        return grad_hidden, grad_weight.to(weight.dtype), None, None
+
+
+def linear_token_logps(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int = CHUNK
+) -> torch.Tensor:
+    """log softmax(hidden @ weight.T)[targets] per row, float32, without the full logits.
+
+    hidden (n, d) the final hidden states of the positions to score, weight (vocabulary, d) the output
+    layer, targets (n,) the tokens they predict. Equal to the plain full-logits log-softmax and its
+    gradients; memory holds one chunk of logits at a time.
+    """
+    hidden = hidden.to(weight.dtype)  # as the output layer reads them
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+        return _LinearTokenLogps.apply(hidden, weight, targets, chunk)
+    pieces = []
+    for start in range(0, hidden.shape[0], chunk):
+        logits = (hidden[start : start + chunk] @ weight.T).float()
+        goal = targets[start : start + chunk, None]
+        pieces.append((logits.gather(1, goal) - logits.logsumexp(dim=-1, keepdim=True)).squeeze(1))
+    return torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
