@@ -98,10 +98,10 @@ class TrainerSettings(StrictModel):
     padding_free: bool = Field(
         True,
         description="train_sft, train_dpo (not with lc_alpha): put each batch in one row without pad "
-        "positions, each sample attending only to itself (same samples and loss; no work on padding). Used where "
-        "the attention reads sample offsets (sdpa/eager through turbo_varlen, flash-attention) and "
-        "no prompt-learning adapter adds virtual tokens; else rows are padded. Packed rows "
-        "(pack_to_max_length) are always padding-free.",
+        "positions, each sample attending only to itself (same samples and loss; no work on padding). "
+        "Used where the attention reads sample offsets (sdpa/eager through turbo_varlen, "
+        "flash-attention) and no prompt-learning adapter adds virtual tokens; else rows are padded. "
+        "Packed rows (pack_to_max_length) are always padding-free.",
     )
 
     @field_validator("deepspeed")
