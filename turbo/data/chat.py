@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,12 +189,12 @@ def _assemble(
     return ChatSample(input_ids, labels, source, item, kept, truncated)
 
 
-def segments_preview(sample: ChatSample, tokenizer: Any) -> str:
-    """The sample's text with trained spans in [[...]], so a masking mistake is visible."""
+def marked_text(input_ids: Sequence[int], labels: Sequence[int], tokenizer: Any) -> str:
+    """The decoded ids with the spans that carry a loss in [[...]] (the rest is masked)."""
     out: list[str] = []
     run: list[int] = []
     trained_run = False
-    for token, label in [*zip(sample.input_ids, sample.labels, strict=True), (None, None)]:
+    for token, label in [*zip(input_ids, labels, strict=True), (None, None)]:
         trained = label is not None and label != IGNORE_INDEX
         if token is None or (run and trained != trained_run):
             text = tokenizer.decode(run)
@@ -203,6 +204,11 @@ def segments_preview(sample: ChatSample, tokenizer: Any) -> str:
             run.append(token)
             trained_run = trained
     return "".join(out)
+
+
+def segments_preview(sample: ChatSample, tokenizer: Any) -> str:
+    """The sample's text with trained spans in [[...]], so a masking mistake is visible."""
+    return marked_text(sample.input_ids, sample.labels, tokenizer)
 
 
 __all__ = [

@@ -7,28 +7,11 @@ import random
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from turbo.data.chat import marked_text
 from turbo.errors import DataError
 
-IGNORE_INDEX = -100
 DEBUG_SAMPLES = 10
 T = TypeVar("T")
-
-
-def marked_text(input_ids: Sequence[int], labels: Sequence[int], tokenizer: Any) -> str:
-    """The decoded ids with the spans that carry a loss in [[...]] (the rest is masked)."""
-    out: list[str] = []
-    run: list[int] = []
-    trained_run = False
-    for token, label in [*zip(input_ids, labels, strict=True), (None, None)]:
-        trained = label is not None and label != IGNORE_INDEX
-        if token is None or (run and trained != trained_run):
-            text = tokenizer.decode(run)
-            out.append(f"[[{text}]]" if trained_run else text)
-            run = []
-        if token is not None:
-            run.append(token)
-            trained_run = trained
-    return "".join(out)
 
 
 def media_positions(input_ids: Sequence[int], media: Sequence[Any], token_ids: dict[str, int]) -> list[dict]:
