@@ -9,13 +9,11 @@ from typing import Any
 
 import torch
 
-from turbo.trainers.base import MetricsTrainer
 from turbo.trainers.losses.grpo import group_advantages, grpo_loss
-from turbo.trainers.rewards import RewardFunction
 from turbo.trainers.rollout import (
+    RolloutTrainer,
     answer_mask,
     collect,
-    evaluate,
     frozen_token_logps,
     optimise,
     policy_token_logps,
@@ -24,29 +22,10 @@ from turbo.trainers.rollout import (
 )
 
 
-class GrpoTrainer(MetricsTrainer):
-    def __init__(
-        self,
-        *args: Any,
-        grpo_settings: Any,
-        rollout_settings: Any,
-        engine: Any,
-        rewards: list[tuple[Any, RewardFunction]],
-        ref_model: Any = None,
-        eval_prompts: list[dict[str, Any]] | None = None,
-        folder: Path,
-        seed: int,
-        **kwargs: Any,
-    ) -> None:
+class GrpoTrainer(RolloutTrainer):
+    def __init__(self, *args: Any, grpo_settings: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.grpo = grpo_settings
-        self.rollout_settings = rollout_settings
-        self.engine = engine
-        self.rewards = rewards
-        self.ref_model = ref_model
-        self.eval_prompts = eval_prompts or []
-        self.folder = folder
-        self.seed = seed
 
     def training_step(
         self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None
@@ -139,9 +118,3 @@ class GrpoTrainer(MetricsTrainer):
         from turbo.trainers.multimodal import load_parts
 
         load_parts(unwrapped, Path(resume_from_checkpoint))
-
-    def evaluate(
-        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
-    ) -> dict:
-        """Greedy answers to the validation prompts scored by the rewards; then the cherry-picks."""
-        return evaluate(self)

@@ -13,14 +13,12 @@ from typing import Any
 
 import torch
 
-from turbo.trainers.base import MetricsTrainer
 from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, masked_whiten, ppo_loss
-from turbo.trainers.rewards import RewardFunction
 from turbo.trainers.rollout import (
     Rollout,
+    RolloutTrainer,
     answer_mask,
     collect,
-    evaluate,
     frozen_token_logps,
     optimise,
     policy_token_logps,
@@ -44,31 +42,11 @@ def token_values(value_model: Any, rollout: Rollout, rows: torch.Tensor) -> torc
     return to_answers(values, rollout.starts[rows], int(rollout.lengths[rows].max()))
 
 
-class PpoTrainer(MetricsTrainer):
-    def __init__(
-        self,
-        *args: Any,
-        ppo_settings: Any,
-        rollout_settings: Any,
-        engine: Any,
-        rewards: list[tuple[Any, RewardFunction]],
-        value_model: Any,
-        ref_model: Any = None,
-        eval_prompts: list[dict[str, Any]] | None = None,
-        folder: Path,
-        seed: int,
-        **kwargs: Any,
-    ) -> None:
+class PpoTrainer(RolloutTrainer):
+    def __init__(self, *args: Any, ppo_settings: Any, value_model: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ppo = ppo_settings
-        self.rollout_settings = rollout_settings
-        self.engine = engine
-        self.rewards = rewards
         self.value_model = value_model.to(self.args.device)
-        self.ref_model = ref_model
-        self.eval_prompts = eval_prompts or []
-        self.folder = folder
-        self.seed = seed
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         """The Trainer's optimiser for the policy, plus one parameter group for the value model."""
@@ -173,12 +151,6 @@ class PpoTrainer(MetricsTrainer):
         for name, value in metrics.items():
             record[name].append(value)
         return loss
-
-    def evaluate(
-        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
-    ) -> dict:
-        """Greedy answers to the validation prompts scored by the rewards; then the cherry-picks."""
-        return evaluate(self)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)

@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from turbo.trainers.base import MetricsTrainer
 from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
 from turbo.trainers.rewards import RewardFunction, score
 
@@ -375,3 +377,36 @@ def evaluate_prompts(
         for i, (prompt, answer) in enumerate(zip(part.prompts, part.answers, strict=True))
     ]
     return metrics, rows
+
+
+class RolloutTrainer(MetricsTrainer):
+    """What train_ppo's and train_grpo's trainers keep: the rollout engine, the rewards, the reference
+    (None: the policy with its adapter disabled, or none at all), the held-out prompts, the experiment
+    folder and the seed; evaluation answers the held-out prompts (`evaluate`)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        rollout_settings: Any,
+        engine: Any,
+        rewards: list[tuple[Any, RewardFunction]],
+        ref_model: Any = None,
+        eval_prompts: list[dict[str, Any]] | None = None,
+        folder: Path,
+        seed: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.rollout_settings = rollout_settings
+        self.engine = engine
+        self.rewards = rewards
+        self.ref_model = ref_model
+        self.eval_prompts = eval_prompts or []
+        self.folder = folder
+        self.seed = seed
+
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+    ) -> dict:
+        """Greedy answers to the validation prompts scored by the rewards; then the cherry-picks."""
+        return evaluate(self)
