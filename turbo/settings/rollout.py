@@ -62,6 +62,15 @@ class RolloutSettings(StrictModel):
         None, gt=0, description="Prompts per transformers generate call. None: the whole rollout at once."
     )
 
+    def sampling(self, greedy: bool) -> dict[str, Any]:
+        """The keyword arguments every rollout engine samples with (greedy: temperature None)."""
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": None if greedy else self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+        }
+
 
 def check_rollout(rollout: RolloutSettings, model: Any) -> None:
     """What a vLLM server can take from the policy (a LoRA adapter) and what a colocated engine can (LoRA

@@ -60,17 +60,13 @@ class TransformersEngine:
     ) -> tuple[list[list[int]], list[list[float]]]:
         from turbo.generators.transformers import sample_answer_ids
 
-        rollout = self.settings
         return sample_answer_ids(
             model,
             self.tokenizer,
             prompts,
             n=n,
-            max_new_tokens=rollout.max_new_tokens,
-            temperature=None if greedy else rollout.temperature,
-            top_p=rollout.top_p,
-            top_k=rollout.top_k,
-            batch=rollout.generation_batch,
+            **self.settings.sampling(greedy),
+            batch=self.settings.generation_batch,
             media=media,
         )
 
@@ -95,15 +91,11 @@ class VllmEngine:
     ) -> tuple[list[list[int]], list[list[float]]]:
         from turbo.generators.vllm import sample_answer_ids_vllm
 
-        rollout = self.settings
         return sample_answer_ids_vllm(
             self.llm,
             prompts,
             n=n,
-            max_new_tokens=rollout.max_new_tokens,
-            temperature=None if greedy else rollout.temperature,
-            top_p=rollout.top_p,
-            top_k=rollout.top_k,
+            **self.settings.sampling(greedy),
             eos_token_id=self.tokenizer.eos_token_id,
             seed=seed,
         )
