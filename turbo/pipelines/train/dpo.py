@@ -96,6 +96,20 @@ def dpo_callbacks(trainer_settings: DpoTrainerSettings, ref_model: Any, folder: 
     return callbacks
 
 
+def dpo_trainer_arguments(settings: Any, ref_model: Any, folder: Path) -> dict[str, Any]:
+    """What train_dpo's and train_multimodal_dpo's trainers take from the settings alike: the reference,
+    the loss and its log-prob options, the training arguments and the callbacks."""
+    trainer_settings = settings.trainer_settings
+    return {
+        "ref_model": ref_model,
+        "loss_settings": trainer_settings.loss_settings,
+        "average_log_prob": trainer_settings.average_log_prob,
+        "lc_alpha": trainer_settings.lc_alpha,
+        "args": training_arguments(settings, folder),
+        "callbacks": dpo_callbacks(trainer_settings, ref_model, folder),
+    }
+
+
 def log_reference(
     trainer_settings: DpoTrainerSettings, uses_reference: bool, ref_model: Any, separate: str, shared: str
 ) -> None:
@@ -169,17 +183,12 @@ def run(settings: DpoExperimentSettings) -> None:
 
     trainer = DpoTrainer(
         model=model,
-        ref_model=ref_model,
-        loss_settings=trainer_settings.loss_settings,
-        average_log_prob=trainer_settings.average_log_prob,
-        lc_alpha=trainer_settings.lc_alpha,
         sft_model=sft_model,
-        args=training_arguments(settings, folder),
         train_dataset=train_features,
         eval_dataset=val_features or None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=dpo_callbacks(trainer_settings, ref_model, folder),
+        **dpo_trainer_arguments(settings, ref_model, folder),
     )
     log_reference(
         trainer_settings,

@@ -9,11 +9,10 @@ from turbo.data.multimodal_pair_preferences import MultimodalPairCollator, build
 from turbo.io import write_json
 from turbo.pipelines.train.common import (
     start_experiment,
-    training_arguments,
     write_data_reports,
 )
 from turbo.pipelines.train.dpo import (
-    dpo_callbacks,
+    dpo_trainer_arguments,
     load_reference,
     log_reference,
     pair_previews,
@@ -75,18 +74,13 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
 
     trainer = MultimodalDpoTrainer(
         model=model,
-        ref_model=ref_model,
         start=start,
-        loss_settings=trainer_settings.loss_settings,
-        average_log_prob=trainer_settings.average_log_prob,
-        lc_alpha=trainer_settings.lc_alpha,
         part_learning_rates=part_learning_rates(settings),
-        args=training_arguments(settings, folder),
         train_dataset=train_features,
         eval_dataset=val_features or None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=dpo_callbacks(trainer_settings, ref_model, folder),
+        **dpo_trainer_arguments(settings, ref_model, folder),
     )
     log_reference(
         trainer_settings,
