@@ -42,7 +42,7 @@ def perturb(model, names: tuple[str, ...], seed: int) -> None:
 def greedy_pair(engine, model, ids) -> tuple[list[list[int]], list[list[int]]]:
     from turbo.generators.transformers import sample_answer_ids
 
-    vllm_answers, _ = engine.sample(model, ids, 1, True, 0)
+    vllm_answers = [sample.answer_ids for sample in engine.sample(model, ids, 1, True, 0)]
     hf_answers, _ = sample_answer_ids(
         model, engine.tokenizer, ids, n=1, max_new_tokens=MAX_NEW_TOKENS, temperature=None
     )
@@ -54,11 +54,11 @@ def engine(fixture_models):
     """One colocated engine on the tiny llama for the weight-sync tests."""
     from transformers import AutoTokenizer
 
+    from turbo.generators.rollout_vllm import VllmEngine
     from turbo.generators.vllm import vllm_engine
     from turbo.settings.model import ModelSettings
     from turbo.settings.pipelines.inference.chat import ChatInferenceModelSettings
     from turbo.settings.rollout import RolloutSettings
-    from turbo.trainers.rollout import VllmEngine
 
     tokenizer = AutoTokenizer.from_pretrained(TINY)
     entry = ChatInferenceModelSettings(model_settings=ModelSettings(model_path=TINY), use_vllm=True)

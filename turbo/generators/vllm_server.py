@@ -10,10 +10,13 @@ import shutil
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from turbo.errors import ModelError
+from turbo.generators.rollout import Sample, no_media, samples
 
 
 def post(url: str, route: str, body: dict[str, Any], timeout: float) -> Any:
@@ -105,7 +108,7 @@ class VllmServerEngine:
 
     def __init__(self, tokenizer: Any, settings: Any, adapter_folder: Path, server_folder: str) -> None:
         self.tokenizer = tokenizer
-        self.settings = settings
+        self.settings = settings  # RolloutSettings
         self.server = settings.vllm_server
         self.adapter_folder = adapter_folder  # where this process saves (a Path)
         self.server_folder = server_folder  # the same folder as the server names it
@@ -131,19 +134,38 @@ class VllmServerEngine:
             self.loaded = None
 
     def sample(
-        self, model: Any, prompts: list[list[int]], n: int, greedy: bool, seed: int
-    ) -> tuple[list[list[int]], list[list[float]]]:
-        rollout = self.settings
-        return sample_answer_ids_server(
+        self,
+        model: Any,
+        prompts: list[list[int]],
+        n: int,
+        greedy: bool,
+        seed: int,
+        media: list[list[tuple[str, Any]]] | None = None,
+    ) -> list[Sample]:
+        no_media(media, "vLLM server")
+        answers, logps = sample_answer_ids_server(
             self.server.url,
             self.loaded or "",
             prompts,
             n=n,
-            max_new_tokens=rollout.max_new_tokens,
-            temperature=None if greedy else rollout.temperature,
-            top_p=rollout.top_p,
-            top_k=rollout.top_k,
+            **self.settings.sampling(greedy),
             eos_token_id=self.tokenizer.eos_token_id,
             seed=seed,
             timeout=self.server.timeout,
         )
+        return samples(prompts, n, answers, logps, self.tokenizer.eos_token_id)
+
+
+@contextmanager
+def open_server_engine(settings: Any, tokenizer: Any) -> Iterator[VllmServerEngine]:
+    """The engine of an RL experiment's rollout_settings.vllm_server: adapters saved to adapter_path (None:
+    <log_path>/rollout_adapter), named for the server as server_adapter_path; the last unloaded on exit."""
+    server = settings.rollout_settings.vllm_server
+    folder = Path(server.adapter_path or Path(settings.log_path) / "rollout_adapter")
+    folder.mkdir(parents=True, exist_ok=True)
+    seen_as = server.server_adapter_path or str(folder.resolve())
+    engine = VllmServerEngine(tokenizer, settings.rollout_settings, folder, seen_as)
+    try:
+        yield engine
+    finally:
+        engine.close()

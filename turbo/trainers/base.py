@@ -1,4 +1,5 @@
-"""The Trainer the preference trainers (DPO, KTO, reward models) share: per-example metrics."""
+"""The Trainer the preference trainers (DPO, KTO, reward models) share: per-example metrics, whose
+logging (`add_metric_means`) the rollout trainers share too."""
 
 from __future__ import annotations
 
@@ -9,21 +10,38 @@ import torch
 from transformers import Trainer
 
 
+def split_metrics() -> dict[str, dict[str, list[float]]]:
+    """Per-example values gathered between two logs, per split (train, eval)."""
+    return {"train": defaultdict(list), "eval": defaultdict(list)}
+
+
+def add_metric_means(trainer: Any, logs: dict[str, float]) -> None:
+    """Into `logs`, the mean of each value in `trainer._metrics` gathered since the previous log
+    (`eval_`-prefixed at evaluation), averaged over all processes; then gather afresh."""
+    split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
+    prefix = "eval_" if split == "eval" else ""
+    for name in sorted(trainer._metrics[split]):
+        values = trainer._metrics[split][name]
+        totals = torch.tensor([sum(values), len(values)], dtype=torch.float64, device=trainer.args.device)
+        if trainer.accelerator.num_processes > 1:
+            totals = trainer.accelerator.reduce(totals, reduction="sum")
+        if totals[1] > 0:
+            logs[f"{prefix}{name}"] = (totals[0] / totals[1]).item()
+    trainer._metrics[split] = defaultdict(list)
+
+
 class MetricsTrainer(Trainer):
     """A Trainer whose loss is a mean over its batch and that logs per-example metrics.
 
     `compute_loss` appends values to `self.metrics(model)[name]`; each log adds the mean of the values
-    gathered since the previous log (`eval_`-prefixed at evaluation), averaged over all processes.
+    gathered since the previous log (`add_metric_means`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False  # the loss is a mean: the Trainer scales it for accumulation
         self.loss_is_scaled_for_ga = False
-        self._metrics: dict[str, dict[str, list[float]]] = {
-            "train": defaultdict(list),
-            "eval": defaultdict(list),
-        }
+        self._metrics = split_metrics()
 
     def metrics(self, model: torch.nn.Module) -> dict[str, list[float]]:
         return self._metrics["train" if model.training else "eval"]
@@ -41,14 +59,5 @@ class MetricsTrainer(Trainer):
         return loss.detach(), None, None
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
-        prefix = "eval_" if split == "eval" else ""
-        for name in sorted(self._metrics[split]):
-            values = self._metrics[split][name]
-            totals = torch.tensor([sum(values), len(values)], dtype=torch.float64, device=self.args.device)
-            if self.accelerator.num_processes > 1:
-                totals = self.accelerator.reduce(totals, reduction="sum")
-            if totals[1] > 0:
-                logs[f"{prefix}{name}"] = (totals[0] / totals[1]).item()
-        self._metrics[split] = defaultdict(list)
+        add_metric_means(self, logs)
         super().log(logs, start_time)

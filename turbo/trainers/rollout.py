@@ -1,6 +1,5 @@
-"""What train_ppo and train_grpo share, as plain functions: the prompt batches, the rollout engines
-(transformers generate on the training model, or a colocated vLLM engine that gets the policy's weights
-after every optimisation step), sampling and scoring answers, per-token log-probs through
+"""What train_ppo and train_grpo share, as plain functions: the prompt batches, sampling answers with a
+rollout engine (turbo.generators.engines) and scoring them, per-token log-probs through
 turbo.trainers.logps, the loop of optimiser updates over one rollout, and evaluation on held-out prompts.
 """
 
@@ -14,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import Trainer
 
-from turbo.trainers.base import MetricsTrainer
+from turbo.generators.rollout import RolloutEngine, sync_engine
+from turbo.trainers.base import add_metric_means, split_metrics
 from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
 from turbo.trainers.rewards import RewardFunction, score
 
@@ -37,78 +38,6 @@ class PromptCollator:
             input_ids[row, width - len(ids) :] = torch.tensor(ids)
             attention_mask[row, width - len(ids) :] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask, "prompts": features}
-
-
-class TransformersEngine:
-    """Rollouts with `generate` on the training model itself (always up to date)."""
-
-    def __init__(self, tokenizer: Any, settings: Any) -> None:
-        self.tokenizer = tokenizer
-        self.settings = settings
-
-    def sync(self, model: Any) -> None:
-        """Nothing to do: the engine is the training model."""
-
-    def sample(
-        self,
-        model: Any,
-        prompts: list[list[int]],
-        n: int,
-        greedy: bool,
-        seed: int,
-        media: list[list[tuple[str, torch.Tensor]]] | None = None,
-    ) -> tuple[list[list[int]], list[list[float]]]:
-        from turbo.generators.transformers import sample_answer_ids
-
-        return sample_answer_ids(
-            model,
-            self.tokenizer,
-            prompts,
-            n=n,
-            **self.settings.sampling(greedy),
-            batch=self.settings.generation_batch,
-            media=media,
-        )
-
-
-class VllmEngine:
-    """Rollouts with a vLLM engine started on the policy's base model; `sync` loads the policy's current
-    weights (LoRA merged in, out of place) into it without a restart."""
-
-    def __init__(self, llm: Any, tokenizer: Any, settings: Any) -> None:
-        self.llm = llm
-        self.tokenizer = tokenizer
-        self.settings = settings
-        self.synced_step: int | None = None
-
-    def sync(self, model: Any) -> None:
-        from turbo.generators.vllm import load_policy_weights, policy_weights
-
-        load_policy_weights(self.llm, policy_weights(getattr(model, "module", model)))
-
-    def sample(
-        self, model: Any, prompts: list[list[int]], n: int, greedy: bool, seed: int
-    ) -> tuple[list[list[int]], list[list[float]]]:
-        from turbo.generators.vllm import sample_answer_ids_vllm
-
-        return sample_answer_ids_vllm(
-            self.llm,
-            prompts,
-            n=n,
-            **self.settings.sampling(greedy),
-            eos_token_id=self.tokenizer.eos_token_id,
-            seed=seed,
-        )
-
-
-def sync_engine(engine: Any, model: Any, step: int) -> float:
-    """Bring the engine to the policy of optimisation step `step` (once per step); the seconds it took."""
-    if getattr(engine, "synced_step", step) == step:
-        return 0.0
-    start = time.perf_counter()
-    engine.sync(model)
-    engine.synced_step = step
-    return time.perf_counter() - start
 
 
 @dataclass
@@ -133,7 +62,7 @@ class Rollout:
 
 
 def collect(
-    engine: Any,
+    engine: RolloutEngine,
     model: Any,
     tokenizer: Any,
     prompts: list[dict[str, Any]],
@@ -146,15 +75,10 @@ def collect(
     """Sample n answers per prompt with the engine and score them with the reward functions."""
     start = time.perf_counter()
     ids = [p["prompt_ids"] for p in prompts]
-    if "media" in prompts[0]:  # multimodal prompts (transformers rollouts only)
-        answer_ids, engine_logps = engine.sample(
-            model, ids, n, greedy, seed, media=[p["media"] for p in prompts]
-        )
-    else:
-        answer_ids, engine_logps = engine.sample(model, ids, n, greedy, seed)
+    media = [p["media"] for p in prompts] if "media" in prompts[0] else None  # multimodal prompts
+    sampled = engine.sample(model, ids, n, greedy, seed, media=media)
+    answer_ids = [sample.answer_ids for sample in sampled]
     rows = [prompt for prompt in prompts for _ in range(n)]
-    eos = tokenizer.eos_token_id
-    finished = [bool(ids) and ids[-1] == eos for ids in answer_ids]
     texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in answer_ids]
     lengths = [len(ids) for ids in answer_ids]
     totals, per_function = score(
@@ -168,8 +92,8 @@ def collect(
         lengths=torch.tensor(lengths, device=device),
         prompts=rows,
         answers=texts,
-        finished=finished,
-        engine_logps=engine_logps,
+        finished=[sample.finished for sample in sampled],
+        engine_logps=[sample.logps for sample in sampled],
         rewards=torch.tensor(totals, dtype=torch.float32, device=device),
         per_function=per_function,
         seconds=time.perf_counter() - start,
@@ -371,16 +295,17 @@ def evaluate_prompts(
     return metrics, rows
 
 
-class RolloutTrainer(MetricsTrainer):
+class RolloutTrainer(Trainer):
     """What train_ppo's and train_grpo's trainers keep: the rollout engine, the rewards, the reference
     (None: the policy with its adapter disabled, or none at all), the held-out prompts, the experiment
-    folder and the seed; evaluation answers the held-out prompts (`evaluate`)."""
+    folder and the seed; evaluation answers the held-out prompts (`evaluate`). Per-step metrics are
+    appended to `self.metrics(model)` and logged as the preference trainers' (`add_metric_means`)."""
 
     def __init__(
         self,
         *args: Any,
         rollout_settings: Any,
-        engine: Any,
+        engine: RolloutEngine,
         rewards: list[tuple[Any, RewardFunction]],
         ref_model: Any = None,
         eval_prompts: list[dict[str, Any]] | None = None,
@@ -389,6 +314,9 @@ class RolloutTrainer(MetricsTrainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # as MetricsTrainer: the step's loss is a mean
+        self.loss_is_scaled_for_ga = False
+        self._metrics = split_metrics()
         self.rollout_settings = rollout_settings
         self.engine = engine
         self.rewards = rewards
@@ -396,6 +324,13 @@ class RolloutTrainer(MetricsTrainer):
         self.eval_prompts = eval_prompts or []
         self.folder = folder
         self.seed = seed
+
+    def metrics(self, model: torch.nn.Module) -> dict[str, list[float]]:
+        return self._metrics["train" if model.training else "eval"]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        add_metric_means(self, logs)
+        super().log(logs, start_time)
 
     def evaluate(
         self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"

@@ -15,6 +15,7 @@ import pytest
 
 from turbo.errors import ModelError
 from turbo.generators.vllm_server import VllmServerEngine
+from turbo.settings.rollout import RolloutSettings
 
 EOS = 2
 
@@ -79,12 +80,8 @@ class Policy:
 
 
 def engine(url: str, folder: Path) -> VllmServerEngine:
-    rollout = SimpleNamespace(
-        vllm_server=SimpleNamespace(url=url, timeout=10.0),
-        max_new_tokens=4,
-        temperature=0.7,
-        top_p=0.9,
-        top_k=5,
+    rollout = RolloutSettings(
+        vllm_server={"url": url, "timeout": 10.0}, max_new_tokens=4, temperature=0.7, top_p=0.9, top_k=5
     )
     return VllmServerEngine(SimpleNamespace(eos_token_id=EOS), rollout, folder, str(folder))
 
@@ -103,9 +100,12 @@ def test_each_sync_loads_a_new_adapter_and_unloads_the_last(server: str, tmp_pat
     assert StandIn.calls[1][1]["lora_path"] == str(tmp_path / f"{run}-2")
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{run}-2"]  # the old adapter is deleted
 
-    answers, logps = rollouts.sample(Policy(), [[5, 6], [9]], n=2, greedy=False, seed=7)
+    samples = rollouts.sample(Policy(), [[5, 6], [9]], n=2, greedy=False, seed=7)
+    answers, logps = [s.answer_ids for s in samples], [s.logps for s in samples]
     assert answers == [[6, EOS], [7, EOS], [9, EOS], [10, EOS]]  # prompt-major, EOS kept
     assert logps == [[-0.5, -0.1], [-1.5, -0.1], [-0.5, -0.1], [-1.5, -0.1]]
+    assert [s.prompt_ids for s in samples] == [[5, 6], [5, 6], [9], [9]]
+    assert all(s.finished for s in samples)
     request = StandIn.calls[-1][1]
     assert request | {"prompt": None} == {
         "model": f"{run}-2", "prompt": None, "n": 2, "max_tokens": 4, "temperature": 0.7, "top_p": 0.9,

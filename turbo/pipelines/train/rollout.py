@@ -4,7 +4,6 @@ callbacks. Plain functions; each pipeline reads top to bottom in its own file.""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,39 +122,10 @@ def rollout_engine(settings: Any, tokenizer: Any) -> Iterator[Any]:
     """transformers generate on the training model, a separate vLLM server (rollout_settings.vllm_server),
     or a colocated vLLM engine on the policy's base model (in this process, so that new weights pass by
     reference; shut down on exit)."""
-    from turbo.generators.vllm_server import VllmServerEngine
-    from turbo.trainers.rollout import TransformersEngine, VllmEngine
+    from turbo.generators.engines import open_engine
 
-    rollout = settings.rollout_settings
-    if rollout.vllm_server is not None:
-        server = rollout.vllm_server
-        folder = Path(server.adapter_path or Path(settings.log_path) / "rollout_adapter")
-        folder.mkdir(parents=True, exist_ok=True)
-        seen_as = server.server_adapter_path or str(folder.resolve())
-        remote = VllmServerEngine(tokenizer, rollout, folder, seen_as)
-        try:
-            yield remote
-        finally:
-            remote.close()
-        return
-    if not rollout.use_vllm:
-        yield TransformersEngine(tokenizer, rollout)
-        return
-    from turbo.generators.vllm import vllm_engine
-    from turbo.settings.pipelines.inference.chat import ChatInferenceModelSettings
-
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    base = settings.model_settings.model_copy(
-        update={"peft_settings": None, "adapter_path": None, "is_trainable": False}
-    )
-    entry = ChatInferenceModelSettings(
-        model_settings=base,
-        tokenizer_settings=settings.tokenizer_settings,
-        use_vllm=True,
-        vllm_engine_settings=rollout.vllm_engine_settings,
-    )
-    with vllm_engine(entry, tokenizer, settings.seed) as llm:
-        yield VllmEngine(llm, tokenizer, rollout)
+    with open_engine(settings, tokenizer) as engine:
+        yield engine
 
 
 def to_device(rewards: list, device: Any) -> None:
