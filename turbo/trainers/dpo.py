@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from turbo.settings.pipelines.train.dpo import SyncRefModelSettings
 from turbo.trainers.base import MetricsTrainer
 from turbo.trainers.logps import AnswerLogps, answer_logps, model_reference_logps, reference_logps, rows
 from turbo.trainers.losses.dpo import LOSSES, PairLoss
+from turbo.trainers.multimodal import load_parts, part_optimizer, save_parts
 
 # the precomputed reference log-probs: [chosen; rejected] rows, one feature key per block
 REFERENCE_KEYS = {"": ("ref_chosen_logps", "ref_rejected_logps")}
@@ -23,7 +25,12 @@ class DpoTrainer(MetricsTrainer):
     policy with its adapter disabled, in that order; losses without a reference read none. `lc_alpha`:
     both are length-desensitised (LD-DPO, turbo.trainers.logps.length_desensitised). `sft_model` (the
     original's use_sft_model): the frozen starting model, scored as a second reference for the
-    rewards/sft_* metrics only; the loss never reads it."""
+    rewards/sft_* metrics only; the loss never reads it.
+
+    A MultimodalModel policy (train_multimodal_dpo) gives `part_learning_rates` (one learning rate per
+    part, checkpoints of what trains: turbo.trainers.multimodal) and, for a reference without a separate
+    model, `start`: the policy's own LM with its adapter disabled beside frozen copies of the starting
+    projectors (and of any encoder that trains), so a projector that learns does not move the reference."""
 
     def __init__(
         self,
@@ -33,9 +40,16 @@ class DpoTrainer(MetricsTrainer):
         average_log_prob: bool | None = None,
         lc_alpha: float | None = None,
         sft_model: Any = None,
+        part_learning_rates: dict[str, float] | None = None,
+        start: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.part_learning_rates = part_learning_rates
+        self.start = start
+        if start is not None:  # its own copies move; the shared LM is already where the policy is
+            for part in (*start.projectors.values(), *start.encoders.values()):
+                part.to(self.args.device)
         self.loss_type: str = loss_settings.loss_type  # type: ignore[attr-defined]
         self.loss_spec = LOSSES[self.loss_type]
         self.average_log_prob = (
@@ -56,6 +70,8 @@ class DpoTrainer(MetricsTrainer):
     def _reference(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if not self.uses_reference:
             return None
+        if self.ref_model is None and self.start is not None:  # `start` with its adapter disabled
+            return reference_logps(self.start, inputs, REFERENCE_KEYS[""], lc_alpha=self.lc_alpha)
         policy = self.accelerator.unwrap_model(model)
         return reference_logps(
             policy, inputs, REFERENCE_KEYS[""], ref_model=self.ref_model, lc_alpha=self.lc_alpha
@@ -138,6 +154,24 @@ class DpoTrainer(MetricsTrainer):
         metrics["rewards/sft_rejected"] += rejected.tolist()
         metrics["rewards/sft_margins"] += (chosen - rejected).tolist()
         metrics["rewards/sft_accuracies"] += (chosen > rejected).float().tolist()
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        if self.part_learning_rates is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        self.optimizer = part_optimizer(self, model, self.part_learning_rates)
+        return self.optimizer
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        if self.part_learning_rates is None:
+            return super()._save(output_dir, state_dict)
+        save_parts(self, output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        if self.part_learning_rates is None:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        unwrapped = self.accelerator.unwrap_model(self.model if model is None else model)
+        load_parts(unwrapped, Path(resume_from_checkpoint))
 
 
 class SyncRefModelCallback(TrainerCallback):

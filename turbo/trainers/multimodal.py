@@ -1,7 +1,7 @@
 """The Trainer for MultimodalModel: one learning rate per part, and checkpoints that hold only what trains.
 
-The three steps are plain functions of a trainer; MultimodalParts hooks them into a Trainer, so the multimodal
-DPO trainer shares them.
+The three steps are plain functions of a trainer, so the DPO and GRPO trainers call them on a multimodal
+policy too.
 """
 
 from __future__ import annotations
@@ -79,11 +79,11 @@ def load_parts(model: Any, folder: Path) -> None:
             load_part(encoder.model, folder / ENCODERS_FOLDER / modality)
 
 
-class MultimodalParts:
-    """The Trainer hooks of a MultimodalModel, shared by MultimodalTrainer and MultimodalDpoTrainer (listed
-    before their Trainer base): `part_learning_rates` maps a parameter-name prefix ('projectors.',
-    'encoders.', 'language_model.') to its learning rate; a checkpoint holds the LM (adapter or full
-    model), projectors.safetensors and every trained encoder under encoders/<modality>."""
+class MultimodalTrainer(Trainer):
+    """The Trainer of a MultimodalModel: `part_learning_rates` maps a parameter-name prefix ('projectors.',
+    'encoders.', 'language_model.') to its learning rate (`part_optimizer`); a checkpoint holds the LM
+    (adapter or full model), projectors.safetensors and every trained encoder under encoders/<modality>
+    (`save_parts`, `load_parts`). The multimodal DPO trainer calls the same functions."""
 
     def __init__(self, *args: Any, part_learning_rates: dict[str, float], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,7 +103,3 @@ class MultimodalParts:
             self.accelerator.unwrap_model(self.model if model is None else model),
             Path(resume_from_checkpoint),
         )
-
-
-class MultimodalTrainer(MultimodalParts, Trainer):
-    """The Trainer of a MultimodalModel: one learning rate per part, checkpoints of what trains."""

@@ -43,7 +43,7 @@ def build_reference(settings: MultimodalDpoExperimentSettings, model: Any, token
 
 def run(settings: MultimodalDpoExperimentSettings) -> None:
 
-    from turbo.trainers.multimodal_dpo import MultimodalDpoTrainer
+    from turbo.trainers.dpo import DpoTrainer
 
     trainer_settings = settings.trainer_settings
     need_margin = trainer_settings.loss_settings.uses_margin
@@ -72,7 +72,7 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
         )
         ref_model = start = None
 
-    trainer = MultimodalDpoTrainer(
+    trainer = DpoTrainer(
         model=model,
         start=start,
         part_learning_rates=part_learning_rates(settings),
