@@ -29,8 +29,9 @@ def test_path_problems_name_the_kind_and_never_raise(tmp_path: Path) -> None:
     assert path_problem(Path("x" * 5000), "file") == "is too long a path for the operating system"
 
 
-def test_every_preflight_entry_is_a_command_of_the_table() -> None:
-    assert set(PREFLIGHT) <= set(COMMANDS)  # a command without an entry gets the common checks
+def test_every_command_of_the_table_has_its_preflight_and_no_other() -> None:
+    assert set(PREFLIGHT) == set(COMMANDS)  # no default: a command without an entry is this failure
+    assert all(preflight_module.common.input_files in checks for checks in PREFLIGHT.values())
 
 
 def test_a_check_is_one_entry_and_every_check_reports(fixture_models, monkeypatch) -> None:
@@ -102,9 +103,10 @@ def test_a_logger_that_is_not_installed_is_reported(fixture_models, monkeypatch)
         SftExperimentSettings,
         ['logging_settings={"logging_type": "wandb", "project_name": "p", "mode": "offline"}'],
     )
-    real = preflight_module.importlib.util.find_spec
+    common = preflight_module.common
+    real = common.importlib.util.find_spec
     monkeypatch.setattr(
-        preflight_module.importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name)
+        common.importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name)
     )
     assert preflight("train_sft", settings) == [
         "logging_settings: 'wandb' needs the wandb package (pip install wandb)"

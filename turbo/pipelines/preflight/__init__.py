@@ -10,7 +10,9 @@ entry in a list below. Nothing here imports torch, transformers or vllm (validat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from turbo.errors import SettingsError, TurboError
 from turbo.pipelines.preflight.common import (
@@ -37,9 +39,20 @@ from turbo.pipelines.preflight.methods import (
 )
 from turbo.pipelines.preflight.rag import index_outputs, rag_vector_sizes
 from turbo.pipelines.preflight.rl import python_rewards, rollout_engine
+from turbo.settings.loading import validation_lines
 from turbo.settings.outputs import merge_output_problems
+from turbo.settings.problems import salvage, unsettled
 
-__all__ = ["PREFLIGHT", "adapter_task_types", "logging_backend", "preflight", "require_preflight"]
+__all__ = [
+    "PREFLIGHT",
+    "adapter_task_types",
+    "checked_settings",
+    "logging_backend",
+    "preflight",
+    "require_preflight",
+]
+
+M = TypeVar("M", bound=BaseModel)
 
 COMMON: list[Check] = [
     input_files,
@@ -94,12 +107,43 @@ def preflight(command: str, settings: Any) -> list[str]:
     return problems
 
 
+def _count(n: int) -> str:
+    return f"{n} problem{'s' if n > 1 else ''}"
+
+
 def require_preflight(command: str, settings: Any, source: str | Path) -> None:
     """SettingsError listing every preflight problem (exit code 2), or nothing."""
     problems = preflight(command, settings)
     if problems:
-        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         raise SettingsError(
-            f"{source}: valid settings for {command}, but {count} before anything loads:\n  "
+            f"{source}: valid settings for {command}, but {_count(len(problems))} before anything loads:\n  "
             + "\n  ".join(problems)
         )
+
+
+def settings_and_preflight_error(
+    command: str, model: type[M], data: dict[str, Any], exc: ValidationError, source: str
+) -> SettingsError:
+    """One error with every settings problem and every preflight problem of what did validate.
+
+    The preflight runs on the settings with the values that failed taken out (settings.problems.salvage);
+    its problems about those keys are left out (their own error is reported). When a required block
+    failed, there are no settings to check and the settings problems come alone."""
+    lines = validation_lines(exc, data)
+    salvaged, removed = salvage(model, data, exc)
+    later = [] if salvaged is None else [p for p in preflight(command, salvaged) if not unsettled(p, removed)]
+    header = f"{source}: {_count(len(lines))} in the settings"
+    if later:
+        header += f", and {_count(len(later))} before anything loads"
+    return SettingsError(f"{header}:\n  " + "\n  ".join([*lines, *later]))
+
+
+def checked_settings(command: str, model: type[M], data: dict[str, Any], source: str) -> M:
+    """The settings of `data` for `command` once they validate and pass the preflight; otherwise one
+    SettingsError listing every problem of both (what `turbo validate` and the run report)."""
+    try:
+        settings = model.model_validate(data)
+    except ValidationError as exc:
+        raise settings_and_preflight_error(command, model, data, exc, source) from None
+    require_preflight(command, settings, source)
+    return settings
