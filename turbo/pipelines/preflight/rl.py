@@ -81,4 +81,4 @@ def rollout_engine(settings: Any) -> list[str]:
     if not settings.rollout_settings.use_vllm:
         return []
     problem = vllm_problem()
-    return [f"rollout_settings.use_vllm: {problem}"] if problem else []
+    return [f"rollout_settings.use_vllm: {problem.removeprefix('use_vllm: ')}"] if problem else []
