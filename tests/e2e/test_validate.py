@@ -233,6 +233,8 @@ def test_output_paths_that_cannot_be_written(fixture_models, multimodal_models, 
     blocker.write_text("not a folder\n")
     stderr = refused(SFT, "train_sft", "experiment_settings_path", "log_path=/proc/turbo_run")
     assert "log_path: no folder can be made in /proc: " in stderr
+    stderr = refused(GRPO, "train_grpo", "experiment_settings_path", f"log_path={blocker}")
+    assert f"log_path: {blocker} is a file, not a folder" in stderr
     stderr = refused(CHAT_INFERENCE, "inference_chat", "inference_settings_path", f"save_path={blocker}")
     assert f"save_path: {blocker} is a file, not a folder" in stderr
     out = tmp_path / "features"
