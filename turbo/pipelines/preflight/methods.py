@@ -9,7 +9,7 @@ from typing import Any
 
 from turbo.errors import SettingsError, TurboError
 from turbo.modeling.multimodal.shapes import encoder_shape, shape_problems
-from turbo.pipelines.preflight.common import TOKENIZER_FILES, has_file, is_folder
+from turbo.pipelines.preflight.common import TOKENIZER_FILES, has_file, is_folder, vllm_problem
 
 
 def _encoders_readable(encoders: dict[str, Any]) -> bool:
@@ -111,13 +111,11 @@ def vllm_engines(settings: Any) -> list[str]:
     entries = [(i, e) for i, e in enumerate(settings.inference_settings) if getattr(e, "use_vllm", False)]
     if not entries:
         return []
-    from turbo.generators.vllm import adapter_rank, check_vllm_version, installed_vllm_version
+    from turbo.generators.vllm import adapter_rank
 
     problems = []
-    try:
-        check_vllm_version(installed_vllm_version())
-    except TurboError as exc:
-        problems.append(f"inference_settings.{entries[0][0]}.use_vllm: {exc}")
+    if problem := vllm_problem():
+        problems.append(f"inference_settings.{entries[0][0]}.use_vllm: {problem.removeprefix('use_vllm: ')}")
     for index, entry in entries:
         adapter = entry.model_settings.adapter_path
         if adapter is not None and (Path(adapter) / "adapter_config.json").is_file():

@@ -11,7 +11,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from turbo.errors import TurboError
+from turbo.pipelines.preflight.common import vllm_problem
 
 
 def _defined_names(source: str) -> set[str] | None:
@@ -63,17 +63,6 @@ def python_rewards(settings: Any) -> list[str]:
         if problem:
             problems.append(f"reward_settings.{index}.function: {reward.function}: {problem}")
     return problems
-
-
-def vllm_problem() -> str | None:
-    """Why vLLM cannot run here (not installed, an unsupported version), or None."""
-    from turbo.generators.vllm import check_vllm_version, installed_vllm_version
-
-    try:
-        check_vllm_version(installed_vllm_version())
-    except TurboError as exc:
-        return str(exc)
-    return None
 
 
 def rollout_engine(settings: Any) -> list[str]:
