@@ -1,7 +1,7 @@
 """Checks of online RL (train_grpo, train_ppo): the user's python rewards import, vLLM for rollouts.
 
 A python reward is looked up without running it (the run imports it): its module is found on the path
-and, where its source is a Python file, the function is defined at its top level.
+and, where its source is a Python file, the function's name is defined in it (read, not executed).
 """
 
 from __future__ import annotations
