@@ -49,7 +49,7 @@ def overlong_penalty(lengths: torch.Tensor, max_tokens: int, buffer: int, penalt
     """DAPO's soft overlong penalty per answer (<= 0): -penalty * (tokens past max_tokens - buffer) / buffer,
     so 0 up to max_tokens - buffer tokens and -penalty at max_tokens."""
     past = (lengths.to(torch.float32) - (max_tokens - buffer)).clamp(min=0)
-    return -penalty * past / buffer
+    return -penalty * past / buffer + 0.0  # + 0.0: no -0.0 in the dumps
 
 
 def informative_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
