@@ -43,11 +43,13 @@ class PpoTrainerSettings(RlTrainerSettings):
     @model_validator(mode="before")
     @classmethod
     def _no_grpo_settings(cls, data: Any) -> Any:
-        """GRPO's options named in a PPO file: say what PPO reads instead."""
+        """GRPO's options named in a PPO file: say what PPO reads instead (when they are its only unknown
+        keys; other unknown keys get the usual one error each, which the command guess counts)."""
         if not isinstance(data, dict):
             return data
-        found = [name for name in GRPO_SETTINGS if name in data]
-        if found:
+        unknown = [name for name in data if name not in cls.model_fields]
+        found = [name for name in GRPO_SETTINGS if name in unknown]
+        if found and len(found) == len(unknown):
             raise ValueError(
                 f"{found[0]} is a train_grpo setting: PPO's policy loss is the clipped "
                 "surrogate (cliprange) over GAE advantages of a value model (kl_coef, gamma, lam, "
