@@ -104,12 +104,13 @@ class GrpoTrainerSettings(RlTrainerSettings):
     @model_validator(mode="after")
     def _estimator_reads_scale(self) -> GrpoTrainerSettings:
         if self.advantage_estimator != "group" and "scale_rewards" in self.model_fields_set:
+            instead = {
+                "rloo": "centres on the mean of the other answers",
+                "reinforce_pp": "divides by the std over the whole rollout",
+            }[self.advantage_estimator]
             raise ValueError(
-                f"scale_rewards is read by advantage_estimator group only; remove it "
-                f"(advantage_estimator {self.advantage_estimator} "
-                + ("centres on the mean of the other answers" if self.advantage_estimator == "rloo"
-                   else "divides by the std over the whole rollout")
-                + ")"
+                "scale_rewards is read by advantage_estimator group only; remove it (advantage_estimator "
+                f"{self.advantage_estimator} {instead})"
             )
         return self
 
