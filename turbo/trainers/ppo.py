@@ -27,6 +27,8 @@ from turbo.trainers.rollout import (
     sync_engine,
     to_answers,
 )
+from turbo.trainers.rollout_dumps import dump_rollout
+from turbo.trainers.rollout_steps import note_correction, rollout_correction
 
 VALUE_MODEL = "value_model"
 
@@ -47,6 +49,7 @@ class PpoTrainer(RolloutTrainer):
         super().__init__(*args, **kwargs)
         self.ppo = ppo_settings
         self.value_model = value_model.to(self.args.device)
+        note_correction(ppo_settings.rollout_correction, self.rollout_settings)
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         """The Trainer's optimiser for the policy, plus one parameter group for the value model."""
@@ -96,6 +99,11 @@ class PpoTrainer(RolloutTrainer):
                 rewards = masked_whiten(rewards, mask, shift_mean=False) * mask
             advantages, returns = gae(rewards, old_values, mask, settings.gamma, settings.lam)
             advantages = masked_whiten(advantages, mask) * mask
+        correction = rollout_correction(
+            settings.rollout_correction, self.rollout_settings, rollout, old, mask
+        )
+        answer_advantages = (advantages.sum(-1) / mask.sum(-1).clamp(min=1)).tolist()
+        dump_rollout(self, settings.rollout_dump_steps, rollout, answer_advantages)
         stats: dict[str, list[float]] = {
             name: []
             for name in ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction", "entropy")
@@ -118,6 +126,7 @@ class PpoTrainer(RolloutTrainer):
                 cliprange_value=settings.cliprange_value,
                 vf_coef=settings.vf_coef,
                 count=int(mask[mini_batch].sum()),
+                weights=None if correction is None else correction.weights[chunk_rows, :width],
             )
             for name in ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction"):
                 stats[name].append(getattr(result, name).item())
@@ -137,6 +146,8 @@ class PpoTrainer(RolloutTrainer):
         )
         metrics = rollout_metrics(rollout, old)
         metrics.update({name: sum(values) / len(values) for name, values in stats.items() if values})
+        if correction is not None:
+            metrics.update(correction.metrics())
         metrics.update(
             {
                 "score": scores.mean().item(),
