@@ -44,6 +44,15 @@ class ChatCherryPickSettings(CherryPickSettings):
     generator_transformers_settings: GeneratorTransformersSettings = GeneratorTransformersSettings()
     custom_generation_settings: CustomGenerationSettings = CustomGenerationSettings()
 
+    @field_validator("generator_transformers_settings")
+    @classmethod
+    def _no_logprobs(cls, value: GeneratorTransformersSettings) -> GeneratorTransformersSettings:
+        if value.logprobs is not None:
+            raise ValueError(
+                "logprobs: only the inference commands write log-probs, cherry-picks do not; remove it"
+            )
+        return value
+
 
 def text_metrics_only(value: list) -> list:
     names = sorted({metric.type for metric in value} & MODEL_METRICS)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from turbo.data.chat import ChatSample, build_chat_samples
-from turbo.generators.transformers import answer_rows, generate_answers
+from turbo.generators.transformers import answer_rows, generate_answers_with_extras
 from turbo.io import write_jsonl
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
@@ -36,7 +36,7 @@ def transformers_rows(
     """The output rows of each generation setting, generated with transformers."""
     model = load_model(entry.model_settings, tokenizer, entry.tokenizer_settings)
     for generation in entry.generation_settings:
-        answers = generate_answers(
+        answers, extras = generate_answers_with_extras(
             model,
             tokenizer,
             [sample.input_ids for sample in samples],
@@ -45,7 +45,7 @@ def transformers_rows(
             batch=entry.generate_batch,
             progress=True,
         )
-        yield answer_rows(samples, answers)
+        yield answer_rows(samples, answers, extras)
     del model
 
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from turbo.data.multimodal import MultimodalSample, add_modality_tokens, build_multimodal_samples
-from turbo.generators.transformers import answer_rows, generate_answers
+from turbo.generators.transformers import answer_rows, generate_answers_with_extras
 from turbo.io import write_json, write_jsonl
 from turbo.modeling.loading import load_model
 from turbo.modeling.multimodal.parts import (
@@ -82,7 +82,7 @@ def run(settings: MultimodalInferenceExperimentSettings) -> None:
         model = load_multimodal_model(settings, entry, tokenizer, shapes)
         device = next(model.parameters()).device
         for generation_index, generation in enumerate(entry.generation_settings):
-            answers = generate_answers(
+            answers, extras = generate_answers_with_extras(
                 model,
                 tokenizer,
                 [sample.input_ids for sample in samples],
@@ -92,7 +92,7 @@ def run(settings: MultimodalInferenceExperimentSettings) -> None:
                 progress=True,
                 extra_inputs=media_inputs(samples, readers, device),
             )
-            rows = answer_rows(samples, answers)  # type: ignore[arg-type]
+            rows = answer_rows(samples, answers, extras)  # type: ignore[arg-type]
             means = {}
             for source in dataset.sources:
                 path = output_path(settings.save_path, model_index, generation_index, source.name)

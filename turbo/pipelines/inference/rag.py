@@ -19,7 +19,7 @@ from turbo.generators.rag import (
     rag_rows,
     retrieve_for_samples,
 )
-from turbo.generators.transformers import generate_answers
+from turbo.generators.transformers import generate_answers_with_extras
 from turbo.io import write_jsonl
 from turbo.modeling.loading import load_model
 from turbo.modeling.rag.encoder import load_encoder, vector_size
@@ -39,11 +39,11 @@ def transformers_rows(
 ) -> Iterator[Rows]:  # fmt: skip
     model = load_model(entry.model_settings.generator_settings, tokenizer, entry.tokenizer_settings)
     for generation in entry.generation_settings:
-        answers = generate_answers(
+        answers, extras = generate_answers_with_extras(
             model, tokenizer, prompts, generation.transformers_settings, generation.custom_settings,
             batch=entry.batch, progress=True,
         )  # fmt: skip
-        yield rag_rows(samples, answers, retrieved)
+        yield rag_rows(samples, answers, retrieved, extras)
     del model
 
 

@@ -60,9 +60,10 @@ def score_rows(metrics: list[Any], rows: list[dict], source: str) -> tuple[dict[
     every = {label: values for metric in scores for label, values in metric.items()}
     scored = []
     for index, sample in enumerate(samples):
+        given = rows[index].get("answers", [])  # each answer keeps its other fields (log-probs, ...)
         row = {
             **sample.row,
-            "answers": [{"id": str(k), "content": a} for k, a in enumerate(answers[index])],
+            "answers": [{**given[k], "id": str(k), "content": a} for k, a in enumerate(answers[index])],
         }
         row["metrics"] = {label: values[index] for label, values in every.items()}
         scored.append(row)

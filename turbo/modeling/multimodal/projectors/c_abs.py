@@ -3,6 +3,10 @@
 Encoder tokens on their h x w grid -> residual conv blocks -> adaptive average pooling to a
 s x s grid (s*s = n_modality_embeddings) -> residual conv blocks -> Linear -> GELU -> Linear.
 Convolutions keep locality that plain resampling would lose while the pooling sets the token count.
+
+The original project's c_abs is another network under the same name (timm RegStage blocks, a learned
+position embedding, a SiLU read-out, 1024 channels inside): its weights (keys `pos_emb`, `net.*`) have no
+place here, and loading them says so instead of failing on a key list.
 """
 
 from __future__ import annotations
@@ -57,6 +61,17 @@ class CAbstractor(nn.Module):
 
     output_tokens = staticmethod(c_abs_output_tokens)
     input_problem = staticmethod(c_abs_input_problem)
+
+    @staticmethod
+    def renamed_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The state dict as it is; ValueError for the original project's c_abs weights."""
+        if any(key == "pos_emb" or key.startswith("net.") for key in state):
+            raise ValueError(
+                "these are the original project's c_abs weights (timm RegStage blocks and a position "
+                "embedding: keys pos_emb, net.*), a different network from turbo's c_abs; train the "
+                "projector again with turbo, or use the llava projector"
+            )
+        return state
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         items, _, width = features.shape
