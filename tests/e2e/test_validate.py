@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..conftest import CONFIGS, REPO, run_turbo
+from ..helpers import CONFIGS, REPO, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 LLAVA = CONFIGS / "train" / "multimodal" / "llava_lora.json"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
 
 TRAIN = CONFIGS / "train" / "rag" / "lora.json"
 INFERENCE = CONFIGS / "inference" / "rag" / "base.json"
@@ -167,8 +167,6 @@ def test_ddp_two_processes_train_once_with_cherry_picks(rag_models: Path, tmp_pa
     import socket
     import subprocess
     import sys
-
-    from ..conftest import REPO
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
