@@ -70,7 +70,7 @@ def load_tokenizer(
 
 
 def read_tokenizer(
-    path: Path,
+    path: Path | str,
     field: str,
     *,
     use_fast: bool = True,
@@ -82,6 +82,7 @@ def read_tokenizer(
     against `kwargs_field` where the folder loads without those kwargs, else against `field` (the path).
     Where tokenizer.json cannot be read and use_fast is false or a tokenizer.model is there, the tokenizer
     is built from the slow files (tokenizer.model, vocab files) instead before giving up."""
+    path = Path(path)
     if not path.exists():
         raise ModelError(f"{field}: tokenizer folder {path} does not exist")
     kwargs = dict(kwargs or {})
