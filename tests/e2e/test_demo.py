@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..conftest import REPO, read_jsonl
+from ..helpers import REPO, read_jsonl
 
 TABLE = (
     "16 held-out questions        before    after",

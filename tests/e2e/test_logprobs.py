@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 CHAT = CONFIGS / "inference" / "chat" / "base.json"
 MULTIMODAL = CONFIGS / "original" / "inference" / "multimodal" / "llama_llava_clip_pickle.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo, train_rows
 
 GRPO = CONFIGS / "train" / "grpo" / "lora.json"
 PPO = CONFIGS / "train" / "ppo" / "lora.json"
@@ -33,8 +33,8 @@ COMMON_METRICS = {
 }
 
 
-def train_rows(folder: Path) -> list[dict]:
-    return [row for row in read_jsonl(folder / "metrics.jsonl") if "reward/mean" in row]
+def rl_rows(folder: Path) -> list[dict]:
+    return train_rows(folder, "reward/mean")
 
 
 def mean(values: list[float]) -> float:
@@ -50,7 +50,7 @@ def assert_reward_rises(rows: list[dict], margin: float) -> None:
 def test_grpo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     folder = tmp_path / "grpo"
     run_turbo("train_grpo", "--experiment_settings_path", GRPO, "--set", f"log_path={folder}")
-    rows = train_rows(folder)
+    rows = rl_rows(folder)
     assert [row["step"] for row in rows] == list(range(1, 31))
     assert rows[0].keys() >= COMMON_METRICS
     assert_reward_rises(rows, margin=5.0)  # characters per answer: about 18 at the start
@@ -92,7 +92,7 @@ def test_grpo_evaluation_and_cherry_picks(fixture_models, tmp_path: Path) -> Non
             next(row for row in evals if row["step"] == step)["eval_reward/mean"]
         )
         assert len(read_jsonl(folder / "cherry_picks" / f"step_{step}.jsonl")) == 6
-    trained = train_rows(folder)
+    trained = rl_rows(folder)
     assert all(row["kl"] > 0 for row in trained[1:])  # beta > 0: the reference is the adapter disabled
 
 
@@ -103,7 +103,7 @@ def ppo_settings(folder: Path, *more: str) -> list[str]:
 def test_ppo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     folder = tmp_path / "ppo"
     run_turbo(*ppo_settings(folder))
-    rows = train_rows(folder)
+    rows = rl_rows(folder)
     assert [row["step"] for row in rows] == list(range(1, 17))
     assert COMMON_METRICS | {"value_loss", "value_clip_fraction", "score", "value"} <= rows[0].keys()
     assert_reward_rises(rows, margin=3.0)
@@ -131,7 +131,7 @@ def test_ppo_with_a_reward_model_starts_the_value_model_from_it(fixture_models, 
             "--set", "trainer_settings.rollout_correction={}",
         )
     )  # fmt: skip
-    rows = train_rows(folder)
+    rows = rl_rows(folder)
     for row in rows:
         assert row["reward/mean"] == pytest.approx(
             0.5 * row["reward/reward_model/mean"] + row["reward/regex/mean"], abs=1e-5
@@ -161,7 +161,7 @@ def test_ppo_resume_continues_as_the_uninterrupted_run(fixture_models, tmp_path:
     shutil.rmtree(resumed / "final")
     assert (resumed / "checkpoints" / "checkpoint-2" / "value_model" / "model.safetensors").is_file()
     run_turbo(*ppo_settings(resumed, *short, "--set", "trainer_settings.resume_from_checkpoint=true"))
-    rows, expected = train_rows(resumed), train_rows(straight)
+    rows, expected = rl_rows(resumed), rl_rows(straight)
     assert [row["step"] for row in rows] == [1, 2, 3, 4]
     for name in ("reward/mean", "loss", "value_loss", "value"):
         assert [row[name] for row in rows] == pytest.approx(

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 from .test_rl_vllm import MAX_NEW_TOKENS, TINY, greedy_pair, perturb, prompts
 
 pytestmark = [

@@ -8,7 +8,7 @@ from turbo.data.chat import IGNORE_INDEX, build_chat_samples
 from turbo.data.packing import PackedCollator, pack_features, pack_lengths, padding_share
 from turbo.settings.datasets import ChatDatasetSettings
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 
 def test_pack_lengths_fills_bins_best_fit_and_keeps_every_sample_once() -> None:
