@@ -16,6 +16,7 @@ from turbo.errors import RunComplete, SettingsError, TurboError
 from turbo.io import atomic_open, replace_dir, write_json, write_jsonl
 from turbo.pipelines.preflight import logging_backend
 from turbo.reading import output_folder_problem
+from turbo.settings.base import settings_as_run
 from turbo.settings.outputs import experiment_folder_problems, is_turbo_entry, refuse
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 
@@ -39,7 +40,7 @@ def prepare_experiment_folder(settings: BaseTrainExperimentSettings) -> Path:
         raise SettingsError(f"log_path: {problem}")
     if is_main_process():
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "experiment_settings.json", settings.model_dump(mode="json"))
+        write_json(folder / "experiment_settings.json", settings_as_run(settings))
     return folder
 
 
