@@ -133,7 +133,7 @@ def reader_folders(settings: Any) -> list[str]:
     return [
         f"{where}reader_path: {node.reader_path} has no preprocessor_config.json"
         for where, node in nodes(settings)
-        if getattr(node, "reader_type", "pickle") != "pickle"
+        if getattr(node, "reader_type", None) is not None and node.modality is not None  # pickle: features
         and not _has_file(node.reader_path, ("preprocessor_config.json",))
     ]
 
@@ -157,11 +157,11 @@ def record_folders(settings: Any) -> list[str]:
 
 def logging_backend(settings: Any) -> list[str]:
     """The chosen logger (tensorboard, wandb, clearml) is installed."""
-    logging_type = settings.logging_settings.logging_type if settings.logging_settings else "none"
-    package = {"tensorboard": "tensorboard", "wandb": "wandb", "clearml": "clearml"}.get(logging_type)
+    logger = settings.logging_settings
+    package = logger.package if logger is not None else None  # the settings class names it
     if package is None or importlib.util.find_spec(package) is not None:
         return []
-    return [f"logging_settings: '{logging_type}' needs the {package} package (pip install {package})"]
+    return [f"logging_settings: '{logger.logging_type}' needs the {package} package (pip install {package})"]
 
 
 def _encoders_readable(encoders: dict[str, Any]) -> bool:

@@ -130,9 +130,10 @@ def attach_rag_cherry_picks(
 
 def attach_loggers(trainer: Any, settings: Any) -> None:
     """The loggers that report_to does not start (ClearML)."""
-    from turbo.trainers.loggers import ClearmlCallback
+    from turbo.trainers.loggers import LOGGERS
 
     logging_settings = settings.logging_settings
-    if logging_settings is not None and logging_settings.logging_type == "clearml":
+    callback = LOGGERS[logging_settings.logging_type].callback if logging_settings is not None else None
+    if callback is not None:
         configuration = settings.model_dump(mode="json")
-        trainer.add_callback(ClearmlCallback(logging_settings, Path(settings.log_path).name, configuration))
+        trainer.add_callback(callback(logging_settings, Path(settings.log_path).name, configuration))

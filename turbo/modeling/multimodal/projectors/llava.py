@@ -7,8 +7,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from turbo.modeling.multimodal.shapes import llava_input_problem, llava_output_tokens
-
 
 class LlavaProjector(nn.Module):
     def __init__(self, settings: Any, in_width: int, out_width: int, n_in: int, n_out: int) -> None:
@@ -16,9 +14,6 @@ class LlavaProjector(nn.Module):
         if n_in != n_out:
             raise ValueError(f"the llava projector keeps all {n_in} tokens, not {n_out}")
         self.net = nn.Sequential(nn.Linear(in_width, out_width), nn.GELU(), nn.Linear(out_width, out_width))
-
-    output_tokens = staticmethod(llava_output_tokens)
-    input_problem = staticmethod(llava_input_problem)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)
