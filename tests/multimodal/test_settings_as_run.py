@@ -24,7 +24,11 @@ def test_a_run_with_trainer_settings_seed_validates_and_exports(multimodal_model
     written = tmp_path / "run" / "experiment_settings.json"
     as_run = json.loads(written.read_text())
     assert as_run["trainer_settings"]["seed"] == 7 and "seed" not in as_run
-    result = run_turbo("validate", written)
+    # as it is: valid settings; the one problem is the finished run in log_path (a rerun is refused)
+    result = run_turbo("validate", written, expect=2)
+    assert "valid settings for train_multimodal, but 1 problem" in result.stderr
+    assert "log_path:" in result.stderr and "disagree" not in result.stderr
+    result = run_turbo("validate", written, "--set", f"log_path={tmp_path / 'again'}")
     assert "train_multimodal" in result.stdout
 
     out = tmp_path / "llava"
