@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -58,18 +58,8 @@ class ClearmlSettings(_LoggerFields):
     )
 
 
-def _group_name(data: Any) -> Any:
-    """group_name is the name other loggers (and the original files) use for wandb's group."""
-    if isinstance(data, dict) and "group_name" in data and data.get("logging_type", "wandb") == "wandb":
-        if "group" in data:
-            raise ValueError("group_name is another name for group; set one of them")
-        data = {**{k: v for k, v in data.items() if k != "group_name"}, "group": data["group_name"]}
-    return data
-
-
 LoggingSettings = Annotated[
     NoLoggingSettings | TensorboardSettings | WandbSettings | ClearmlSettings,
     Field(discriminator="logging_type"),
-    BeforeValidator(_group_name),
     BeforeValidator(infer_logging_type),
 ]

@@ -90,16 +90,6 @@ class LoraSettings(StrictModel):
     use_rslora: bool = Field(False, description="Scale by lora_alpha / sqrt(r) (rank-stabilised LoRA).")
     use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _lora_bias(cls, data: Any) -> Any:
-        """LLaVA's name for bias."""
-        if isinstance(data, dict) and "lora_bias" in data:
-            if "bias" in data:
-                raise ValueError("lora_bias is another name for bias; set one of them")
-            data = {**{k: v for k, v in data.items() if k != "lora_bias"}, "bias": data["lora_bias"]}
-        return data
-
     @field_validator("modules_to_save", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
