@@ -122,3 +122,5 @@ def test_properties_live_on_the_settings_classes() -> None:
     assert {tag: klass.package for tag, klass in loggers.items()} == {
         "none": None, "tensorboard": "tensorboard", "wandb": "wandb", "clearml": "clearml",
     }  # fmt: skip
+    peft = members(load_object(REGISTRIES["peft_types"][0]))
+    assert [tag for tag, klass in peft.items() if not klass.virtual_tokens] == ["LORA"]

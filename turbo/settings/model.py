@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -67,7 +67,15 @@ class BnbSettings(StrictModel):
         return self
 
 
-class LoraSettings(StrictModel):
+class _PeftFields(StrictModel):
+    virtual_tokens: ClassVar[bool] = True
+    """Prompt learning: the adapter prepends virtual tokens to every row (so rows stay padded, and
+    vLLM cannot load it); LoRA changes weights instead."""
+
+
+class LoraSettings(_PeftFields):
+    virtual_tokens = False
+
     name: Literal["LORA"]
     r: PositiveCount = Field(16, description="The rank of each LoRA update.")
     lora_alpha: PositiveCount = Field(16, description="The update is scaled by lora_alpha / r.")
@@ -101,7 +109,7 @@ class LoraSettings(StrictModel):
         return value
 
 
-class PromptTuningSettings(StrictModel):
+class PromptTuningSettings(_PeftFields):
     name: Literal["PROMPT_TUNING"]
     num_virtual_tokens: PositiveCount = Field(32, description="Trained virtual tokens put before the input.")
     prompt_tuning_init_text: str | None = Field(
@@ -110,7 +118,7 @@ class PromptTuningSettings(StrictModel):
     task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
 
 
-class PrefixTuningSettings(StrictModel):
+class PrefixTuningSettings(_PeftFields):
     name: Literal["PREFIX_TUNING"]
     num_virtual_tokens: PositiveCount = Field(32, description="Trained virtual tokens put before the input.")
     encoder_hidden_size: PositiveCount | None = Field(
@@ -122,7 +130,7 @@ class PrefixTuningSettings(StrictModel):
     task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
 
 
-class PTuningSettings(StrictModel):
+class PTuningSettings(_PeftFields):
     name: Literal["P_TUNING"]
     num_virtual_tokens: PositiveCount = Field(32, description="Trained virtual tokens put before the input.")
     encoder_hidden_size: PositiveCount | None = Field(
