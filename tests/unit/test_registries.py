@@ -107,6 +107,7 @@ def test_properties_live_on_the_settings_classes() -> None:
     assert {tag for tag, klass in metrics.items() if klass.per_sample} == {
         "kl", "perplexity", "retrieval_utility", "reward",
     }  # fmt: skip
+    assert [tag for tag, klass in metrics.items() if klass.reads_reference] == ["kl"]
     encoders = members(load_object(REGISTRIES["encoders"][0]))
     readers = members(load_object(REGISTRIES["readers"][0]))
     assert {tag: klass.modality for tag, klass in encoders.items()} == {

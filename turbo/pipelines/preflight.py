@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from turbo.errors import SettingsError, TurboError
 from turbo.modeling.multimodal.shapes import encoder_shape, shape_problems
 from turbo.reading import output_folder_problem
-from turbo.settings.model import ModelSettings
+from turbo.settings.model import PEFT_TASK_TYPES, ModelSettings
 from turbo.settings.outputs import experiment_folder_problems, merge_output_problems
 from turbo.settings.paths import input_path_problems, path_problem
 
@@ -102,9 +102,6 @@ def attention_kernels(settings: Any) -> list[str]:
     ]
 
 
-ADAPTER_TASKS = {"causal": "CAUSAL_LM", "seq_cls": "SEQ_CLS"}
-
-
 def adapter_task_types(settings: Any) -> list[str]:
     """A saved adapter was trained for the model's head: a causal-LM adapter on a sequence-classification
     model (or the reverse) is refused before loading (peft would load it and score nonsense)."""
@@ -118,8 +115,8 @@ def adapter_task_types(settings: Any) -> list[str]:
         except (OSError, ValueError):
             continue  # model_folders reports a missing config
         task = config.get("task_type") if isinstance(config, dict) else None
-        expected = ADAPTER_TASKS[node.model_type]
-        if task in ADAPTER_TASKS.values() and task != expected:
+        expected = PEFT_TASK_TYPES[node.model_type]
+        if task in PEFT_TASK_TYPES.values() and task != expected:
             source = "train_rm or train_classification" if expected == "SEQ_CLS" else "train_sft or train_dpo"
             problems.append(
                 f"{where}adapter_path: {adapter} is a {task} adapter, but model_type '{node.model_type}' "

@@ -125,6 +125,8 @@ class _Metric(StrictModel):
 
     reads_model: ClassVar[bool] = False
     """Reads the trained model's log-probs: computed during training only (cherry-picks of text prompts)."""
+    reads_reference: ClassVar[bool] = False
+    """Compares the trained model with a reference model: the run needs one."""
     per_sample: ClassVar[bool] = False
     """A sample's value depends on that sample only (and on models): it runs where the sample was
     generated, on every process; the others run once over a whole dataset's answers."""
@@ -162,6 +164,7 @@ class KlMetricSettings(_Metric):
     """Sequence KL estimate on the generated answers: sum of log p_model - log p_ref over their tokens."""
 
     reads_model = True
+    reads_reference = True
     per_sample = True
 
     type: Literal["kl"]

@@ -12,6 +12,7 @@ from turbo.settings.paths import InputFolder
 from turbo.settings.problems import Problem
 
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
+PEFT_TASK_TYPES: dict[str, TaskType] = {"causal": "CAUSAL_LM", "seq_cls": "SEQ_CLS"}  # model_type -> peft's
 AttentionKind = Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"]
 
 # from_pretrained arguments turbo passes itself -> the setting that owns each
