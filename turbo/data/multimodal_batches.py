@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from turbo.data.chat import IGNORE_INDEX
 from turbo.data.multimodal import MediaItem, MultimodalSample
+from turbo.labels import IGNORE_INDEX
 
 
 class MultimodalTorchDataset(torch.utils.data.Dataset):

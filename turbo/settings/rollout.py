@@ -102,7 +102,7 @@ def check_rollout(rollout: RolloutSettings, model: Any) -> None:
                 "one; set one of them"
             )
         peft = model.peft_settings
-        plain_lora = peft is None or (peft.name == "LORA" and not getattr(peft, "use_dora", False))
+        plain_lora = peft is None or (not peft.virtual_tokens and not getattr(peft, "use_dora", False))
         if not model.trains_adapter or not plain_lora:
             raise ValueError(
                 "rollout_settings.vllm_server loads the policy's LoRA adapter into the server after each "
@@ -119,7 +119,7 @@ def check_rollout(rollout: RolloutSettings, model: Any) -> None:
         for name, used in (
             (
                 f"peft_settings.name {getattr(peft, 'name', '')} (vLLM takes LoRA or full weights)",
-                peft is not None and peft.name != "LORA",
+                peft is not None and peft.virtual_tokens,
             ),
             ("peft_settings.use_dora", peft is not None and getattr(peft, "use_dora", False)),
             ("bnb_settings (quantised weights cannot be merged into vLLM's)", model.bnb_settings is not None),

@@ -16,6 +16,7 @@ from turbo.errors import RunComplete, SettingsError, TurboError
 from turbo.io import atomic_open, replace_dir, write_json, write_jsonl
 from turbo.pipelines.preflight import logging_backend
 from turbo.reading import output_folder_problem
+from turbo.settings.base import settings_as_run
 from turbo.settings.outputs import experiment_folder_problems, is_turbo_entry, refuse
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 
@@ -39,7 +40,7 @@ def prepare_experiment_folder(settings: BaseTrainExperimentSettings) -> Path:
         raise SettingsError(f"log_path: {problem}")
     if is_main_process():
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "experiment_settings.json", settings.model_dump(mode="json"))
+        write_json(folder / "experiment_settings.json", settings_as_run(settings))
     return folder
 
 
@@ -51,29 +52,12 @@ def check_logging_backend(settings: BaseTrainExperimentSettings) -> None:
 
 def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:
     """The trainer's report_to, with the environment the chosen logger reads."""
+    from turbo.trainers.loggers import LOGGERS
+
     logging_settings = settings.logging_settings
-    if logging_settings is None or logging_settings.logging_type == "none":
+    if logging_settings is None:
         return []
-    if logging_settings.logging_type == "tensorboard":
-        names = [name for name in (logging_settings.group_name, logging_settings.run_name) if name]
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(folder, "tensorboard", *names))
-        return ["tensorboard"]
-    if logging_settings.logging_type == "clearml":
-        return []  # ClearmlCallback, added by pipelines.train.evaluation.attach_loggers
-    os.environ["WANDB_PROJECT"] = logging_settings.project_name
-    if logging_settings.mode is not None:  # otherwise WANDB_MODE from the environment decides
-        os.environ["WANDB_MODE"] = logging_settings.mode
-    os.environ["WANDB_DIR"] = str(folder)
-    optional = {
-        "WANDB_ENTITY": logging_settings.entity,
-        "WANDB_NOTES": logging_settings.notes,
-        "WANDB_TAGS": ",".join(logging_settings.tags) or None,
-        "WANDB_RUN_GROUP": logging_settings.group,
-    }
-    for name, value in optional.items():
-        if value:
-            os.environ[name] = value
-    return ["wandb"]
+    return LOGGERS[logging_settings.logging_type].report_to(logging_settings, folder)
 
 
 def training_arguments(settings: BaseTrainExperimentSettings, folder: Path, **extra: Any) -> Any:

@@ -165,7 +165,7 @@ def run(settings: DpoExperimentSettings) -> None:
     # (lc_alpha) pairs the rows [chosen; rejected] of padded batches
     peft = settings.model_settings.peft_settings
     flat = trainer_settings.padding_free and trainer_settings.lc_alpha is None
-    flat = flat and (peft is None or peft.name == "LORA")
+    flat = flat and (peft is None or not peft.virtual_tokens)
     flat = flat and all(
         use_varlen_attention(m) or reads_offsets(m) for m in (model, ref_model, sft_model) if m is not None
     )

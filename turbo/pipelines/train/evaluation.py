@@ -19,11 +19,12 @@ def attach_chat_cherry_picks(
     cherry_pick = settings.cherry_pick_settings
     if cherry_pick is None:
         return
-    wants_kl = any(metric.type == "kl" for metric in cherry_pick.metric_settings)
-    if wants_kl and reference_of(trainer, trainer.model) is None:
+    compared = sorted({metric.type for metric in cherry_pick.metric_settings if metric.reads_reference})
+    if compared and reference_of(trainer, trainer.model) is None:
+        names = ", ".join(compared)
         raise SettingsError(
-            "cherry_pick_settings.metric_settings: kl compares the model with a reference, and this run has "
-            "none (full fine-tuning without a reference model); train an adapter or remove kl"
+            f"cherry_pick_settings.metric_settings: {names} compares the model with a reference, and this "
+            f"run has none (full fine-tuning without a reference model); train an adapter or remove {names}"
         )
     batch = trainer.args.per_device_eval_batch_size
     EvaluationCallback(
@@ -130,9 +131,10 @@ def attach_rag_cherry_picks(
 
 def attach_loggers(trainer: Any, settings: Any) -> None:
     """The loggers that report_to does not start (ClearML)."""
-    from turbo.trainers.loggers import ClearmlCallback
+    from turbo.trainers.loggers import LOGGERS
 
     logging_settings = settings.logging_settings
-    if logging_settings is not None and logging_settings.logging_type == "clearml":
+    callback = LOGGERS[logging_settings.logging_type].callback if logging_settings is not None else None
+    if callback is not None:
         configuration = settings.model_dump(mode="json")
-        trainer.add_callback(ClearmlCallback(logging_settings, Path(settings.log_path).name, configuration))
+        trainer.add_callback(callback(logging_settings, Path(settings.log_path).name, configuration))

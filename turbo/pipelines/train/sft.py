@@ -64,7 +64,7 @@ def run(settings: SftExperimentSettings) -> None:
     # read them natively. Unpacked batches too: the same samples and loss without the pad positions.
     # Prompt-learning adapters prepend virtual tokens to each row, so they keep padded rows.
     peft = settings.model_settings.peft_settings
-    virtual_tokens = peft is not None and peft.name != "LORA"
+    virtual_tokens = peft is not None and peft.virtual_tokens
     flat = packing or (settings.trainer_settings.padding_free and not virtual_tokens)
     if flat and (use_varlen_attention(model) or reads_offsets(model) or packing):
         collator = FlatCollator()

@@ -17,8 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from turbo.modeling.multimodal.shapes import c_abs_input_problem, c_abs_output_tokens
-
 
 class ResidualConvBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -47,7 +45,7 @@ def _stage(in_channels: int, out_channels: int, depth: int) -> nn.Module:
 class CAbstractor(nn.Module):
     def __init__(self, settings: Any, in_width: int, out_width: int, n_in: int, n_out: int) -> None:
         super().__init__()
-        problem = self.input_problem(n_in)
+        problem = settings.input_problem(n_in)
         if problem or math.isqrt(n_out) ** 2 != n_out:
             raise ValueError(problem or f"c_abs needs a square number of output tokens, not {n_out}")
         self.side_in, self.side_out = math.isqrt(n_in), math.isqrt(n_out)
@@ -58,9 +56,6 @@ class CAbstractor(nn.Module):
         self.readout = nn.Sequential(
             nn.Linear(out_width, out_width), nn.GELU(), nn.Linear(out_width, out_width)
         )
-
-    output_tokens = staticmethod(c_abs_output_tokens)
-    input_problem = staticmethod(c_abs_input_problem)
 
     @staticmethod
     def renamed_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -12,8 +12,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from turbo.modeling.multimodal.shapes import llava_input_problem, llava_output_tokens
-
 OLD_NAMES = {"net.0.": "linear_1.", "net.2.": "linear_2."}  # turbo's earlier nn.Sequential
 
 
@@ -25,9 +23,6 @@ class LlavaProjector(nn.Module):
         self.linear_1 = nn.Linear(in_width, out_width)
         self.act = nn.GELU()
         self.linear_2 = nn.Linear(out_width, out_width)
-
-    output_tokens = staticmethod(llava_output_tokens)
-    input_problem = staticmethod(llava_input_problem)
 
     @staticmethod
     def renamed_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
