@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..conftest import CONFIGS, run_turbo
+from ..helpers import CONFIGS, run_turbo
 
 LLAVA = CONFIGS / "train" / "multimodal" / "llava_lora.json"
 EXPORT = CONFIGS / "export" / "llava.json"

@@ -13,7 +13,7 @@ from turbo.settings.base import settings_as_run
 from turbo.settings.loading import read_settings_file
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 
-from ...conftest import CONFIGS, REPO
+from ...helpers import CONFIGS, REPO
 
 FIXTURE_CONFIGS = sorted(path for path in CONFIGS.rglob("*.json") if "refused" not in path.parts)
 TRAIN_CONFIGS = [path for path in FIXTURE_CONFIGS if path.relative_to(CONFIGS).parts[0] == "train"]
