@@ -38,3 +38,14 @@ def rag_models(fixture_models: Path) -> Path:
     from build_rag import build_all
 
     return build_all(fixture_models)
+
+
+@pytest.fixture(scope="session")
+def pre_encoded_images(multimodal_models: Path) -> Path:
+    """The original's preprocessing file run as written: image.clip.safetensors beside the fixture images
+    (the original's pickle-reader multimodal files read these features)."""
+    features = REPO / "tests/fixtures/datasets/multimodal/media/images/image.clip.safetensors"
+    features.unlink(missing_ok=True)
+    settings = CONFIGS / "original" / "utils" / "preprocess" / "images.json"
+    run_turbo("preprocess_multimodal_dataset", "--settings_path", settings)
+    return features

@@ -57,7 +57,7 @@ def test_inference_chat_rows_carry_logprobs(fixture_models: Path, tmp_path: Path
 
 
 def test_inference_multimodal_rows_keep_logprobs_beside_their_metrics(
-    multimodal_models: Path, tmp_path: Path
+    multimodal_models: Path, pre_encoded_images: Path, tmp_path: Path
 ) -> None:
     from transformers import AutoTokenizer
 

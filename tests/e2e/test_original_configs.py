@@ -85,8 +85,6 @@ RUNS = {
     "inference/multimodal/llama_llava_clip_pickle.json": "model_0/generation_0/metrics.json",
 }
 # pre-encoded image features, written as the original does: beside the images, keyed by file name
-PREPROCESS = "utils/preprocess/images.json"
-FEATURES = REPO / "tests/fixtures/datasets/multimodal/media/images/image.clip.safetensors"
 CHERRY_PICKS = {  # train runs whose original file asks for cherry-picks at each evaluation
     "train/sft/base.json",
     "train/rm/base.json",
@@ -127,14 +125,6 @@ def test_original_file_passes_validate(
         return
     lines = validate(path, [], command, data=False)
     assert lines[0] == f"valid settings for {command}"
-
-
-@pytest.fixture(scope="module")
-def pre_encoded_images(multimodal_models: Path) -> Path:
-    """The original's preprocessing file run as written: image.clip.safetensors beside the images."""
-    FEATURES.unlink(missing_ok=True)
-    run_turbo("preprocess_multimodal_dataset", "--settings_path", ORIGINAL / PREPROCESS)
-    return FEATURES
 
 
 def test_original_preprocessing_writes_features_beside_the_images(pre_encoded_images: Path) -> None:
