@@ -160,28 +160,32 @@ def write_index(
     written: list[tuple[Path, Path]] = []
     entries = []
     size = -(-count // shards)
-    for number, start in enumerate(range(0, count, size)):
-        stop = min(start + size, count)
-        shard = add_vectors(faiss.clone_index(index), passages, start, stop)
-        final = index_path.with_name(shard_name(index_path, number))
-        tmp = final.with_name(f".{final.name}.tmp")
-        faiss.write_index(shard, str(tmp))
-        del shard  # one shard in memory at a time
-        written.append((tmp, final))
-        entries.append({"path": final.name, "offset": start, "count": stop - start})
-    manifest = index_path.with_name(f".{index_path.name}.tmp")
-    write_json(
-        manifest,
-        {
-            "format": SHARDS_FORMAT,
-            "index_factory": settings.index_factory,
-            "metric": "inner_product",
-            "dimension": int(index.d),
-            "count": count,
-            "shards": entries,
-        },
-    )
-    return [*written, (manifest, index_path)]
+    try:
+        for number, start in enumerate(range(0, count, size)):
+            stop = min(start + size, count)
+            shard = add_vectors(faiss.clone_index(index), passages, start, stop)
+            final = index_path.with_name(shard_name(index_path, number))
+            written.append((final.with_name(f".{final.name}.tmp"), final))
+            faiss.write_index(shard, str(written[-1][0]))
+            del shard  # one shard in memory at a time
+            entries.append({"path": final.name, "offset": start, "count": stop - start})
+        written.append((index_path.with_name(f".{index_path.name}.tmp"), index_path))
+        write_json(
+            written[-1][0],
+            {
+                "format": SHARDS_FORMAT,
+                "index_factory": settings.index_factory,
+                "metric": "inner_product",
+                "dimension": int(index.d),
+                "count": count,
+                "shards": entries,
+            },
+        )
+    except BaseException:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def remove_stale_shards(index_path: Path, kept: set[Path]) -> None:
