@@ -97,6 +97,23 @@ def test_sharded_search_equals_the_unsharded_search(indexes: tuple[Path, Path], 
     assert len({tuple(r["retrieved_ids"]) for r in rows}) > 1  # the questions do not all retrieve alike
 
 
+def test_train_rag_over_the_shards_trains_as_over_one_index(
+    indexes: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """train_rag's retriever reads the manifest too: 3 steps give the losses of the unsharded index."""
+    losses = []
+    for index in indexes:
+        folder = tmp_path / index.name
+        run_turbo(
+            "train_rag", "--experiment_settings_path", CONFIGS / "train" / "rag" / "lora.json",
+            "--set", f"log_path={folder}", "--set", "trainer_settings.max_steps=3",
+            "--set", f"model_settings.index_settings.index_path={index / 'index.faiss'}",
+            "--set", f"model_settings.index_settings.passages_path={index / 'passages'}",
+        )  # fmt: skip
+        losses.append([row["loss"] for row in read_jsonl(folder / "metrics.jsonl") if "loss" in row])
+    assert len(losses[0]) == 3 and losses[1] == losses[0]
+
+
 def test_the_retriever_searches_the_shards_as_one(indexes: tuple[Path, Path]) -> None:
     from datasets import load_from_disk
 
