@@ -38,7 +38,7 @@ from turbo.pipelines.preflight.methods import (
     vllm_engines,
 )
 from turbo.pipelines.preflight.rag import index_outputs, rag_vector_sizes
-from turbo.pipelines.preflight.rl import python_rewards, rollout_engine
+from turbo.pipelines.preflight.rl import python_rewards, rollout_engine, server_api_key
 from turbo.settings.loading import validation_lines
 from turbo.settings.outputs import merge_output_problems
 from turbo.settings.problems import salvage, unsettled
@@ -64,7 +64,7 @@ COMMON: list[Check] = [
 ]
 TRAIN: list[Check] = [*COMMON, logging_backend, experiment_folder]
 WRITES: list[Check] = [*COMMON, output_folders]  # inference, sampling and tools that write save_path
-RL: list[Check] = [*TRAIN, python_rewards, rollout_engine]
+RL: list[Check] = [*TRAIN, python_rewards, rollout_engine, server_api_key]
 
 PREFLIGHT: dict[str, list[Check]] = {
     "train_sft": TRAIN,
