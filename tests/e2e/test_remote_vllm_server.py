@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, REPO, read_jsonl, run_turbo
+from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
 
 GRPO = CONFIGS / "train" / "grpo" / "lora.json"
 BASE = str((REPO / "tests" / "fixtures" / "models" / "llama_tiny").resolve())  # as `vllm serve` names it

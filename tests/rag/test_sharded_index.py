@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..conftest import CONFIGS, REPO, read_jsonl, run_turbo
+from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
 
 BUILD = CONFIGS / "build_index" / "tiny.json"
 INFERENCE = CONFIGS / "inference" / "rag" / "base.json"
