@@ -210,7 +210,7 @@ def _ddpo(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[li
 
 def _answers(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
     from turbo.data.report import DatasetReport, SourceReport
-    from turbo.pipelines.inference.rm import rm_record_rows
+    from turbo.pipelines.inference.rm_rows import rm_record_rows
 
     rows, sequences = rm_record_rows(dataset, tokenizer, seed)
     report = DatasetReport()

@@ -14,7 +14,6 @@ from turbo.pipelines.train.rollout import (
     log_setup,
     rollout_engine,
     rollout_trainer_arguments,
-    saved_kind,
     train_with_rollouts,
 )
 from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
@@ -43,5 +42,4 @@ def run(settings: GrpoExperimentSettings) -> None:
         )
         trainer = GrpoTrainer(model=model, grpo_settings=trainer_settings, **arguments)
         train_with_rollouts(trainer, settings, ref_model, rewards, cherry_picks, tokenizer, resume)
-    final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the final %s to %s", saved_kind(model), final)
+    save_final(trainer, tokenizer, folder)
