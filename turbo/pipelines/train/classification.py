@@ -7,8 +7,13 @@ import logging
 from turbo.data.classification import build_classification_samples, check_labels
 from turbo.errors import SettingsError
 from turbo.modeling.loading import load_model
-from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import end_run, metrics_log, start_experiment, training_arguments
+from turbo.pipelines.train.common import (
+    end_run,
+    metrics_log,
+    policy_tokenizer,
+    start_experiment,
+    training_arguments,
+)
 from turbo.pipelines.train.evaluation import attach_score_cherry_picks
 from turbo.pipelines.train.splits import load_splits
 from turbo.settings.pipelines.train.classification import ClassificationExperimentSettings
@@ -24,9 +29,7 @@ def run(settings: ClassificationExperimentSettings) -> None:
 
     folder, resume = start_experiment(settings)
 
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     train, val, cherry_picks = load_splits(
         settings,
         folder,

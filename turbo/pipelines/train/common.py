@@ -250,6 +250,15 @@ def start_experiment(settings: BaseTrainExperimentSettings) -> tuple[Path, str |
     return folder, resume
 
 
+def policy_tokenizer(settings: Any) -> Any:
+    """The tokenizer of model_settings (tokenizer_settings), the special tokens added."""
+    from turbo.modeling.tokenizer import load_tokenizer
+
+    return load_tokenizer(
+        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    )
+
+
 def metrics_log(folder: Path) -> Any:
     """The callback that writes every logged row to folder/metrics.jsonl."""
     from turbo.trainers.callbacks import MetricsLogCallback

@@ -8,7 +8,13 @@ from typing import Any
 from turbo.errors import ModelError
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import end_run, metrics_log, start_experiment, training_arguments
+from turbo.pipelines.train.common import (
+    end_run,
+    metrics_log,
+    policy_tokenizer,
+    start_experiment,
+    training_arguments,
+)
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
 from turbo.pipelines.train.reference import load_frozen
 from turbo.pipelines.train.splits import load_splits, pair_previews
@@ -39,9 +45,7 @@ def run(settings: DdpoExperimentSettings) -> None:
     from turbo.trainers.ddpo import DdpoTrainer
 
     folder, resume = start_experiment(settings)
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     rm_tokenizer = load_tokenizer(
         settings.rm_tokenizer_settings, settings.rm_settings, settings.special_tokens_settings
     )

@@ -6,9 +6,8 @@ import logging
 
 from turbo.data.pair_preferences import PairCollator, build_pair_samples
 from turbo.modeling.loading import load_model
-from turbo.modeling.tokenizer import load_tokenizer
 from turbo.modeling.varlen import reads_offsets, use_varlen_attention
-from turbo.pipelines.train.common import end_run, start_experiment
+from turbo.pipelines.train.common import end_run, policy_tokenizer, start_experiment
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
 from turbo.pipelines.train.reference import (
     dpo_trainer_arguments,
@@ -31,9 +30,7 @@ def run(settings: DpoExperimentSettings) -> None:
     trainer_settings = settings.trainer_settings
     need_margin = trainer_settings.loss_settings.uses_margin
 
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     train, val, cherry_picks = load_splits(
         settings,
         folder,

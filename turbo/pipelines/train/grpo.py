@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import save_final, start_experiment
+from turbo.pipelines.train.common import policy_tokenizer, save_final, start_experiment
 from turbo.pipelines.train.rollout import (
     load_policy,
     load_prompts,
@@ -27,9 +26,7 @@ def run(settings: GrpoExperimentSettings) -> None:
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     train, val, cherry_picks = load_prompts(settings, tokenizer, folder)
     rewards = build_rewards(settings.reward_settings, tokenizer)
     model = load_policy(settings, tokenizer)

@@ -6,8 +6,7 @@ import logging
 
 from turbo.data.kto import KtoCollator, build_kto_samples, kto_features
 from turbo.modeling.loading import load_model
-from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import end_run, start_experiment, training_arguments
+from turbo.pipelines.train.common import end_run, policy_tokenizer, start_experiment, training_arguments
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
 from turbo.pipelines.train.reference import load_frozen, precompute_references, reference_callbacks
 from turbo.pipelines.train.splits import load_splits
@@ -23,9 +22,7 @@ def run(settings: KtoExperimentSettings) -> None:
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
 
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     train, val, cherry_picks = load_splits(
         settings, folder, tokenizer, lambda dataset: build_kto_samples(dataset, tokenizer, seed=settings.seed)
     )

@@ -13,9 +13,8 @@ from turbo.data.multimodal import add_modality_tokens, build_multimodal_samples
 from turbo.data.report import DatasetReport
 from turbo.modeling.loading import load_model
 from turbo.modeling.multimodal.parts import build_readers, check_shapes
-from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.multimodal_model import assemble_multimodal, modality_token_ids
-from turbo.pipelines.train.common import end_run
+from turbo.pipelines.train.common import end_run, policy_tokenizer
 from turbo.pipelines.train.evaluation import attach_multimodal_cherry_picks
 from turbo.pipelines.train.splits import load_splits
 from turbo.settings.pipelines.train.multimodal import MultimodalExperimentSettings
@@ -61,9 +60,7 @@ def part_shapes(settings: MultimodalExperimentSettings) -> dict:
 
 def multimodal_tokenizer(settings: MultimodalExperimentSettings) -> Any:
     """The tokenizer, with the training dataset's modality tokens added."""
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     added = add_modality_tokens(tokenizer, settings.train_dataset_settings)
     if added:
         logger.info("added modality tokens to the tokenizer: %s", ", ".join(added))

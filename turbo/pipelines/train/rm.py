@@ -8,8 +8,13 @@ from turbo.data.chat import build_chat_samples
 from turbo.data.pair_preferences import PairCollator, build_pair_samples
 from turbo.errors import ModelError
 from turbo.modeling.loading import load_model
-from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import end_run, metrics_log, start_experiment, training_arguments
+from turbo.pipelines.train.common import (
+    end_run,
+    metrics_log,
+    policy_tokenizer,
+    start_experiment,
+    training_arguments,
+)
 from turbo.pipelines.train.evaluation import attach_score_cherry_picks
 from turbo.pipelines.train.splits import load_splits, pair_previews
 from turbo.settings.pipelines.train.rm import RmExperimentSettings
@@ -23,9 +28,7 @@ def run(settings: RmExperimentSettings) -> None:
 
     folder, resume = start_experiment(settings)
 
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     train, val, cherry_picks = load_splits(
         settings,
         folder,

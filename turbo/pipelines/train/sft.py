@@ -8,9 +8,14 @@ from turbo.data.cache import cached
 from turbo.data.chat import ChatSample, build_chat_samples
 from turbo.data.packing import FlatCollator, pack_features
 from turbo.modeling.loading import load_model
-from turbo.modeling.tokenizer import load_tokenizer
 from turbo.modeling.varlen import reads_offsets, use_varlen_attention
-from turbo.pipelines.train.common import end_run, metrics_log, start_experiment, training_arguments
+from turbo.pipelines.train.common import (
+    end_run,
+    metrics_log,
+    policy_tokenizer,
+    start_experiment,
+    training_arguments,
+)
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
 from turbo.pipelines.train.splits import chat_previews, load_splits
 from turbo.settings.datasets import ChatDatasetSettings
@@ -26,9 +31,7 @@ def run(settings: SftExperimentSettings) -> None:
 
     folder, resume = start_experiment(settings)
 
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     train, val, cherry_picks = load_splits(
         settings,
         folder,
