@@ -56,7 +56,7 @@ def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(folder, "tensorboard", *names))
         return ["tensorboard"]
     if logging_settings.logging_type == "clearml":
-        return []  # ClearmlCallback, added by pipelines.train.evaluation.attach_loggers
+        return []  # ClearmlCallback, added by attach_loggers
     os.environ["WANDB_PROJECT"] = logging_settings.project_name
     if logging_settings.mode is not None:  # otherwise WANDB_MODE from the environment decides
         os.environ["WANDB_MODE"] = logging_settings.mode
