@@ -183,3 +183,36 @@ def test_bad_reward_function_is_reported_before_training(fixture_models, tmp_pat
         expect=2,
     )  # fmt: skip
     assert "no_such_module:score" in result.stderr and "Traceback" not in result.stderr
+
+
+NEW_TOKEN = ("--set", 'model_settings.embeddings_initialization_strategy={"<|think|>": "hello"}',
+             "--set", "model_settings.resize_token_embeddings=true")  # fmt: skip
+
+
+def test_ppo_and_grpo_with_a_new_token_resize_every_model_that_reads_the_tokenizer(
+    fixture_models, tmp_path: Path
+) -> None:
+    """A token added to the tokenizer grows the policy, and with it the value model (PPO) and a separate
+    reference (GRPO's ref_model_settings), which read the same tokenizer."""
+    from transformers import AutoTokenizer
+
+    ppo = tmp_path / "ppo_new_token"
+    run_turbo(*ppo_settings(ppo, "--set", "trainer_settings.max_steps=2", *NEW_TOKEN))
+    size = len(AutoTokenizer.from_pretrained(ppo / "final"))
+    assert size == 573  # llama_tiny's 572 and <|think|>
+    value = load_file(ppo / "final" / "value_model" / "model.safetensors")
+    assert value["model.embed_tokens.weight"].shape[0] == size
+    assert [row["step"] for row in train_rows(ppo)] == [1, 2]
+
+    grpo = tmp_path / "grpo_new_token"
+    run_turbo(
+        "train_grpo", "--experiment_settings_path", GRPO,
+        "--set", f"log_path={grpo}",
+        "--set", "trainer_settings.max_steps=2",
+        "--set", "trainer_settings.beta=0.1",
+        "--set", 'ref_model_settings={"model_path": "tests/fixtures/models/llama_tiny"}',
+        *NEW_TOKEN,
+    )  # fmt: skip
+    rows = train_rows(grpo)
+    assert [row["step"] for row in rows] == [1, 2] and all("kl" in row for row in rows)
+    assert (grpo / "final" / "adapter_model.safetensors").is_file()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from turbo.data.chat import ChatSample, build_chat_samples
@@ -16,6 +15,7 @@ from turbo.generators.transformers import answer_rows, generate_answers_with_ext
 from turbo.io import write_jsonl
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
+from turbo.pipelines.inference.common import output_path
 from turbo.settings.pipelines.inference.chat import (
     ChatInferenceExperimentSettings,
     ChatInferenceModelSettings,
@@ -24,10 +24,6 @@ from turbo.settings.pipelines.inference.chat import (
 logger = logging.getLogger("turbo")
 
 Rows = list[dict[str, Any]]
-
-
-def output_path(save_path: Path, model_index: int, generation_index: int, source: str) -> Path:
-    return save_path / f"model_{model_index}" / f"generation_{generation_index}" / f"{source}.jsonl"
 
 
 def transformers_rows(

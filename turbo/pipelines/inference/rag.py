@@ -25,7 +25,7 @@ from turbo.modeling.loading import load_model
 from turbo.modeling.rag.encoder import load_encoder, vector_size
 from turbo.modeling.rag.retriever import load_retriever, query_encoding, read_encoding
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.inference.chat import output_path
+from turbo.pipelines.inference.common import output_path
 from turbo.settings.pipelines.inference.rag import RagInferenceExperimentSettings, RagInferenceModelSettings
 
 logger = logging.getLogger("turbo")

@@ -63,9 +63,9 @@ def attach_multimodal_cherry_picks(
     trainer: Any, settings: Any, samples: list, readers: dict, tokenizer: Any, folder: Path
 ) -> None:
     """Multimodal: the model generates answers to the cherry-pick prompts with their media."""
+    from turbo.data.multimodal_batches import media_inputs
     from turbo.generators.transformers import generate_answers
     from turbo.metrics.samples import chat_eval_samples
-    from turbo.pipelines.inference.multimodal import media_inputs
     from turbo.trainers.evaluation import EvaluationCallback
 
     cherry_pick = settings.cherry_pick_settings
@@ -127,14 +127,3 @@ def attach_rag_cherry_picks(
     EvaluationCallback(
         cherry_pick, chat_eval_samples(samples), generate, folder / CHERRY_PICKS, tokenizers.generator
     ).attach(trainer)
-
-
-def attach_loggers(trainer: Any, settings: Any) -> None:
-    """The loggers that report_to does not start (ClearML)."""
-    from turbo.trainers.loggers import LOGGERS
-
-    logging_settings = settings.logging_settings
-    callback = LOGGERS[logging_settings.logging_type].callback if logging_settings is not None else None
-    if callback is not None:
-        configuration = settings.model_dump(mode="json")
-        trainer.add_callback(callback(logging_settings, Path(settings.log_path).name, configuration))
