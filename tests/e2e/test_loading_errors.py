@@ -97,7 +97,7 @@ def test_a_train_run_with_a_misspelt_model_kwarg_stops_before_training(
         "model_settings.model_kwargs.num_labesl: transformers refused to load the model at",
         "unexpected keyword argument 'num_labesl'",
     )  # fmt: skip
-    assert not (folder / "checkpoints").exists()
+    assert not folder.exists()  # nothing half-written: not even experiment_settings.json or the data report
 
 
 def test_tokenizer_kwargs_that_transformers_refuses_are_named(fixture_models: Path, tmp_path: Path) -> None:
