@@ -1,5 +1,8 @@
 """Reading record sources: JSONL, a JSON array, Parquet, or a `datasets` folder (save_to_disk).
 
+A `.jsonl` (or `.ndjson`) file is always JSON Lines; another file that starts with `[` is a JSON array
+when it parses as one as a whole.
+
 Every bad record is named by file:line (JSONL) or file[index] (the other formats); a record
 without an `id` gets a stable one from its file and position; sampling is seeded.
 """
@@ -51,10 +54,31 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")  # always one record a line, whatever line 1 holds
+
+
 def _is_json_array(path: Path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     return head.startswith(b"[")
+
+
+def _json_array(path: Path) -> list[Any] | None:
+    """The records of a file that starts with `[`, when it is one JSON array as a whole; None when it is
+    JSON Lines instead (it does not parse as a whole, but its first line does on its own), so a bad
+    line is named by its own number."""
+    text = read_text(path, "dataset file", DataError)
+    try:
+        values = parse_json(text, str(path), DataError)
+    except DataError as whole:
+        try:
+            parse_json(text.lstrip().partition("\n")[0], str(path), DataError)
+        except DataError:
+            raise whole from None  # an array file damaged at the line `whole` names
+        return None
+    if not isinstance(values, list):
+        raise DataError(f"{path}: expected a JSON array of records or JSONL")
+    return values
 
 
 def _datasets_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -99,10 +123,12 @@ def raw_records(path: str | Path) -> Iterator[tuple[int, Any, bool]]:
     elif path.suffix.lower() == ".parquet":
         for index, row in enumerate(_parquet_rows(path)):
             yield index, row, True
-    elif path.is_file() and _is_json_array(path):
-        values = parse_json(read_text(path, "dataset file", DataError), str(path), DataError)
-        if not isinstance(values, list):
-            raise DataError(f"{path}: expected a JSON array of records or JSONL")
+    elif (
+        path.suffix.lower() not in JSON_LINES_SUFFIXES
+        and path.is_file()
+        and _is_json_array(path)
+        and (values := _json_array(path)) is not None
+    ):
         for index, value in enumerate(values):
             yield index, value, True
     else:

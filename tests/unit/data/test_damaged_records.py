@@ -165,3 +165,33 @@ def test_a_chat_template_that_refuses_a_conversation_names_the_record(tmp_path: 
         f"{path}:2: the tokenizer's chat template refuses this conversation: "
         "Conversation roles must alternate user/assistant"
     )
+
+
+def test_a_jsonl_file_whose_first_line_is_an_array_is_read_line_by_line(tmp_path: Path) -> None:
+    # the fuzz found it: `[...]` on line 1 of a .jsonl file was read as a whole-file JSON array,
+    # so the message named line 2 ("Extra data") instead of the bad line 1
+    path = write(tmp_path, ['["not", "a", "record"]', GOOD])
+    assert read_error(path) == f"{path}:1: expected a JSON object, got list"
+    path = write(tmp_path, ["[1,", GOOD])  # a cut array on line 1 of a .jsonl file
+    assert read_error(path).startswith(f"{path}:1: not valid JSON: ")
+    path = write(tmp_path, [GOOD, '["not", "a", "record"]'])
+    assert read_error(path) == f"{path}:2: expected a JSON object, got list"
+
+
+def test_a_json_array_file_is_read_whole_and_named_by_index(tmp_path: Path) -> None:
+    record = json.loads(GOOD)
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps([record, {**record, "id": "2"}], indent=2))
+    assert [item.where for item in read_jsonl(path, ChatRecord)] == [f"{path}[0]", f"{path}[1]"]
+    path.write_text(json.dumps([record, {"id": "2", "messages": 3}], indent=2))
+    assert read_error(path) == f"{path}[1]: messages: Input should be a valid list"
+    text = json.dumps([record], indent=2)
+    cut = text[: text.rindex("}")]  # a cut array file: named by its last line, where it ends
+    path.write_text(cut)
+    assert read_error(path).startswith(f"{path}:{cut.count(chr(10)) + 1}: not valid JSON: ")
+    # without the .jsonl suffix, lines that are each whole JSON are JSON Lines, named by line
+    path = tmp_path / "records.txt"
+    path.write_text('["not", "a", "record"]\n' + GOOD + "\n")
+    assert read_error(path) == f"{path}:1: expected a JSON object, got list"
+    path.write_text(json.dumps([record]) + "\n")  # a one-line array file without a suffix
+    assert [item.where for item in read_jsonl(path, ChatRecord)] == [f"{path}[0]"]
