@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -60,6 +61,18 @@ def output_folder_problem(path: str | Path) -> str | None:
             return f"{ancestor} is not writable"
     except OSError as exc:  # a symlink loop, a name too long for this file system
         return f"{folder}: {exc.strerror or exc}"
+    return folder_creation_problem(ancestor)
+
+
+def folder_creation_problem(folder: Path) -> str | None:
+    """Why no folder can be made in the existing `folder` (/proc, /sys, a read-only mount), asked of the
+    OS by making an empty one and removing it at once; None when one can. Permission bits alone do not
+    say it: root passes os.access where the file system still refuses."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".turbo-probe.", dir=folder)
+    except OSError as exc:
+        return f"no folder can be made in {folder}: {exc.strerror or exc}"
+    os.rmdir(probe)
     return None
 
 

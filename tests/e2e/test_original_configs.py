@@ -87,13 +87,6 @@ RUNS = {
     # the original's train_multimodal output layout (build_multimodal.py), answers scored by METEOR
     "inference/multimodal/llama_llava_clip_pickle.json": "model_0/generation_0/metrics.json",
 }
-# the original RAG files name the width of their real question encoder (768); the tiny one gives 64
-TINY_WIDTH = "retrieval_settings.retrieval_vector_size=64"
-FIXTURE_SIZES = {
-    "train/rag/base.json": [f"model_settings.{TINY_WIDTH}"],
-    "train/rag/end2end.json": [f"model_settings.{TINY_WIDTH}"],
-    "inference/rag/base.json": [f"inference_settings.0.model_settings.{TINY_WIDTH}"],
-}
 # pre-encoded image features, written as the original does: beside the images, keyed by file name
 PREPROCESS = "utils/preprocess/images.json"
 FEATURES = REPO / "tests/fixtures/datasets/multimodal/media/images/image.clip.safetensors"
@@ -189,7 +182,7 @@ def test_original_file_runs_end_to_end(
         build_all()
     data = json.loads((ORIGINAL / name).read_text())
     output = tmp_path / "out"
-    overrides = [f"{_output_key(data)}={output}", *FIXTURE_SIZES.get(name, [])]
+    overrides = [f"{_output_key(data)}={output}"]  # RAG: the width is the encoder's
     trainer_key = next((key for key in ("trainer_settings", "training_arguments") if key in data), None)
     if trainer_key is not None:
         overrides.append(f"{trainer_key}.max_steps=2")

@@ -29,8 +29,8 @@ def test_retrieval_defaults_are_the_original_ones() -> None:
         "",
     )
     assert (retrieval.max_doc_length, retrieval.retrieval_vector_size, retrieval.retrieval_batch_size) == (
-        300, 768, 8,
-    )  # fmt: skip
+        300, None, 8,
+    )  # fmt: skip  # None: the question encoder's width
     assert (retrieval.query_encoder_max_length, retrieval.encoder_learning_rate) == (512, None)
     build = BuildIndexSettings.model_validate(
         {

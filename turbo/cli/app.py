@@ -20,11 +20,12 @@ SET_HELP = "Override a setting: KEY.PATH=VALUE (VALUE parsed as JSON where it pa
 
 
 def run_command(command: Command, settings_path: Path, overrides: list[str]) -> None:
-    from turbo.pipelines.preflight import require_preflight
-    from turbo.settings.loading import load_settings
+    from turbo.pipelines.preflight import checked_settings
+    from turbo.settings.loading import apply_overrides, read_settings_file
 
-    settings = load_settings(settings_path, load_object(command.settings), overrides)
-    require_preflight(command.name, settings, settings_path)  # the same checks as `turbo validate`
+    data = apply_overrides(read_settings_file(settings_path), overrides)
+    # the same checks as `turbo validate`: the settings and the preflight, every problem at once
+    settings = checked_settings(command.name, load_object(command.settings), data, str(settings_path))
     load_object(command.pipeline)(settings)
 
 

@@ -81,16 +81,24 @@ def field_path(loc: tuple[int | str, ...], data: Any) -> str:
     return ".".join(parts)
 
 
-def format_validation_error(exc: ValidationError, source: str, data: Any = None) -> str:
-    """Every problem of `exc`, one line each at its field path (the file's key path when `data`, the
-    validated input, is given)."""
-    lines = [f"{source}: {exc.error_count()} problem{'s' if exc.error_count() > 1 else ''} in the settings:"]
+def validation_lines(exc: ValidationError, data: Any = None) -> list[str]:
+    """Every problem of `exc` as 'field.path: message', at the file's key path when `data`, the validated
+    input, is given."""
+    lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         where = field_path(loc, data) if data is not None else ".".join(str(part) for part in loc)
         where = where or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}: {message}")
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def format_validation_error(exc: ValidationError, source: str, data: Any = None) -> str:
+    """Every problem of `exc`, one line each at its field path (the file's key path when `data`, the
+    validated input, is given)."""
+    lines = [f"{source}: {exc.error_count()} problem{'s' if exc.error_count() > 1 else ''} in the settings:"]
+    lines += [f"  {line}" for line in validation_lines(exc, data)]
     return "\n".join(lines)
 
 

@@ -8,12 +8,14 @@ wrong; what to do'); a pipeline calls them before any model loads, and `validate
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StrictInt
 
 from turbo.errors import SettingsError
+from turbo.reading import output_folder_problem
 
 MANIFEST = "turbo_output.json"  # marks a folder written by a turbo tool command (merge, convert_gguf)
 EXPERIMENT_MARKER = "experiment_settings.json"  # marks an experiment folder (log_path)
@@ -58,11 +60,30 @@ def _not_current_folder(value: Path) -> Path:
     return value
 
 
+SIZE = re.compile(r"[1-9][0-9]*(GiB|MiB|KiB|GB|MB|KB)")  # what transformers' save_pretrained reads
+
+
+def _file_size(value: int | str) -> int | str:
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"{value} bytes: a size is at least 1 byte")
+        return value
+    if not SIZE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a size; write a whole number and a unit, e.g. \"5GB\", \"500MB\", "
+            "\"10KiB\" (KB, MB, GB, KiB, MiB, GiB), or a number of bytes"
+        )
+    return value
+
+
 FileName = Annotated[str, AfterValidator(_plain_file_name)]
 """A user string that names a file inside an output folder (dataset source `name`)."""
 
 OutputFolder = Annotated[Path, AfterValidator(_not_current_folder)]
 """A folder turbo writes into as a whole (log_path, merge save_path): never '' or '.'."""
+
+FileSize = Annotated[StrictInt | str, AfterValidator(_file_size)]
+"""A size as transformers' save_pretrained takes it: "5GB", "500MB", "10KiB", or a number of bytes."""
 
 
 def refuse(problems: list[str]) -> None:
@@ -123,6 +144,8 @@ def output_folder_problems(
         return problems
     if save_path.is_file() or (save_path.exists() and not save_path.is_dir()):
         return [f"{field}: {save_path} is a file, not a folder; choose a new folder for the output"]
+    if problem := output_folder_problem(save_path):  # under a file, in /proc, on a read-only mount
+        return [f"{field}: {problem}"]
     if not save_path.is_dir() or not any(save_path.iterdir()):
         return []
     previous = manifest_command(save_path)

@@ -65,8 +65,11 @@ class RetrievalSettings(StrictModel):
     max_doc_length: int = Field(
         300, gt=0, description="Generator tokens kept of each passage (title + text)."
     )
-    retrieval_vector_size: int = Field(
-        768, gt=0, description="Width of the question vectors; must equal the encoder's and the index's."
+    retrieval_vector_size: int | None = Field(
+        None,
+        gt=0,
+        description="Width of the question vectors. None: the question encoder's width (hidden_size in its "
+        "config.json). Where set, it must equal the encoder's width and the index's dimension.",
     )
     retrieval_batch_size: int = Field(8, gt=0, description="Questions per encoder forward at inference.")
     query_encoder_max_length: int = Field(512, gt=0, description="Question tokens kept for the encoder.")

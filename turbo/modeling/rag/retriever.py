@@ -36,6 +36,30 @@ def read_encoding(passages_path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: not valid JSON: {exc}") from exc
 
 
+def index_dimension(path: Path) -> int:
+    """The vector width of a faiss index file, read from its header (no faiss import, no index load).
+
+    faiss writes a float index as a four-letter type code ('IxFI', 'IHNf', 'IwFl', ...), then its
+    header: the width (int32), the number of vectors (int64), ... (faiss/impl/index_write.cpp,
+    write_index_header). Binary indexes (codes 'IB..') hold bits, not float vectors. DataError when the
+    file is no float faiss index."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(16)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    code = head[:4]
+    if len(head) < 16 or not (code.isascii() and code.isalnum() and code.startswith(b"I")):
+        raise DataError(f"{path} is not a faiss index file (it does not start with a faiss type code)")
+    if code.startswith(b"IB"):
+        raise DataError(f"{path} is a binary faiss index; retrieval needs a float index (build_index)")
+    width = int.from_bytes(head[4:8], "little", signed=True)
+    count = int.from_bytes(head[8:16], "little", signed=True)
+    if width <= 0 or count < 0:
+        raise DataError(f"{path} is not a faiss index file (its header gives width {width}, {count} vectors)")
+    return width
+
+
 def read_faiss_index(path: Path, where: str) -> Any:
     import faiss
 

@@ -22,7 +22,7 @@ from turbo.generators.rag import (
 from turbo.generators.transformers import generate_answers
 from turbo.io import write_jsonl
 from turbo.modeling.loading import load_model
-from turbo.modeling.rag.encoder import check_vector_size, load_encoder
+from turbo.modeling.rag.encoder import load_encoder, vector_size
 from turbo.modeling.rag.retriever import load_retriever, query_encoding, read_encoding
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.inference.chat import output_path
@@ -69,7 +69,7 @@ def retrieve_all(entry: RagInferenceModelSettings, where: str, samples: list[Cha
     """Load the retriever and the question encoder, retrieve for every sample, free the encoder."""
     rag = entry.model_settings
     retrieval = rag.retrieval_settings
-    width = check_vector_size(rag, f"{where}.model_settings")
+    width = vector_size(rag, f"{where}.model_settings")
     retriever = load_retriever(
         rag.index_settings.index_path, rag.index_settings.passages_path,
         f"{where}.model_settings.index_settings", width, retrieval.n_docs,

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from turbo.data.records import AnswerRecord, ChatRecord
+from turbo.data.records import ChatRecord
 from turbo.io import write_jsonl
 from turbo.settings.datasets.chat import ChatDatasetSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
@@ -92,18 +92,12 @@ def _sampling_setter(ids: list[str]) -> Any:
 
 def rm_record_rows(settings: AnswersDatasetSettings, tokenizer: Any, seed: int) -> tuple[list, list]:
     """`rm` records: context + answer, scored once."""
-    from turbo.data.conversation import encode_conversations, with_system_prompt
-    from turbo.data.readers import read_jsonl, sample_source
+    from turbo.data.answers import build_answer_samples
 
-    rows, conversations = [], []
-    for source in settings.sources:
-        for item in sample_source(read_jsonl(source.records_path, AnswerRecord), source, seed):
-            messages = [*with_system_prompt(item.record.context, source), item.record.answer]
-            conversations.append((messages, item.where))
-            rows.append((_row(item.record, source.name), source.name, 1, _set_chat))
-    encoded = encode_conversations(conversations, settings.chat_settings, tokenizer)
-    logger.info("data: %d answers, %d truncated", len(encoded), sum(e.truncated for e in encoded))
-    return rows, [e.input_ids for e in encoded]
+    samples, report = build_answer_samples(settings, tokenizer, seed)
+    logger.info("data: %s", report.summary())
+    rows = [(_row(sample.record, sample.source), sample.source, 1, _set_chat) for sample in samples]
+    return rows, [sample.input_ids for sample in samples]
 
 
 ROW_BUILDERS = {

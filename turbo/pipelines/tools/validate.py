@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from turbo.errors import SettingsError
-from turbo.pipelines.preflight import require_preflight
+from turbo.pipelines.preflight import require_preflight, settings_and_preflight_error
 from turbo.settings.commands import COMMANDS, Command, load_object, not_a_command
 from turbo.settings.loading import apply_overrides, format_validation_error, read_settings_file
 
@@ -75,19 +75,22 @@ def identify(path: Path, overrides: list[str], command_name: str | None) -> tupl
     if valid:
         raise _ask_for_command(path, [command.name for command, _ in valid], "valid settings for each of")
     if command_name:
-        raise SettingsError(format_validation_error(failed[0][1], str(path), data))
+        command, exc = failed[0]
+        raise settings_and_preflight_error(command.name, load_object(command.settings), data, exc, str(path))
     best = min(misfit(exc) for _, exc in failed)
     closest = [(command, exc) for command, exc in failed if misfit(exc) == best]
     names = [command.name for command, _ in closest]
     if not any(key in load_object(command.settings).model_fields for command, _ in closest for key in data):
         raise _ask_for_command(path, list(COMMANDS), "none of its keys is a setting of a command; commands")
     if len(closest) == 1:
-        label = f"closest command: {names[0]}"
-    elif all(_problems(exc) == _problems(closest[0][1]) for _, exc in closest):
+        command, exc = closest[0]
+        model = load_object(command.settings)
+        source = f"{path} (closest command: {command.name})"
+        raise settings_and_preflight_error(command.name, model, data, exc, source)
+    if all(_problems(exc) == _problems(closest[0][1]) for _, exc in closest):
         label = f"the same problems as any of {', '.join(names)}; pass --command to choose"
-    else:
-        raise _ask_for_command(path, names, "not valid, and it fits these commands equally")
-    raise SettingsError(format_validation_error(closest[0][1], f"{path} ({label})", data))
+        raise SettingsError(format_validation_error(closest[0][1], f"{path} ({label})", data))
+    raise _ask_for_command(path, names, "not valid, and it fits these commands equally")
 
 
 def dataset_fields(settings: BaseModel, prefix: str = "") -> list[tuple[str, Any, bool]]:
@@ -209,20 +212,9 @@ def _ddpo(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[li
 
 
 def _answers(dataset: Any, tokenizer: Any, seed: int, generation: bool) -> tuple[list, Any]:
-    from turbo.data.report import DatasetReport, SourceReport
-    from turbo.pipelines.inference.rm import rm_record_rows
+    from turbo.data.answers import build_answer_samples
 
-    rows, sequences = rm_record_rows(dataset, tokenizer, seed)
-    report = DatasetReport()
-    for source in dataset.sources:
-        lengths = [
-            len(ids) for (_, name, _, _), ids in zip(rows, sequences, strict=True) if name == source.name
-        ]
-        source_report = SourceReport(source.name, str(source.records_path), len(lengths), len(lengths))
-        for length in lengths:
-            source_report.keep(length, False)
-        report.sources.append(source_report)
-    return sequences, report
+    return build_answer_samples(dataset, tokenizer, seed)
 
 
 DATA_BUILDERS = {

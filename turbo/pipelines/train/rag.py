@@ -13,7 +13,7 @@ from typing import Any
 from turbo.data.chat import build_chat_samples
 from turbo.data.rag import GeneratorInputs, RagCollator, question_of
 from turbo.modeling.loading import load_model
-from turbo.modeling.rag.encoder import check_vector_size, load_encoder
+from turbo.modeling.rag.encoder import load_encoder, vector_size
 from turbo.modeling.rag.retriever import load_retriever, query_encoding, read_encoding
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
@@ -36,7 +36,7 @@ def run(settings: RagExperimentSettings) -> None:
 
     rag = settings.model_settings
     retrieval = rag.retrieval_settings
-    width = check_vector_size(rag, "model_settings")
+    width = vector_size(rag, "model_settings")
     retriever = load_retriever(
         rag.index_settings.index_path, rag.index_settings.passages_path, "model_settings.index_settings",
         width, retrieval.n_docs,

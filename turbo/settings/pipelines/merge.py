@@ -6,7 +6,7 @@ from pydantic import Field, model_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.model import ModelSettings
-from turbo.settings.outputs import OutputFolder
+from turbo.settings.outputs import FileSize, OutputFolder
 from turbo.settings.paths import InputFolder
 from turbo.settings.problems import raise_problems
 from turbo.settings.tokenizer import TokenizerSettings
@@ -22,7 +22,9 @@ class MergeAdaptersSettings(StrictModel):
     overwrite: bool = Field(
         False, description="Replace save_path if it holds an earlier merge_adapters_to_base output."
     )
-    max_shard_size: str = Field("5GB", description="Largest safetensors shard of the merged model.")
+    max_shard_size: FileSize = Field(
+        "5GB", description='Largest safetensors shard of the merged model: "5GB", "500MB", "10KiB" or bytes.'
+    )
 
     @model_validator(mode="after")
     def _one_adapter(self) -> MergeAdaptersSettings:
