@@ -53,6 +53,27 @@ class Sample:
         return tools[-1] if tools else 0
 
 
+def segment_rows(sample: Sample, tokenizer: Any) -> list[dict[str, Any]]:
+    """The trajectory as the dumps and rewards read it: per segment its role, text, tool (tool results),
+    whether it is trained (the policy's tokens) and, for a failed call, error: true."""
+    segments = sample.segments or (Segment("policy", 0, len(sample.answer_ids)),)
+    rows = []
+    for segment in segments:
+        row: dict[str, Any] = {
+            "role": segment.role,
+            "text": tokenizer.decode(
+                sample.answer_ids[segment.start : segment.end], skip_special_tokens=True
+            ),
+        }
+        if segment.tool is not None:
+            row["tool"] = segment.tool
+        row["trained"] = segment.role == "policy"
+        if segment.error:
+            row["error"] = True
+        rows.append(row)
+    return rows
+
+
 class RolloutEngine(Protocol):
     """What the trainers call. `sample` returns n answers per prompt, prompt-major (the n answers of prompt
     0 first); greedy decodes with temperature None (then n is 1); `media` (per prompt, its (modality,

@@ -12,13 +12,13 @@ import torch
 from turbo.trainers.losses.grpo import group_advantages, grpo_loss
 from turbo.trainers.rollout import (
     RolloutTrainer,
-    answer_mask,
     collect,
     frozen_token_logps,
     optimise,
     policy_token_logps,
     rollout_metrics,
     sync_engine,
+    trained_mask,
 )
 
 
@@ -52,7 +52,7 @@ class GrpoTrainer(RolloutTrainer):
         ref = None
         if settings.beta > 0:
             ref = frozen_token_logps(model, rollout, chunk, reference=True, ref_model=self.ref_model)
-        mask = answer_mask(rollout.lengths, rollout.width)
+        mask = trained_mask(rollout)
         seen = torch.zeros_like(rollout.rewards[:, None].expand(-1, rollout.width))
         stats: dict[str, list[float]] = {"kl": [], "clip_fraction": [], "policy_loss": [], "entropy": []}
 
