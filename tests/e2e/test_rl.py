@@ -125,14 +125,24 @@ def test_ppo_with_a_reward_model_starts_the_value_model_from_it(fixture_models, 
     ]
     run_turbo(
         *ppo_settings(
-            folder, "--set", "trainer_settings.max_steps=2", "--set", f"reward_settings={json.dumps(rewards)}"
+            folder,
+            "--set", "trainer_settings.max_steps=2",
+            "--set", f"reward_settings={json.dumps(rewards)}",
+            "--set", "trainer_settings.rollout_correction={}",
         )
-    )
+    )  # fmt: skip
     rows = train_rows(folder)
     for row in rows:
         assert row["reward/mean"] == pytest.approx(
             0.5 * row["reward/reward_model/mean"] + row["reward/regex/mean"], abs=1e-5
         )
+        assert row["rollout_correction/weight_mean"] == 1.0  # transformers rollouts: the policy sampled
+    for step in (1, 2):  # the rollout of every logged step, one row per answer, each reward function
+        dump = read_jsonl(folder / "rollouts" / f"step_{step}.jsonl")
+        assert len(dump) == 8 and all(row["rewards"].keys() == {"reward_model", "regex"} for row in dump)
+        for row in dump:
+            total = 0.5 * row["rewards"]["reward_model"] + row["rewards"]["regex"]
+            assert row["reward"] == pytest.approx(total, abs=1e-5)
     value = load_file(folder / "final" / "value_model" / "model.safetensors")
     start = load_file("tests/fixtures/models/llama_rm/model.safetensors")
     assert value.keys() == start.keys()

@@ -109,6 +109,7 @@ def test_grpo_with_vllm_rollouts_learns(fixture_models, tmp_path: Path, monkeypa
         "train_grpo", "--experiment_settings_path", GRPO,
         "--set", f"log_path={folder}",
         "--set", "rollout_settings.use_vllm=true",
+        "--set", 'trainer_settings.rollout_correction={"level": "token", "mode": "truncate", "cap": 2.0}',
     )  # fmt: skip
     rows = [row for row in read_jsonl(folder / "metrics.jsonl") if "reward/mean" in row]
     rewards = [row["reward/mean"] for row in rows]
@@ -116,3 +117,8 @@ def test_grpo_with_vllm_rollouts_learns(fixture_models, tmp_path: Path, monkeypa
     assert all(row["sync_seconds"] > 0 for row in rows)  # new weights before every rollout
     # the engine samples, the training model scores: the two agree up to float noise
     assert all(row["rollout/logp_gap"] < 1e-3 for row in rows), [row["rollout/logp_gap"] for row in rows]
+    # the rollout correction weighs by pi_train / pi_vllm: close to 1 for a float32 engine, not exactly 1
+    weights = [row["rollout_correction/weight_mean"] for row in rows]
+    assert all(abs(weight - 1) < 1e-2 for weight in weights), weights
+    assert any(weight != 1.0 for weight in weights), weights  # computed, not the transformers no-op
+    assert all(row["rollout_correction/truncated_fraction"] == 0.0 for row in rows)

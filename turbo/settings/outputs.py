@@ -20,7 +20,7 @@ from turbo.reading import output_folder_problem
 MANIFEST = "turbo_output.json"  # marks a folder written by a turbo tool command (merge, convert_gguf)
 EXPERIMENT_MARKER = "experiment_settings.json"  # marks an experiment folder (log_path)
 # what a training run writes into its log_path; a clean restart removes exactly these
-RUN_OUTPUTS = ("metrics.jsonl", "checkpoints", "final", "cherry_picks")
+RUN_OUTPUTS = ("metrics.jsonl", "checkpoints", "final", "cherry_picks", "eval_answers", "rollouts")
 EXPERIMENT_ENTRIES = (
     *RUN_OUTPUTS,
     EXPERIMENT_MARKER,

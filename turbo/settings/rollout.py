@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -62,6 +62,11 @@ class RolloutSettings(StrictModel):
         None, gt=0, description="Prompts per transformers generate call. None: the whole rollout at once."
     )
 
+    @property
+    def separate_sampler(self) -> bool:
+        """The answers are sampled by another engine than the training model (vLLM)."""
+        return self.use_vllm or self.vllm_server is not None
+
     def sampling(self, greedy: bool) -> dict[str, Any]:
         """The keyword arguments every rollout engine samples with (greedy: temperature None)."""
         return {
@@ -70,6 +75,21 @@ class RolloutSettings(StrictModel):
             "top_p": self.top_p,
             "top_k": self.top_k,
         }
+
+
+class RolloutCorrectionSettings(StrictModel):
+    """Weights that correct for answers sampled by another engine than the training model (colocated vLLM,
+    vLLM server): pi_train / pi_sampler per token or per answer, truncated at `cap` (truncated importance
+    sampling) or zeroed beyond it (masked). With transformers rollouts the sampler is the training model:
+    the weights are 1 (logged as such)."""
+
+    level: Literal["token", "sequence"] = Field(
+        "token", description="One weight per answer token, or one per answer (the product of its tokens')."
+    )
+    mode: Literal["truncate", "mask"] = Field(
+        "truncate", description="truncate: min(weight, cap); mask: a weight above cap becomes 0 (no loss)."
+    )
+    cap: float = Field(2.0, ge=1, description="The largest weight kept.")
 
 
 def check_rollout(rollout: RolloutSettings, model: Any) -> None:

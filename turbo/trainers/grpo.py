@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 
-from turbo.trainers.losses.grpo import group_advantages, grpo_loss
+from turbo.trainers.dynamic_sampling import draw_prompts, fill_groups, round_seed
+from turbo.trainers.losses.advantages import advantages as estimate_advantages
+from turbo.trainers.losses.grpo import grpo_loss
 from turbo.trainers.rollout import (
     RolloutTrainer,
     collect,
@@ -20,12 +22,21 @@ from turbo.trainers.rollout import (
     sync_engine,
     trained_mask,
 )
+from turbo.trainers.rollout_dumps import dump_rollout
+from turbo.trainers.rollout_steps import (
+    loss_mask,
+    note_correction,
+    penalise_overlong,
+    rollout_correction,
+    truncated_fraction,
+)
 
 
 class GrpoTrainer(RolloutTrainer):
     def __init__(self, *args: Any, grpo_settings: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.grpo = grpo_settings
+        note_correction(grpo_settings.rollout_correction, self.rollout_settings)
 
     def training_step(
         self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None
@@ -34,25 +45,41 @@ class GrpoTrainer(RolloutTrainer):
         step = self.state.global_step
         sync_seconds = sync_engine(self.engine, model, step)
         model.train()
-        rollout = collect(
-            self.engine,
-            model,
-            self.processing_class,
-            inputs["prompts"],
-            self.rewards,
-            n=settings.num_generations,
-            seed=self.seed + step,
-        )
+        rollout = self.sample(model, inputs["prompts"], seed=self.seed + step)
+        sampling_metrics: dict[str, float] = {}
+        if settings.dynamic_sampling is not None:
+
+            def more(round: int) -> Any:
+                seed = round_seed(self.seed, step, round)
+                prompts = draw_prompts(self.train_dataset, settings.rollout_batch_size, seed)
+                return self.sample(model, prompts, seed)
+
+            rollout, sampling_metrics = fill_groups(
+                rollout,
+                more,
+                settings.num_generations,
+                settings.rollout_batch_size,
+                settings.dynamic_sampling.max_rounds,
+                self.processing_class.pad_token_id,
+            )
         start = time.perf_counter()
         rows = len(rollout.answers)
         chunk = settings.forward_batch_size or rows
-        advantages = group_advantages(rollout.rewards, settings.num_generations, settings.scale_rewards)
-        reuse = settings.num_iterations > 1 or settings.num_mini_batches > 1
+        advantages = estimate_advantages(
+            rollout.rewards, settings.num_generations, settings.advantage_estimator, settings.scale_rewards
+        )
+        dump_rollout(self, settings.rollout_dump_steps, rollout, advantages.tolist())
+        correcting = settings.rollout_correction is not None and self.rollout_settings.separate_sampler
+        reuse = settings.num_iterations > 1 or settings.num_mini_batches > 1 or correcting
         old = frozen_token_logps(model, rollout, chunk, reference=False) if reuse else None
         ref = None
         if settings.beta > 0:
             ref = frozen_token_logps(model, rollout, chunk, reference=True, ref_model=self.ref_model)
         mask = trained_mask(rollout)
+        mask = loss_mask(rollout, mask, settings.mask_truncated_answers)
+        correction = rollout_correction(
+            settings.rollout_correction, self.rollout_settings, rollout, old, mask
+        )
         seen = torch.zeros_like(rollout.rewards[:, None].expand(-1, rollout.width))
         stats: dict[str, list[float]] = {"kl": [], "clip_fraction": [], "policy_loss": [], "entropy": []}
 
@@ -76,6 +103,8 @@ class GrpoTrainer(RolloutTrainer):
                 max_tokens=self.rollout_settings.max_new_tokens,
                 answers=len(mini_batch),
                 tokens=int(mask[mini_batch].sum()),
+                level=settings.importance_sampling_level,
+                weights=None if correction is None else correction.weights[chunk_rows, :width],
             )
             stats["kl"].append(result.kl.item())
             stats["clip_fraction"].append(result.clip_fraction.item())
@@ -95,12 +124,29 @@ class GrpoTrainer(RolloutTrainer):
         )
         metrics = rollout_metrics(rollout, old if old is not None else seen)
         metrics.update({name: sum(values) / len(values) for name, values in stats.items() if values})
+        metrics.update(sampling_metrics)
+        metrics.update(truncated_fraction(rollout))
+        if correction is not None:
+            metrics.update(correction.metrics())
         metrics["train_seconds"] = time.perf_counter() - start
         metrics["sync_seconds"] = sync_seconds
         record = self.metrics(model)
         for name, value in metrics.items():
             record[name].append(value)
         return loss
+
+    def sample(self, model: Any, prompts: list[dict[str, Any]], seed: int) -> Any:
+        """num_generations answers to each prompt, scored (the overlong penalty added when set)."""
+        rollout = collect(
+            self.engine,
+            model,
+            self.processing_class,
+            prompts,
+            self.rewards,
+            n=self.grpo.num_generations,
+            seed=seed,
+        )
+        return penalise_overlong(rollout, self.rollout_settings.max_new_tokens, self.grpo.overlong_penalty)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """A multimodal policy saves its parts as train_multimodal does (LM adapter, projectors)."""

@@ -28,6 +28,8 @@ from turbo.trainers.rollout import (
     to_answers,
     trained_mask,
 )
+from turbo.trainers.rollout_dumps import dump_rollout
+from turbo.trainers.rollout_steps import note_correction, rollout_correction
 
 VALUE_MODEL = "value_model"
 
@@ -48,6 +50,7 @@ class PpoTrainer(RolloutTrainer):
         super().__init__(*args, **kwargs)
         self.ppo = ppo_settings
         self.value_model = value_model.to(self.args.device)
+        note_correction(ppo_settings.rollout_correction, self.rollout_settings)
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         """The Trainer's optimiser for the policy, plus one parameter group for the value model."""
@@ -106,6 +109,11 @@ class PpoTrainer(RolloutTrainer):
                 torch.zeros_like(tensor).scatter(1, order, tensor) for tensor in (advantages, returns, kl)
             )
             advantages = masked_whiten(advantages, mask) * mask
+        correction = rollout_correction(
+            settings.rollout_correction, self.rollout_settings, rollout, old, mask
+        )
+        answer_advantages = (advantages.sum(-1) / mask.sum(-1).clamp(min=1)).tolist()
+        dump_rollout(self, settings.rollout_dump_steps, rollout, answer_advantages)
         stats: dict[str, list[float]] = {
             name: []
             for name in ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction", "entropy")
@@ -128,6 +136,7 @@ class PpoTrainer(RolloutTrainer):
                 cliprange_value=settings.cliprange_value,
                 vf_coef=settings.vf_coef,
                 count=int(mask[mini_batch].sum()),
+                weights=None if correction is None else correction.weights[chunk_rows, :width],
             )
             for name in ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction"):
                 stats[name].append(getattr(result, name).item())
@@ -147,6 +156,8 @@ class PpoTrainer(RolloutTrainer):
         )
         metrics = rollout_metrics(rollout, old)
         metrics.update({name: sum(values) / len(values) for name, values in stats.items() if values})
+        if correction is not None:
+            metrics.update(correction.metrics())
         metrics.update(
             {
                 "score": scores.mean().item(),

@@ -53,7 +53,7 @@ def test_grpo_training_arguments_leave_out_the_grpo_fields() -> None:
         ({"trainer_settings": {"per_device_train_batch_size": 2}}, "rollout_batch_size"),
         ({"trainer_settings": {"gradient_accumulation_steps": 2}}, "gradient_accumulation_steps must be 1"),
         ({"trainer_settings": {"num_mini_batches": 3}}, "must divide the answers of one rollout"),
-        ({"trainer_settings": {"loss_type": "bnpo"}}, "loss_type"),
+        ({"trainer_settings": {"loss_type": "gspo"}}, "loss_type"),
         ({"trainer_settings": {"num_generations": 1}}, "num_generations"),
         ({"reward_settings": []}, "at least one reward"),
         (
@@ -132,3 +132,59 @@ def test_a_vllm_server_takes_a_lora_policy_and_a_url(changes: dict, message: str
     assert GrpoExperimentSettings.model_validate(
         with_changes(GRPO, rollout_settings=SERVER)
     ).rollout_settings.vllm_server
+
+
+def test_grpo_family_defaults_and_fields_left_out_of_the_training_arguments() -> None:
+    family = {
+        "loss_type": "cispo",
+        "importance_sampling_level": "sequence",
+        "advantage_estimator": "reinforce_pp",
+        "dynamic_sampling": {},
+        "mask_truncated_answers": True,
+        "overlong_penalty": {"buffer": 4},
+        "rollout_correction": {},
+        "rollout_dump_steps": 0,
+    }
+    settings = GrpoExperimentSettings.model_validate(with_changes(GRPO, trainer_settings=family))
+    trainer = settings.trainer_settings
+    assert trainer.dynamic_sampling.max_rounds == 3
+    assert (trainer.overlong_penalty.buffer, trainer.overlong_penalty.penalty) == (4, 1.0)
+    correction = trainer.rollout_correction
+    assert (correction.level, correction.mode, correction.cap) == ("token", "truncate", 2.0)
+    assert not family.keys() & trainer.training_arguments().keys()
+    defaults = type(trainer)()
+    assert (defaults.loss_type, defaults.importance_sampling_level, defaults.advantage_estimator) == (
+        "grpo",
+        "token",
+        "group",
+    )
+    assert defaults.rollout_correction is None and defaults.dynamic_sampling is None
+    assert defaults.rollout_dump_steps is None and not defaults.mask_truncated_answers
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"advantage_estimator": "rloo", "scale_rewards": False}, "scale_rewards is read by .* group only"),
+        ({"advantage_estimator": "reinforce_pp", "scale_rewards": True}, "std over the whole rollout"),
+        ({"overlong_penalty": {"buffer": 8}}, "write a buffer below 8"),
+        ({"rollout_correction": {"cap": 0.5}}, "cap"),
+        ({"rollout_correction": {"mode": "clip"}}, "truncate"),
+        ({"dynamic_sampling": {"max_rounds": 0}}, "max_rounds"),
+        ({"rollout_dump_steps": -1}, "rollout_dump_steps"),
+    ],
+)
+def test_grpo_family_refusals(changes: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        GrpoExperimentSettings.model_validate(with_changes(GRPO, trainer_settings=changes))
+
+
+@pytest.mark.parametrize("name", ["loss_type", "importance_sampling_level", "advantage_estimator"])
+def test_ppo_refuses_grpo_options_and_says_what_it_reads(name: str) -> None:
+    values = {"loss_type": "cispo", "importance_sampling_level": "sequence", "advantage_estimator": "rloo"}
+    value = values[name]
+    with pytest.raises(ValidationError, match=f"{name} is a train_grpo setting.*cliprange"):
+        PpoExperimentSettings.model_validate(with_changes(PPO, trainer_settings={name: value}))
+    correction = {"level": "sequence", "mode": "mask"}
+    corrected = with_changes(PPO, trainer_settings={"rollout_correction": correction})
+    assert PpoExperimentSettings.model_validate(corrected).trainer_settings.rollout_correction.mode == "mask"

@@ -66,12 +66,17 @@ def policy_loss(
     mask: torch.Tensor,
     cliprange: float,
     count: int | None = None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masked mean of max(-A * ratio, -A * clip(ratio, 1 - c, 1 + c)), and the clipped share of tokens."""
+    """Masked mean of max(-A * ratio, -A * clip(ratio, 1 - c, 1 + c)) (times the rollout-correction
+    `weights`, [answers, tokens] or [answers, 1], when given), and the clipped share of tokens."""
     ratio = torch.exp(logps - old_logps)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - cliprange, 1 + cliprange)
-    loss = masked_mean(torch.max(unclipped, clipped), mask, count)
+    per_token = torch.max(unclipped, clipped)
+    if weights is not None:
+        per_token = per_token * weights
+    loss = masked_mean(per_token, mask, count)
     return loss, masked_mean((clipped > unclipped).float(), mask)
 
 
@@ -114,9 +119,11 @@ def ppo_loss(
     cliprange_value: float,
     vf_coef: float,
     count: int | None = None,
+    weights: torch.Tensor | None = None,
 ) -> PpoLoss:
-    """policy loss + vf_coef * value loss on one mini-batch (or one pass of it, `count` its tokens)."""
-    pg, clip_fraction = policy_loss(logps, old_logps, advantages, mask, cliprange, count)
+    """policy loss + vf_coef * value loss on one mini-batch (or one pass of it, `count` its tokens);
+    `weights` (rollout correction) scale the policy loss only."""
+    pg, clip_fraction = policy_loss(logps, old_logps, advantages, mask, cliprange, count, weights)
     vf, value_clip_fraction = value_loss(values, old_values, returns, mask, cliprange_value, count)
     return PpoLoss(
         pg + vf_coef * vf, pg.detach(), vf.detach(), clip_fraction.detach(), value_clip_fraction.detach()

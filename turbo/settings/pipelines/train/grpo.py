@@ -27,6 +27,26 @@ GrpoPromptDatasetSettings = Annotated[
 ]
 
 
+class DynamicSamplingSettings(StrictModel):
+    """DAPO's dynamic sampling: drop the groups whose rewards are all equal and sample more prompts."""
+
+    max_rounds: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Rollouts per step at most (the first included); each further round samples "
+        "rollout_batch_size more prompts (a seeded draw from the training prompts).",
+    )
+
+
+class OverlongPenaltySettings(StrictModel):
+    """DAPO's soft overlong penalty, added to the reward: -penalty * (tokens past max_new_tokens - buffer)
+    / buffer."""
+
+    buffer: int = Field(32, ge=1, description="Tokens before max_new_tokens where the penalty starts.")
+    penalty: float = Field(1.0, gt=0, description="The penalty of an answer of max_new_tokens tokens.")
+
+
 class GrpoTrainerSettings(RlTrainerSettings):
     """The trainer settings, with GRPO's group size, clipping and KL."""
 
@@ -43,17 +63,56 @@ class GrpoTrainerSettings(RlTrainerSettings):
         ge=0,
         description="Weight of the KL to the reference (k3 estimator, per token). 0: no reference forward.",
     )
-    loss_type: Literal["grpo", "dr_grpo", "dapo"] = Field(
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo"] = Field(
         "grpo",
-        description="Aggregation of the per-token loss. grpo: mean over each answer's tokens, then over "
-        "answers; dr_grpo: sum over tokens / (answers * max_new_tokens); dapo: sum over tokens / tokens "
-        "in the batch.",
+        description="The per-token loss and its aggregation. grpo: mean over each answer's tokens, then "
+        "over answers; dr_grpo: sum over tokens / (answers * max_new_tokens) (Dr. GRPO); dapo: sum over "
+        "tokens / tokens in the mini-batch (DAPO); bnpo: sum / tokens of each forward pass (TRL's local "
+        "batch); cispo: -min(ratio, 1 + epsilon_high) (detached) * advantage * log-prob, aggregated as "
+        "dapo (MiniMax-M1; epsilon_high 4 gives ScaleRL's cap of 5).",
+    )
+    importance_sampling_level: Literal["token", "sequence"] = Field(
+        "token",
+        description="The ratio pi / pi_old per token, or per answer: the geometric mean of its tokens' "
+        "ratios, clipped per answer (GSPO; with loss_type grpo as in the paper).",
+    )
+    advantage_estimator: Literal["group", "rloo", "reinforce_pp"] = Field(
+        "group",
+        description="group: reward - group mean, divided by the group std (scale_rewards); rloo: reward - "
+        "the mean of the other answers of its group (RLOO); reinforce_pp: the group-centred rewards "
+        "normalised over the whole rollout (REINFORCE++ with a group baseline).",
     )
     scale_rewards: bool = Field(
         True,
-        description="Divide the group-centred rewards by the group's std (GRPO); false: centre only "
-        "(Dr. GRPO).",
+        description="advantage_estimator group: divide the group-centred rewards by the group's std (GRPO); "
+        "false: centre only (Dr. GRPO).",
     )
+    dynamic_sampling: DynamicSamplingSettings | None = Field(
+        None,
+        description="Drop groups whose rewards are all equal and sample more prompts until "
+        "rollout_batch_size groups differ or max_rounds run out (DAPO). None: off.",
+    )
+    mask_truncated_answers: bool = Field(
+        False, description="Answers cut at max_new_tokens (no end token) get no loss (DAPO)."
+    )
+    overlong_penalty: OverlongPenaltySettings | None = Field(
+        None,
+        description="DAPO's soft overlong penalty added to the reward, linear over the last `buffer` tokens "
+        "before max_new_tokens. None: off.",
+    )
+
+    @model_validator(mode="after")
+    def _estimator_reads_scale(self) -> GrpoTrainerSettings:
+        if self.advantage_estimator != "group" and "scale_rewards" in self.model_fields_set:
+            instead = {
+                "rloo": "centres on the mean of the other answers",
+                "reinforce_pp": "divides by the std over the whole rollout",
+            }[self.advantage_estimator]
+            raise ValueError(
+                "scale_rewards is read by advantage_estimator group only; remove it (advantage_estimator "
+                f"{self.advantage_estimator} {instead})"
+            )
+        return self
 
     @property
     def answers_per_rollout(self) -> int:
@@ -89,6 +148,16 @@ class GrpoExperimentSettings(RlExperimentSettings):
 
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()
+        overlong = self.trainer_settings.overlong_penalty
+        max_new_tokens = self.rollout_settings.max_new_tokens
+        if overlong is not None and overlong.buffer >= max_new_tokens:
+            problems.append(
+                (
+                    "trainer_settings.overlong_penalty.buffer",
+                    f"must be below rollout_settings.max_new_tokens ({max_new_tokens}); the penalty starts "
+                    f"buffer tokens before it: write a buffer below {max_new_tokens}",
+                )
+            )
         val = self.val_dataset_settings
         if not self.multimodal:
             if self.multimodal_settings is not None:

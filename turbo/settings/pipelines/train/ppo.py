@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from turbo.settings.model import ModelSettings
 from turbo.settings.pipelines.train.rl import RlExperimentSettings, RlTrainerSettings
+
+GRPO_SETTINGS = (
+    "loss_type",
+    "importance_sampling_level",
+    "advantage_estimator",
+    "dynamic_sampling",
+    "mask_truncated_answers",
+    "overlong_penalty",
+    "scale_rewards",
+    "num_generations",
+    "num_iterations",
+    "epsilon",
+    "epsilon_high",
+    "beta",
+)
 
 
 class PpoTrainerSettings(RlTrainerSettings):
@@ -22,6 +39,23 @@ class PpoTrainerSettings(RlTrainerSettings):
     missing_eos_penalty: float | None = Field(
         None, ge=0, description="Subtracted from the score of an answer cut at max_new_tokens (no EOS)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_grpo_settings(cls, data: Any) -> Any:
+        """GRPO's options named in a PPO file: say what PPO reads instead (when they are its only unknown
+        keys; other unknown keys get the usual one error each, which the command guess counts)."""
+        if not isinstance(data, dict):
+            return data
+        unknown = [name for name in data if name not in cls.model_fields]
+        found = [name for name in GRPO_SETTINGS if name in unknown]
+        if found and len(found) == len(unknown):
+            raise ValueError(
+                f"{found[0]} is a train_grpo setting: PPO's policy loss is the clipped "
+                "surrogate (cliprange) over GAE advantages of a value model (kl_coef, gamma, lam, "
+                "num_ppo_epochs; missing_eos_penalty for cut answers); remove it, or run train_grpo"
+            )
+        return data
 
 
 class PpoExperimentSettings(RlExperimentSettings):

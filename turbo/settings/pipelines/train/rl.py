@@ -12,7 +12,12 @@ from turbo.settings.model import ModelSettings
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
 from turbo.settings.rewards import RewardSettings
-from turbo.settings.rollout import RolloutSettings, check_rl_experiment, check_rl_trainer
+from turbo.settings.rollout import (
+    RolloutCorrectionSettings,
+    RolloutSettings,
+    check_rl_experiment,
+    check_rl_trainer,
+)
 from turbo.settings.tools import ToolLoopSettings, ToolSettings, tool_problems
 from turbo.settings.trainer import TrainerSettings
 
@@ -29,6 +34,18 @@ class RlTrainerSettings(TrainerSettings):
         gt=0,
         description="Answers per forward/backward pass; a mini-batch accumulates its gradients over several "
         "passes with the same loss (memory vs speed). None: a whole mini-batch at once.",
+    )
+    rollout_correction: RolloutCorrectionSettings | None = Field(
+        None,
+        description="Weight the policy loss by pi_train / pi_sampler of the sampled tokens (truncated or "
+        "masked importance sampling), for rollouts from vLLM. None: off. With transformers rollouts the "
+        "weights are 1.",
+    )
+    rollout_dump_steps: int | None = Field(
+        None,
+        ge=0,
+        description="Write the rollout of every k-th step to rollouts/step_N.jsonl (prompt, answer, rewards, "
+        "advantage, finished, tokens). None: at each logging step (logging_steps); 0: never.",
     )
 
     @property
