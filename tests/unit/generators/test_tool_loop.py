@@ -106,6 +106,10 @@ def test_limits_stop_a_runaway_trajectory(tokenizer) -> None:
     (sample,), _, _ = run(tokenizer, always, max_tool_calls=10, max_turns=10, max_total_tokens=40)
     assert len(sample.answer_ids) <= 40 and not sample.finished
     assert len(sample.logps) == len(sample.answer_ids) == sum(s.end - s.start for s in sample.segments)
+    # a long final turn without its end token is cut as well
+    (sample,), _, _ = run(tokenizer, ["<calc>1+1</calc>", "a long answer " * 10], max_total_tokens=40)
+    assert len(sample.answer_ids) == 40 and not sample.finished
+    assert [segment.role for segment in sample.segments] == ["policy", "tool", "policy"]
 
 
 @pytest.mark.parametrize(

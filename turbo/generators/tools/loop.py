@@ -150,7 +150,8 @@ class ToolEngine:
                 found = first_call(self.tokenizer, sample.answer_ids, self.format)
                 if found is None:
                     trajectory.add("policy", sample.answer_ids, sample.logps)
-                    trajectory.finished = sample.finished and not trajectory.cut(loop.max_total_tokens)
+                    cut = trajectory.cut(loop.max_total_tokens)
+                    trajectory.finished = sample.finished and not cut
                     continue
                 end, call = found
                 trajectory.add("policy", sample.answer_ids[:end], sample.logps[:end])
