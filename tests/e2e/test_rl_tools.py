@@ -3,7 +3,8 @@
 tiny RAG index: the dumps show each tool's result after its call, marked untrained, and the policy's
 tokens alone are counted as trained; the tool rewards and a python reward that reads the trajectories see
 the calls; a tool that raises does not stop the run; a resumed run repeats the straight one exactly; bad
-tool settings are refused by validate and by the run (exit 2)."""
+tool settings are refused by validate and by the run (exit 2); colocated vLLM and transformers give the
+same trajectories greedily; inference_chat runs the same loop."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..conftest import CONFIGS, DATASETS, read_jsonl, run_turbo
 
 SFT = CONFIGS / "train" / "agentic" / "sft.json"
 GRPO = CONFIGS / "train" / "agentic" / "grpo_tools.json"
+INFERENCE = CONFIGS / "inference" / "chat" / "tools.json"
 TOOLS = Path(__file__).resolve().parents[1] / "fixtures" / "tools"
 
 
@@ -205,3 +207,50 @@ def test_vllm_trajectories_equal_transformers_trajectories_greedily(sft_adapter:
     assert [s.answer_ids for s in vllm] == [s.answer_ids for s in hf]
     assert [s.segments for s in vllm] == [s.segments for s in hf]
     assert {segment.tool for s in hf for segment in s.segments} == {None, "calc", "search"}
+
+
+def test_inference_chat_runs_the_tool_loop(sft_adapter: Path, tmp_path: Path, monkeypatch) -> None:
+    """inference_chat with tool_settings on the SFT policy (merged: vLLM's LoRA takes no trained lm_head):
+    each answer holds its final answer and its segments; a vLLM entry gives the same greedy trajectories
+    as the transformers entry."""
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    merged = tmp_path / "merged"
+    merge = {
+        "model_settings": {"model_path": "tests/fixtures/models/llama_tiny"},
+        "adapter_path": str(sft_adapter),
+        "save_path": str(merged),
+    }
+    (tmp_path / "merge.json").write_text(json.dumps(merge))
+    run_turbo("merge_adapters_to_base", "--settings_path", tmp_path / "merge.json")
+    data = json.loads(INFERENCE.read_text())
+    entry = data["inference_settings"][0]
+    entry["model_settings"]["model_path"] = str(merged)
+    with_vllm = importlib.util.find_spec("vllm") is not None
+    if with_vllm:
+        data["inference_settings"].append(
+            {**entry, "use_vllm": True, "generation_settings": entry["generation_settings"][:1]}
+        )
+    data["save_path"] = str(tmp_path / "answers")
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps(data))
+    run_turbo("inference_chat", "--inference_settings_path", path)
+    greedy = read_jsonl(tmp_path / "answers" / "model_0" / "generation_0" / "calls.jsonl")
+    sampled = read_jsonl(tmp_path / "answers" / "model_0" / "generation_1" / "calls.jsonl")
+    assert len(greedy) == len(sampled) == 4
+    assert all(len(row["answers"]) == 2 for row in sampled)
+    calls = 0
+    for row in greedy + sampled:
+        for answer in row["answers"]:
+            segments = answer["segments"]
+            assert [s["trained"] for s in segments] == [s["role"] == "policy" for s in segments]
+            final = segments[-1]["text"] if segments[-1]["role"] == "policy" else ""
+            assert answer["content"] == final
+            for call, result in zip(segments, segments[1:], strict=False):
+                if result["role"] == "tool" and result["tool"] == "calc" and not result.get("error"):
+                    left, right = call["text"].removeprefix("<calc>").removesuffix("</calc>").split("+")
+                    assert result["text"] == f"<result>{int(left) + int(right)}</result>"
+                    calls += 1
+    assert calls >= 2
+    if with_vllm:
+        served = read_jsonl(tmp_path / "answers" / "model_1" / "generation_0" / "calls.jsonl")
+        assert [row["answers"] for row in served] == [row["answers"] for row in greedy]

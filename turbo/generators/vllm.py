@@ -213,9 +213,10 @@ def sample_answer_ids_vllm(
     top_k: int | None = None,
     eos_token_id: int | None = None,
     seed: int | None = None,
+    lora: Any = None,
 ) -> tuple[list[list[int]], list[list[float]]]:
     """n answers per prompt as token ids (prompt-major), EOS kept, and the engine's log-prob of each answer
-    token (raw logits). temperature None decodes greedily."""
+    token (raw logits). temperature None decodes greedily. `lora`: a LoRA request (inference entries)."""
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
@@ -231,7 +232,9 @@ def sample_answer_ids_vllm(
         skip_special_tokens=False,
         detokenize=False,
     )
-    outputs = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False)
+    outputs = llm.generate(
+        [TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False, lora_request=lora
+    )
     answers: list[list[int]] = []
     logps: list[list[float]] = []
     for output in outputs:
