@@ -354,6 +354,7 @@ def evaluate_prompts(
             "answer": answer,
             "reward": part.rewards[i].item(),
             "rewards": {label: part.per_function[label][i] for label in labels},
+            **({"segments": part.trajectories[i]} if part.trajectories is not None else {}),
         }
         for part in parts
         for i, (prompt, answer) in enumerate(zip(part.prompts, part.answers, strict=True))

@@ -6,8 +6,11 @@ rollout covers exactly the policy's tokens."""
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
 from contextlib import ExitStack
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -191,3 +194,55 @@ def test_python_rewards_get_trajectories_only_when_they_take_them(tokenizer) -> 
     trajectories = [[{"role": "policy", "text": "a"}, {"role": "tool", "text": "r"}], [{"role": "policy"}]]
     totals, _ = score(rewards, ["p", "p"], ["a", "b"], [None, None], [1, 1], trajectories)
     assert totals == [1.0, 0.0]
+
+
+class ScriptedServer(BaseHTTPRequestHandler):
+    """A stand-in vLLM server (the routes of tests/unit/generators/test_vllm_server.py) whose completions
+    follow ScriptedEngine's script on the token ids it is sent."""
+
+    tokenizer = None
+    script: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        choices = []
+        if self.path == "/v1/completions":
+            engine = ScriptedEngine(self.tokenizer, self.script)
+            for p, sample in enumerate(engine.sample(None, body["prompt"], body["n"], True, 0)):
+                logprobs = {"token_logprobs": sample.logps}
+                choices.append({"index": p, "token_ids": sample.answer_ids, "logprobs": logprobs})
+        data = json.dumps({"choices": choices}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_loop_runs_on_the_vllm_server_engine_token_for_token(tokenizer, tmp_path: Path) -> None:
+    """The server engine (HTTP, token ids in and out) under the loop gives the trajectory the scripted
+    in-process engine gives."""
+    from turbo.generators.vllm_server import VllmServerEngine
+    from turbo.settings.rollout import RolloutSettings
+
+    script = ["<calc>2+3</calc> and more", "It is 5!"]
+    ScriptedServer.tokenizer, ScriptedServer.script = tokenizer, script
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        rollout = RolloutSettings(vllm_server={"url": url, "timeout": 10.0})
+        server = VllmServerEngine(tokenizer, rollout, tmp_path, str(tmp_path))
+        settings = PythonToolSettings(type="python", name="calc", function="agentic_tools:calc")
+        with TOOLS["python"](settings, tokenizer) as tool:
+            looped = ToolEngine(server, {"calc": tool}, ToolLoopSettings())
+            prompt = ids(tokenizer, "What is 2+3?")
+            over_http = looped.sample(None, [prompt], 2, True, 0)
+    finally:
+        httpd.shutdown()
+    in_process, _, _ = run(tokenizer, script, n=2)
+    assert [s.answer_ids for s in over_http] == [s.answer_ids for s in in_process]
+    assert [s.segments for s in over_http] == [s.segments for s in in_process]
+    assert [s.logps for s in over_http] == [s.logps for s in in_process]
