@@ -77,8 +77,9 @@ def segment_rows(sample: Sample, tokenizer: Any) -> list[dict[str, Any]]:
 class RolloutEngine(Protocol):
     """What the trainers call. `sample` returns n answers per prompt, prompt-major (the n answers of prompt
     0 first); greedy decodes with temperature None (then n is 1); `media` (per prompt, its (modality,
-    tensor) items) only for transformers rollouts of a multimodal policy. `sync` loads the policy's
-    current weights; `close` releases what the engine holds."""
+    tensor) items) only for transformers rollouts of a multimodal policy; `stop`: strings after which an
+    answer stops (the tool loop's closing tags; tokens after one are the caller's to drop). `sync` loads
+    the policy's current weights; `close` releases what the engine holds."""
 
     tokenizer: Any
 
@@ -92,6 +93,7 @@ class RolloutEngine(Protocol):
         greedy: bool,
         seed: int,
         media: list[list[tuple[str, Any]]] | None = None,
+        stop: list[str] | None = None,
     ) -> list[Sample]: ...
 
     def close(self) -> None: ...

@@ -47,8 +47,9 @@ class ScriptedEngine:
         self.script = script
         self.calls: list[list[list[int]]] = []
 
-    def sample(self, model, prompts, n, greedy, seed, media=None):
+    def sample(self, model, prompts, n, greedy, seed, media=None, stop=None):
         self.calls.append(prompts)
+        self.stops = stop
         out = []
         for prompt in prompts:
             turn = min(self.tokenizer.decode(prompt).count("<result>"), len(self.script) - 1)
@@ -88,8 +89,9 @@ def test_call_result_and_resumed_answer_are_kept_as_tokens(tokenizer) -> None:
     assert sample.logps[: len(call)] == [-(i + 1.0) for i in range(len(call))]
     assert sample.logps[len(call) : len(call) + len(result)] == [0.0] * len(result)
     assert sample.finished and sample.final_start == len(call) + len(result)
-    # generation resumed on prompt + trajectory so far (token in, token out)
+    # generation resumed on prompt + trajectory so far (token in, token out), stopping at a closing tag
     assert engine.calls[1][0] == prompt + call + result
+    assert engine.stops == ["</calc>"]
     rows = segment_rows(sample, tokenizer)
     assert [(row["role"], row["trained"], row.get("tool")) for row in rows] == [
         ("policy", True, None),

@@ -29,6 +29,11 @@ class Call:
 class TagsFormat:
     names: tuple[str, ...]
 
+    @property
+    def stops(self) -> list[str]:
+        """Where generation stops: the closing tag of every tool."""
+        return [f"</{name}>" for name in self.names]
+
     def closes(self, text: str) -> bool:
         return any(f"</{name}>" in text for name in self.names)
 
@@ -52,6 +57,7 @@ class ChatTemplateFormat:
     names: tuple[str, ...]
     before: str  # the template's text before a tool message's content (after the assistant's turn)
     after: str  # after it, up to the next assistant turn's header
+    stops = ("</tool_call>",)
 
     def closes(self, text: str) -> bool:
         return "</tool_call>" in text

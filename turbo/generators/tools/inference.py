@@ -11,12 +11,12 @@ from typing import Any
 
 from turbo.generators.rollout import Sample, no_media, samples
 
-SampleIds = Callable[[list[list[int]], int, int], tuple[list[list[int]], list[list[float]]]]
+SampleIds = Callable[[list[list[int]], int, int, list[str] | None], tuple[list[list[int]], list[list[float]]]]
 
 
 @dataclass
 class TurnSampler:
-    """A rollout engine's `sample` over a function (prompts, n, seed) -> answer ids and log-probs."""
+    """A rollout engine's `sample` over a function (prompts, n, seed, stop) -> answer ids and log-probs."""
 
     tokenizer: Any
     sample_ids: SampleIds
@@ -35,16 +35,19 @@ class TurnSampler:
         greedy: bool,
         seed: int,
         media: list[list[tuple[str, Any]]] | None = None,
+        stop: list[str] | None = None,
     ) -> list[Sample]:
         no_media(media, "inference with tools")
-        answers, logps = self.sample_ids(prompts, n, seed)
+        answers, logps = self.sample_ids(prompts, n, seed, stop)
         return samples(prompts, n, answers, logps, self.tokenizer.eos_token_id)
 
 
 def transformers_sampler(model: Any, tokenizer: Any, sampling: Any, batch: int) -> TurnSampler:
     from turbo.generators.transformers import sample_answer_ids
 
-    def sample_ids(prompts: list[list[int]], n: int, seed: int) -> tuple[list[list[int]], list[list[float]]]:
+    def sample_ids(
+        prompts: list[list[int]], n: int, seed: int, stop: list[str] | None
+    ) -> tuple[list[list[int]], list[list[float]]]:
         return sample_answer_ids(
             model,
             tokenizer,
@@ -55,6 +58,7 @@ def transformers_sampler(model: Any, tokenizer: Any, sampling: Any, batch: int) 
             top_p=sampling.top_p,
             top_k=sampling.top_k,
             batch=batch,
+            stop=stop,
         )
 
     return TurnSampler(tokenizer, sample_ids)
@@ -63,7 +67,9 @@ def transformers_sampler(model: Any, tokenizer: Any, sampling: Any, batch: int) 
 def vllm_sampler(llm: Any, tokenizer: Any, sampling: Any, lora: Any) -> TurnSampler:
     from turbo.generators.vllm import sample_answer_ids_vllm
 
-    def sample_ids(prompts: list[list[int]], n: int, seed: int) -> tuple[list[list[int]], list[list[float]]]:
+    def sample_ids(
+        prompts: list[list[int]], n: int, seed: int, stop: list[str] | None
+    ) -> tuple[list[list[int]], list[list[float]]]:
         return sample_answer_ids_vllm(
             llm,
             prompts,
@@ -75,6 +81,7 @@ def vllm_sampler(llm: Any, tokenizer: Any, sampling: Any, lora: Any) -> TurnSamp
             eos_token_id=tokenizer.eos_token_id,
             seed=sampling.seed if sampling.seed is not None else seed,
             lora=lora,
+            stop=stop,
         )
 
     return TurnSampler(tokenizer, sample_ids)

@@ -1,9 +1,10 @@
 """Multi-turn trajectories over any rollout engine (transformers, colocated vLLM, vLLM server), token in,
-token out: each turn the engine samples from the trajectory's token ids; the policy's tokens are kept
-exactly as sampled up to the first closing tag of a call (the tokens sampled after it are dropped, as if
-generation had stopped there); the calls of all trajectories of the turn run together (one faiss search
-per retriever), each result is tokenised once and appended; generation resumes on the trajectories
-that called a tool. Limits: max_turns, max_tool_calls, max_total_tokens (tool_loop_settings)."""
+token out: each turn the engine samples from the trajectory's token ids and stops at a closing tag of a
+call (`stop`); the policy's tokens are kept exactly as sampled up to the token that closes the call (any
+token after it, padding or a token sampled past the stop, is dropped); the calls of all trajectories of
+the turn run together (one faiss search per retriever), each result is tokenised once and appended;
+generation resumes on the trajectories that called a tool. Limits: max_turns, max_tool_calls,
+max_total_tokens (tool_loop_settings)."""
 
 from __future__ import annotations
 
@@ -131,6 +132,7 @@ class ToolEngine:
         greedy: bool,
         seed: int,
         media: list[list[tuple[str, Any]]] | None = None,
+        stop: list[str] | None = None,
     ) -> list[Sample]:
         loop = self.loop
         rows = [
@@ -138,7 +140,8 @@ class ToolEngine:
             for i, prompt in enumerate(prompts)
             for _ in range(n)
         ]
-        sampled = self.engine.sample(model, prompts, n, greedy, seed, media=media)
+        stop = list(self.format.stops)
+        sampled = self.engine.sample(model, prompts, n, greedy, seed, media=media, stop=stop)
         active = list(range(len(rows)))
         turn = 0
         while True:
@@ -181,6 +184,7 @@ class ToolEngine:
                 greedy,
                 seed + turn,
                 media=None if media is None else [rows[row].media for row in active],
+                stop=stop,
             )
 
 
