@@ -52,7 +52,8 @@ class ScriptedEngine:
         self.stops = stop
         out = []
         for prompt in prompts:
-            turn = min(self.tokenizer.decode(prompt).count("<result>"), len(self.script) - 1)
+            text = self.tokenizer.decode(prompt)
+            turn = min(text.count("<result>") + text.count("<|tool|>"), len(self.script) - 1)
             ids = self.tokenizer(self.script[turn], add_special_tokens=False)["input_ids"]
             if self.script[turn].endswith("!"):
                 ids = [*ids, self.tokenizer.eos_token_id]
@@ -248,3 +249,36 @@ def test_the_loop_runs_on_the_vllm_server_engine_token_for_token(tokenizer, tmp_
     assert [s.answer_ids for s in over_http] == [s.answer_ids for s in in_process]
     assert [s.segments for s in over_http] == [s.segments for s in in_process]
     assert [s.logps for s in over_http] == [s.logps for s in in_process]
+
+
+def test_the_tool_registry_names_the_settings_types() -> None:
+    from typing import get_args
+
+    from turbo.settings.tools import ToolSettings
+
+    union = get_args(ToolSettings)[0]
+    assert {get_args(member.model_fields["type"].annotation)[0] for member in get_args(union)} == set(TOOLS)
+
+
+def test_the_chat_template_format_appends_a_tool_message(tokenizer) -> None:
+    """A template with tool messages: the JSON call is parsed, the result rendered as the template renders
+    a tool turn (after the end of the assistant turn the call stopped in), then the next assistant header."""
+    import copy
+
+    templated = copy.deepcopy(tokenizer)
+    templated.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'tool' %}<|tool|>\n{{ m['content'] }}</s>\n"
+        "{% else %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+    )
+    call = '<tool_call>{"name": "calc", "arguments": {"expression": "2+3"}}</tool_call>'
+    engine = ScriptedEngine(templated, [call + " more", "It is 5!"])
+    settings = PythonToolSettings(type="python", name="calc", function="agentic_tools:calc")
+    with TOOLS["python"](settings, templated) as tool:
+        looped = ToolEngine(engine, {"calc": tool}, ToolLoopSettings(tool_call_format="chat_template"))
+        (sample,) = looped.sample(None, [ids(templated, "What is 2+3?")], 1, True, 0)
+    result = ids(templated, "</s>\n<|tool|>\n5</s>\n<|assistant|>\n")
+    final = [*ids(templated, "It is 5!"), templated.eos_token_id]
+    assert sample.answer_ids == ids(templated, call) + result + final
+    assert engine.stops == ["</tool_call>"]
+    assert [segment.role for segment in sample.segments] == ["policy", "tool", "policy"]
