@@ -59,3 +59,10 @@ def test_inference_chat_takes_tools() -> None:
     }
     with pytest.raises(ValidationError, match="'calc' is used twice"):
         ChatInferenceExperimentSettings.model_validate(data)
+
+
+def test_the_overlong_penalty_is_refused_with_tools() -> None:
+    data = grpo(tool_settings=[CALC])
+    data["trainer_settings"] = {**data["trainer_settings"], "overlong_penalty": {"buffer": 2, "penalty": 1.0}}
+    with pytest.raises(ValidationError, match="trainer_settings.overlong_penalty"):
+        GrpoExperimentSettings.model_validate(data)

@@ -92,7 +92,17 @@ class RlExperimentSettings(BaseTrainExperimentSettings):
     )
 
     def cross_field_problems(self) -> list[Problem]:
-        return [*super().cross_field_problems(), *tool_problems(self.tool_settings, self.reward_settings)]
+        problems = [*super().cross_field_problems(), *tool_problems(self.tool_settings, self.reward_settings)]
+        if self.tool_settings and getattr(self.trainer_settings, "overlong_penalty", None) is not None:
+            problems.append(
+                (
+                    "trainer_settings.overlong_penalty",
+                    "counts answer tokens against max_new_tokens, but with tool_settings a trajectory holds "
+                    "several turns and tool results; remove it (tool_loop_settings.max_total_tokens limits "
+                    "trajectories)",
+                )
+            )
+        return problems
 
     @model_validator(mode="after")
     def _rollouts_fit(self) -> RlExperimentSettings:
