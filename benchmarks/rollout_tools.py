@@ -4,8 +4,8 @@
         [--prompts 8] [--generations 4] [--repeats 3]
 
 `--settings` is a train_grpo experiment with tool_settings (default: the test fixture
-tests/fixtures/configs/train/agentic/grpo_tools.json; its adapter_path must exist: run the SFT of
-tests/fixtures/configs/train/agentic/sft.json first, or `--set model_settings.adapter_path=...`). The
+tests/fixtures/configs/train/grpo/tools.json; its adapter_path must exist: run the SFT of
+tests/fixtures/configs/train/sft/tool_calls.json first, or `--set model_settings.adapter_path=...`). The
 policy, tokenizer and rollout engine are built as train_grpo builds them (rollout_settings picks
 transformers, colocated vLLM or a vLLM server); the same `--prompts` prompts x `--generations` answers
 are sampled `--repeats` times with the tools (multi-turn trajectories) and without them (one turn of
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO / "tests" / "fixtures" / "configs" / "train" / "agentic" / "grpo_tools.json"
+FIXTURE = REPO / "tests" / "fixtures" / "configs" / "train" / "grpo" / "tools.json"
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "fixtures" / "tools")]  # this turbo; the fixture tool
 
 

@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 
 from ..conftest import CONFIGS, DATASETS, read_jsonl, run_turbo
 
-SFT = CONFIGS / "train" / "agentic" / "sft.json"
-GRPO = CONFIGS / "train" / "agentic" / "grpo_tools.json"
+SFT = CONFIGS / "train" / "sft" / "tool_calls.json"
+GRPO = CONFIGS / "train" / "grpo" / "tools.json"
 INFERENCE = CONFIGS / "inference" / "chat" / "tools.json"
 TOOLS = Path(__file__).resolve().parents[1] / "fixtures" / "tools"
 
