@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.turbo-installed
 
-.PHONY: demo test install
+.PHONY: demo test lint install
 
 install: $(STAMP)
 
@@ -19,5 +19,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash examples/sft/demo.sh
 
-test: $(STAMP)
+# the linter and the format check first (seconds), then the tests
+lint: $(STAMP)
+	$(BIN)/ruff check turbo tests benchmarks
+	$(BIN)/ruff format --check turbo tests benchmarks
+
+test: lint
 	PATH="$(abspath $(BIN)):$$PATH" python -m pytest -q

@@ -1,18 +1,16 @@
-"""Shared test helpers: the tiny offline models and a runner for the real CLI."""
+"""Session fixtures: the tiny offline models, built once and cached under tests/fixtures/models.
+What test files share besides fixtures (paths, the CLI runner, readers of a run's files) is in
+tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO / "tests" / "fixtures"
-CONFIGS = FIXTURES / "configs"
-DATASETS = FIXTURES / "datasets"
+# re-exported only for test files written before tests/helpers.py; new tests import from tests.helpers
+from .helpers import CONFIGS, DATASETS, FIXTURES, REPO, read_jsonl, run_turbo  # noqa: F401
 
 sys.path.insert(0, str(FIXTURES))
 
@@ -34,26 +32,20 @@ def multimodal_models(fixture_models: Path) -> Path:
     return build_all(fixture_models)
 
 
-def run_turbo(*args: str | Path, expect: int | None = 0, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python -m turbo ARGS` from the repository root, as a user runs it; checks the exit code."""
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "turbo", *map(str, args)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if expect is not None and result.returncode != expect:
-        raise AssertionError(
-            f"turbo {' '.join(map(str, args))} exited {result.returncode}, expected {expect}\n"
-            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-8000:]}"
-        )
-    return result
+@pytest.fixture(scope="session")
+def rag_models(fixture_models: Path) -> Path:
+    """tests/fixtures/models/{bert_tiny, rag_index} beside llama_tiny: the question encoder and the index."""
+    from build_rag import build_all
+
+    return build_all(fixture_models)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    import json
-
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+@pytest.fixture(scope="session")
+def pre_encoded_images(multimodal_models: Path) -> Path:
+    """The original's preprocessing file run as written: image.clip.safetensors beside the fixture images
+    (the original's pickle-reader multimodal files read these features)."""
+    features = REPO / "tests/fixtures/datasets/multimodal/media/images/image.clip.safetensors"
+    features.unlink(missing_ok=True)
+    settings = CONFIGS / "original" / "utils" / "preprocess" / "images.json"
+    run_turbo("preprocess_multimodal_dataset", "--settings_path", settings)
+    return features

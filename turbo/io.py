@@ -81,3 +81,23 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def removed_if_refused(folder: str | Path | None) -> Iterator[None]:
+    """A run that stops on bad input (exit code 2: a record, a model that will not load, model_kwargs the
+    library refuses) leaves nothing behind: the experiment folder it created is removed again. A folder
+    that existed before (a resumed or restarted run), or one that holds a checkpoint (training started),
+    is kept. Only the main process removes it."""
+    from turbo.errors import EXIT_BAD_INPUT, TurboError
+
+    path = Path(folder) if folder is not None else None
+    existed = path is None or path.exists()
+    try:
+        yield
+    except TurboError as exc:
+        main = os.environ.get("RANK", "0") == "0"
+        refused = not existed and main and exc.exit_code == EXIT_BAD_INPUT and path is not None
+        if refused and path.is_dir() and not any((path / name).exists() for name in ("checkpoints", "final")):
+            shutil.rmtree(path, ignore_errors=True)
+        raise

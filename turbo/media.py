@@ -13,3 +13,19 @@ class MediaItem:
     key: str  # the path relative to the media root, as preprocess_multimodal_dataset names it
     path: Path
     where: str  # file:line of the record
+
+
+EXTENSIONS = {
+    "image": (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"),
+    "audio": (".wav", ".flac", ".ogg", ".mp3"),
+}
+
+
+def find_media(folder: Path, extensions: tuple[str, ...]) -> list[MediaItem]:
+    """Every file under `folder` with one of the endings, sorted, keyed by its posix path relative to it."""
+    items = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix.lower() in extensions:
+            key = path.relative_to(folder).as_posix()
+            items.append(MediaItem("", key, path, str(path)))
+    return items

@@ -5,7 +5,7 @@ import json
 import torch
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 TRAIN = CONFIGS / "train" / "classification" / "base.json"
 INFERENCE = CONFIGS / "inference" / "classification" / "base.json"

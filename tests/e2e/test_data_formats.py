@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..conftest import CONFIGS, DATASETS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, DATASETS, read_jsonl, run_turbo
 
 CONFIG = CONFIGS / "train" / "sft" / "json_array.json"
 ARRAY = DATASETS / "chat" / "train_chat_array.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 LORA = CONFIGS / "train" / "ddpo" / "lora.json"
 PAIR_KEYS = ("chosen", "rejected", "margins", "accuracies")

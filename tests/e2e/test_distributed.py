@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from turbo.pipelines.train.common import is_complete_checkpoint
 
-from ..conftest import CONFIGS, REPO, read_jsonl, run_turbo
+from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo, train_rows
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 STEPS = 4
@@ -86,10 +86,6 @@ def ddp(single: Path, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ddp") / "run"
     launch(torchrun(), folder)
     return folder
-
-
-def train_rows(folder: Path) -> list[dict]:
-    return [row for row in read_jsonl(folder / "metrics.jsonl") if "loss" in row]
 
 
 def assert_same_run(folder: Path, reference: Path) -> None:

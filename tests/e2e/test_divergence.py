@@ -4,7 +4,7 @@ saved before it and writes no final model; numbers that cannot train are refused
 import json
 from pathlib import Path
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 

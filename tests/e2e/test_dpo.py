@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, DATASETS, read_jsonl, run_turbo
-from .test_sft import assert_every_tensor_changed, assert_loss_falls
+from ..helpers import (
+    CONFIGS,
+    DATASETS,
+    assert_every_tensor_changed,
+    assert_loss_falls,
+    read_jsonl,
+    run_turbo,
+    train_rows,
+)
 
 LORA = CONFIGS / "train" / "dpo" / "lora.json"
 FULL = CONFIGS / "train" / "dpo" / "full_with_ref_model.json"
@@ -23,12 +30,8 @@ PAIR_METRICS = [
 ]
 
 
-def train_rows(folder: Path) -> list[dict]:
-    return [row for row in read_jsonl(folder / "metrics.jsonl") if "loss" in row]
-
-
 def eval_rows(folder: Path) -> list[dict]:
-    return [row for row in read_jsonl(folder / "metrics.jsonl") if "eval_loss" in row]
+    return train_rows(folder, "eval_loss")
 
 
 def assert_reference_unchanged(folder: Path) -> None:

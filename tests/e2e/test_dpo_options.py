@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 SCORE_MARGIN = CONFIGS / "train" / "dpo" / "score_margin.json"
 

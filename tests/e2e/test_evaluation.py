@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 DPO = CONFIGS / "train" / "dpo" / "lora.json"

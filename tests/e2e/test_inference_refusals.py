@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, FIXTURES, run_turbo
+from ..helpers import CONFIGS, FIXTURES, run_turbo
 
 REFUSED = FIXTURES / "refused_configs"
 MESSAGE = "pack_to_max_length joins training rows; inference answers one record at a time"

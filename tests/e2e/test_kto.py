@@ -14,7 +14,7 @@ from turbo.data.kto import build_kto_samples
 from turbo.settings.loading import load_settings
 from turbo.settings.pipelines.train.kto import KtoExperimentSettings
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 STEP_METRICS = ("loss", "kl", "rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, run_turbo
+from ..helpers import CONFIGS, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 LOGGERS = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 QLORA_8BIT = CONFIGS / "train" / "sft" / "qlora_8bit_auto.json"
 LINEAR = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]

@@ -14,7 +14,7 @@ import pytest
 from turbo.errors import SettingsError
 from turbo.settings.commands import COMMANDS, not_a_command
 
-from ..conftest import CONFIGS, REPO, read_jsonl, run_turbo
+from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
 
 ORIGINAL = CONFIGS / "original"
 FILES = sorted(str(path.relative_to(ORIGINAL)) for path in ORIGINAL.rglob("*.json"))
@@ -54,9 +54,6 @@ REFUSED = {
     # REINFORCE/RLOO on Ray actors: online RL here is train_grpo / train_ppo
     "train/reinforce/base.json": "write a train_grpo file instead",
 }
-NO_METRICS_YET = "no cherry-pick metrics are available in this version"
-# what is still missing for a file to validate here
-NOT_YET: dict[str, str] = {}
 
 # run end to end: file -> what the run leaves behind (relative to its output folder)
 RUNS = {
@@ -88,8 +85,6 @@ RUNS = {
     "inference/multimodal/llama_llava_clip_pickle.json": "model_0/generation_0/metrics.json",
 }
 # pre-encoded image features, written as the original does: beside the images, keyed by file name
-PREPROCESS = "utils/preprocess/images.json"
-FEATURES = REPO / "tests/fixtures/datasets/multimodal/media/images/image.clip.safetensors"
 CHERRY_PICKS = {  # train runs whose original file asks for cherry-picks at each evaluation
     "train/sft/base.json",
     "train/rm/base.json",
@@ -105,29 +100,22 @@ def command_of(name: str) -> str:
     return SAMPLING[Path(name).name] if folder == "sampling" else COMMAND_OF_FOLDER[folder]
 
 
-def _skip_unbuilt_command(command: str) -> None:
-    if command not in COMMANDS and not_a_command(command) is None:
-        pytest.skip(f"{command} is not in the command table yet (built on another branch)")
-
-
 def test_the_original_fixture_files_are_all_here() -> None:
     assert len(FILES) >= 30, FILES
+    # every file's command is in the command table, or one turbo refuses with what to run instead
+    assert all(command_of(name) in COMMANDS or not_a_command(command_of(name)) for name in FILES)
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_original_file_passes_validate(
-    name: str, fixture_models: Path, multimodal_models: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    name: str, fixture_models: Path, multimodal_models: Path, monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
     from turbo.pipelines.tools.validate import validate
 
     command = command_of(name)
-    _skip_unbuilt_command(command)
-    if name in NOT_YET:
-        pytest.xfail(NOT_YET[name])
     if command in ("train_rag", "inference_rag"):
-        from build_rag import build_all  # the RAG fixtures (question encoder, index) of the rag branch
-
-        build_all()
+        request.getfixturevalue("rag_models")  # the question encoder and the index
     monkeypatch.chdir(REPO)  # the files' paths are relative to the repository root, as in the original
     path = ORIGINAL / name
     if name in REFUSED:
@@ -135,21 +123,8 @@ def test_original_file_passes_validate(
             validate(path, [], command, data=False)
         assert REFUSED[name] in str(caught.value), str(caught.value)
         return
-    try:
-        lines = validate(path, [], command, data=False)
-    except SettingsError as exc:
-        if NO_METRICS_YET in str(exc):
-            pytest.skip("its cherry-pick metrics are built on another branch (eval)")
-        raise
+    lines = validate(path, [], command, data=False)
     assert lines[0] == f"valid settings for {command}"
-
-
-@pytest.fixture(scope="module")
-def pre_encoded_images(multimodal_models: Path) -> Path:
-    """The original's preprocessing file run as written: image.clip.safetensors beside the images."""
-    FEATURES.unlink(missing_ok=True)
-    run_turbo("preprocess_multimodal_dataset", "--settings_path", ORIGINAL / PREPROCESS)
-    return FEATURES
 
 
 def test_original_preprocessing_writes_features_beside_the_images(pre_encoded_images: Path) -> None:
@@ -177,9 +152,7 @@ def test_original_file_runs_end_to_end(
     if "pickle" in name:
         request.getfixturevalue("pre_encoded_images")
     if command in ("train_rag", "inference_rag"):
-        from build_rag import build_all  # the RAG fixtures (question encoder, index)
-
-        build_all()
+        request.getfixturevalue("rag_models")  # the question encoder and the index
     data = json.loads((ORIGINAL / name).read_text())
     output = tmp_path / "out"
     overrides = [f"{_output_key(data)}={output}"]  # RAG: the width is the encoder's

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, run_turbo
-from .test_sft import assert_every_tensor_changed, assert_loss_falls
+from ..helpers import CONFIGS, assert_every_tensor_changed, assert_loss_falls, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 BNB = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from turbo.pipelines.train.common import complete_checkpoints, is_complete_checkpoint
 
-from ..conftest import CONFIGS, REPO, read_jsonl, run_turbo
+from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 STEPS, SAVE_STEPS = 12, 4

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo, train_rows
 
 GRPO = CONFIGS / "train" / "grpo" / "lora.json"
 PPO = CONFIGS / "train" / "ppo" / "lora.json"
@@ -33,8 +33,8 @@ COMMON_METRICS = {
 }
 
 
-def train_rows(folder: Path) -> list[dict]:
-    return [row for row in read_jsonl(folder / "metrics.jsonl") if "reward/mean" in row]
+def rl_rows(folder: Path) -> list[dict]:
+    return train_rows(folder, "reward/mean")
 
 
 def mean(values: list[float]) -> float:
@@ -50,7 +50,7 @@ def assert_reward_rises(rows: list[dict], margin: float) -> None:
 def test_grpo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     folder = tmp_path / "grpo"
     run_turbo("train_grpo", "--experiment_settings_path", GRPO, "--set", f"log_path={folder}")
-    rows = train_rows(folder)
+    rows = rl_rows(folder)
     assert [row["step"] for row in rows] == list(range(1, 31))
     assert rows[0].keys() >= COMMON_METRICS
     assert_reward_rises(rows, margin=5.0)  # characters per answer: about 18 at the start
@@ -92,7 +92,7 @@ def test_grpo_evaluation_and_cherry_picks(fixture_models, tmp_path: Path) -> Non
             next(row for row in evals if row["step"] == step)["eval_reward/mean"]
         )
         assert len(read_jsonl(folder / "cherry_picks" / f"step_{step}.jsonl")) == 6
-    trained = train_rows(folder)
+    trained = rl_rows(folder)
     assert all(row["kl"] > 0 for row in trained[1:])  # beta > 0: the reference is the adapter disabled
 
 
@@ -103,7 +103,7 @@ def ppo_settings(folder: Path, *more: str) -> list[str]:
 def test_ppo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     folder = tmp_path / "ppo"
     run_turbo(*ppo_settings(folder))
-    rows = train_rows(folder)
+    rows = rl_rows(folder)
     assert [row["step"] for row in rows] == list(range(1, 17))
     assert COMMON_METRICS | {"value_loss", "value_clip_fraction", "score", "value"} <= rows[0].keys()
     assert_reward_rises(rows, margin=3.0)
@@ -131,7 +131,7 @@ def test_ppo_with_a_reward_model_starts_the_value_model_from_it(fixture_models, 
             "--set", "trainer_settings.rollout_correction={}",
         )
     )  # fmt: skip
-    rows = train_rows(folder)
+    rows = rl_rows(folder)
     for row in rows:
         assert row["reward/mean"] == pytest.approx(
             0.5 * row["reward/reward_model/mean"] + row["reward/regex/mean"], abs=1e-5
@@ -161,7 +161,7 @@ def test_ppo_resume_continues_as_the_uninterrupted_run(fixture_models, tmp_path:
     shutil.rmtree(resumed / "final")
     assert (resumed / "checkpoints" / "checkpoint-2" / "value_model" / "model.safetensors").is_file()
     run_turbo(*ppo_settings(resumed, *short, "--set", "trainer_settings.resume_from_checkpoint=true"))
-    rows, expected = train_rows(resumed), train_rows(straight)
+    rows, expected = rl_rows(resumed), rl_rows(straight)
     assert [row["step"] for row in rows] == [1, 2, 3, 4]
     for name in ("reward/mean", "loss", "value_loss", "value"):
         assert [row[name] for row in rows] == pytest.approx(
@@ -183,3 +183,36 @@ def test_bad_reward_function_is_reported_before_training(fixture_models, tmp_pat
         expect=2,
     )  # fmt: skip
     assert "no_such_module:score" in result.stderr and "Traceback" not in result.stderr
+
+
+NEW_TOKEN = ("--set", 'model_settings.embeddings_initialization_strategy={"<|think|>": "hello"}',
+             "--set", "model_settings.resize_token_embeddings=true")  # fmt: skip
+
+
+def test_ppo_and_grpo_with_a_new_token_resize_every_model_that_reads_the_tokenizer(
+    fixture_models, tmp_path: Path
+) -> None:
+    """A token added to the tokenizer grows the policy, and with it the value model (PPO) and a separate
+    reference (GRPO's ref_model_settings), which read the same tokenizer."""
+    from transformers import AutoTokenizer
+
+    ppo = tmp_path / "ppo_new_token"
+    run_turbo(*ppo_settings(ppo, "--set", "trainer_settings.max_steps=2", *NEW_TOKEN))
+    size = len(AutoTokenizer.from_pretrained(ppo / "final"))
+    assert size == 573  # llama_tiny's 572 and <|think|>
+    value = load_file(ppo / "final" / "value_model" / "model.safetensors")
+    assert value["model.embed_tokens.weight"].shape[0] == size
+    assert [row["step"] for row in train_rows(ppo)] == [1, 2]
+
+    grpo = tmp_path / "grpo_new_token"
+    run_turbo(
+        "train_grpo", "--experiment_settings_path", GRPO,
+        "--set", f"log_path={grpo}",
+        "--set", "trainer_settings.max_steps=2",
+        "--set", "trainer_settings.beta=0.1",
+        "--set", 'ref_model_settings={"model_path": "tests/fixtures/models/llama_tiny"}',
+        *NEW_TOKEN,
+    )  # fmt: skip
+    rows = train_rows(grpo)
+    assert [row["step"] for row in rows] == [1, 2] and all("kl" in row for row in rows)
+    assert (grpo / "final" / "adapter_model.safetensors").is_file()

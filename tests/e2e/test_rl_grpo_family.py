@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from ..conftest import read_jsonl, run_turbo
+from ..helpers import read_jsonl, run_turbo
 from .test_rl import GRPO, assert_reward_rises, mean, train_rows
 
 GROUP = 4  # num_generations of the fixture file

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 LLAVA = CONFIGS / "train" / "multimodal" / "llava_lora.json"
 GRPO = CONFIGS / "train" / "grpo" / "lora.json"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 GRPO = CONFIGS / "train" / "grpo" / "lora.json"
 PPO = CONFIGS / "train" / "ppo" / "lora.json"

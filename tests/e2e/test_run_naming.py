@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, run_turbo
+from ..helpers import CONFIGS, run_turbo
 
 CONFIG = CONFIGS / "train" / "sft" / "json_array.json"
 

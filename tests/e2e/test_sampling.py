@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from ..conftest import CONFIGS, DATASETS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, DATASETS, read_jsonl, run_turbo
 
 RECORDS = read_jsonl(DATASETS / "sampling" / "inference_answers.jsonl")
 WITH_ANSWERS = [record for record in RECORDS if record["answers"]]

@@ -5,35 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, assert_every_tensor_changed, assert_loss_falls, losses, read_jsonl, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
-
-
-def losses(folder: Path) -> list[float]:
-    return [row["loss"] for row in read_jsonl(folder / "metrics.jsonl") if "loss" in row]
-
-
-def assert_loss_falls(folder: Path, factor: float = 0.5) -> None:
-    values = losses(folder)
-    first, last = sum(values[:3]) / 3, sum(values[-3:]) / 3
-    assert last < factor * first, values
-
-
-def assert_every_tensor_changed(
-    before: Path, after: Path, frozen_parts: tuple[str, ...] = ("original_module",)
-) -> dict[str, torch.Tensor]:
-    """Trained tensors all changed; the frozen ones peft saves beside them (embeddings of a
-    resized vocabulary) did not."""
-    old, new = load_file(before), load_file(after)
-    assert old.keys() == new.keys() and new
-    frozen = [name for name in new if any(part in name for part in frozen_parts)]
-    assert all(torch.equal(old[name], new[name]) for name in frozen)
-    unchanged = [name for name in new if name not in frozen and torch.equal(old[name], new[name])]
-    assert not unchanged, unchanged
-    return new
 
 
 @pytest.fixture(scope="module")

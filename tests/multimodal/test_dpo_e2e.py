@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 CONFIG = CONFIGS / "train" / "multimodal_dpo" / "llava_lora.json"
 VAL = {**json.loads(CONFIG.read_text())["train_dataset_settings"]}

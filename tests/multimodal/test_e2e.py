@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, DATASETS, REPO, read_jsonl, run_turbo
+from ..helpers import CONFIGS, DATASETS, REPO, losses, read_jsonl, run_turbo
 
 LLAVA = CONFIGS / "train" / "multimodal" / "llava_lora.json"
 MIXED = CONFIGS / "train" / "multimodal" / "mixed_c_abs.json"
@@ -27,10 +27,6 @@ def run_in_process(capsys, monkeypatch, *args: str | Path) -> str:
         main([str(arg) for arg in args])
     assert exit_info.value.code == 2
     return capsys.readouterr().err
-
-
-def losses(folder: Path) -> list[float]:
-    return [row["loss"] for row in read_jsonl(folder / "metrics.jsonl") if "loss" in row]
 
 
 def changed(before: Path, after: Path) -> dict[str, bool]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ..conftest import CONFIGS, run_turbo
+from ..helpers import CONFIGS, run_turbo
 
 LLAVA = CONFIGS / "train" / "multimodal" / "llava_lora.json"
 INFERENCE = CONFIGS / "inference" / "multimodal" / "llava.json"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, FIXTURES, read_jsonl, run_turbo
+from ..helpers import CONFIGS, FIXTURES, read_jsonl, run_turbo
 
 VISUALCHAT = CONFIGS / "train" / "multimodal" / "visualchat_options.json"
 

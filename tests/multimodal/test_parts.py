@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import TypeAdapter
 
 from turbo.media import MediaItem
 from turbo.modeling.multimodal.encoders import ENCODERS, build_encoder, encoder_shape
@@ -13,7 +14,7 @@ from turbo.modeling.multimodal.model import MultimodalModel
 from turbo.modeling.multimodal.parts import build_encoders
 from turbo.modeling.multimodal.projectors import PROJECTORS, build_projector
 from turbo.modeling.multimodal.readers import READERS, build_reader
-from turbo.settings.multimodal import ENCODER_MODALITIES, CAbstractorSettings, LlavaProjectorSettings
+from turbo.settings.multimodal import CAbstractorSettings, EncoderSettings, LlavaProjectorSettings
 from turbo.settings.pipelines.preprocessing import PreprocessMultimodalSettings
 
 MEDIA = {"image": "images/green_1.png", "audio": "audio/low.wav"}
@@ -22,7 +23,9 @@ TOWERS = {"clip": "clip_tiny", "siglip": "siglip_tiny", "whisper": "whisper_tiny
 
 @pytest.mark.parametrize("kind", sorted(ENCODERS))
 def test_every_encoder_and_its_reader_build_from_settings(multimodal_models: Path, kind: str) -> None:
-    modality = ENCODER_MODALITIES[kind]
+    modality = TypeAdapter(EncoderSettings).validate_python(
+        {"modality_encoder_type": kind, "encoder_path": str(multimodal_models / TOWERS[kind])}
+    ).modality
     folder = multimodal_models / TOWERS[kind]
     media = multimodal_models.parent / "datasets" / "multimodal" / "media"
     settings = PreprocessMultimodalSettings.model_validate(
@@ -51,7 +54,7 @@ def test_every_encoder_and_its_reader_build_from_settings(multimodal_models: Pat
 def test_projectors_give_n_embeddings_of_the_lm_width(settings, n_in: int, n_out: int) -> None:
     projector = build_projector(settings, 32, 64, n_in, n_out)
     assert projector.forward(torch.randn(3, n_in, 32)).shape == (3, n_out, 64)
-    assert PROJECTORS[settings.projector_type].output_tokens(n_in, n_out) == n_out
+    assert settings.output_tokens(n_in, n_out) == n_out and settings.projector_type in PROJECTORS
 
 
 class TinyLM(torch.nn.Module):

@@ -31,7 +31,7 @@ from turbo.cli import main
 from turbo.errors import TurboError
 from turbo.settings.commands import COMMANDS, load_object
 
-from ..conftest import CONFIGS, DATASETS
+from ..helpers import CONFIGS, DATASETS
 from .damage import damaged_text, damaged_tree, from_schema
 
 EXAMPLES = int(os.environ.get("TURBO_HYPOTHESIS_EXAMPLES", "100"))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ..conftest import CONFIGS, DATASETS, run_turbo
+from ..helpers import CONFIGS, DATASETS, run_turbo
 
 BUILD = CONFIGS / "build_index" / "tiny.json"
 INFERENCE = CONFIGS / "inference" / "rag" / "base.json"

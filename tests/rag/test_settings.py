@@ -12,7 +12,7 @@ from turbo.settings.pipelines.build_index import BuildIndexSettings
 from turbo.settings.pipelines.inference.rag import RagInferenceExperimentSettings
 from turbo.settings.pipelines.train.rag import RagExperimentSettings
 
-from ..conftest import CONFIGS
+from ..helpers import CONFIGS
 
 TRAIN = json.loads((CONFIGS / "train" / "rag" / "lora.json").read_text())
 INFERENCE = json.loads((CONFIGS / "inference" / "rag" / "base.json").read_text())

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
 
 TRAIN = CONFIGS / "train" / "rag" / "lora.json"
 INFERENCE = CONFIGS / "inference" / "rag" / "base.json"
@@ -158,6 +158,35 @@ def test_inference_rag_on_the_trained_folder(trained: Path, tmp_path: Path) -> N
     assert right >= 4, [row["answers"][0]["content"] for row in rows]
 
 
+def test_inference_rag_reads_the_final_folder_in_the_rag_tokenizer_layout(
+    trained: Path, tmp_path: Path
+) -> None:
+    """As the original's inference files write it: tokenizer_path is the final folder (generator_tokenizer/
+    inside), the question encoder has no tokenizer_path (question_encoder_tokenizer/ beside it). The answers
+    equal those of the run that names both tokenizer folders."""
+    final = trained / "final"
+    encoder = f"{ENTRY}.model_settings.question_encoder_settings"
+    common = (
+        "--set", f"{ENTRY}.model_settings.generator_settings.adapter_path={final / 'generator'}",
+        "--set", f"{encoder}.model_path={final / 'question_encoder'}",
+    )  # fmt: skip
+    run_turbo(
+        "inference_rag", "--inference_settings_path", INFERENCE, "--set", f"save_path={tmp_path / 'layout'}",
+        "--set", f"{ENTRY}.tokenizer_settings.tokenizer_path={final}", *common,
+    )  # fmt: skip
+    run_turbo(
+        "inference_rag", "--inference_settings_path", INFERENCE, "--set", f"save_path={tmp_path / 'named'}",
+        "--set", f"{ENTRY}.tokenizer_settings.tokenizer_path={final / 'generator_tokenizer'}",
+        "--set", f"{encoder}.tokenizer_path={final / 'question_encoder_tokenizer'}", *common,
+    )  # fmt: skip
+    rows, expected = (
+        read_jsonl(tmp_path / name / "model_0" / "generation_0" / "questions.jsonl")
+        for name in ("layout", "named")
+    )
+    assert len(rows) == 8 and rows == expected
+    assert [row["retrieved_ids"][0] for row in rows] == [f"p{i}" for i in range(8)]
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_train_once_with_cherry_picks(rag_models: Path, tmp_path: Path) -> None:
     """torchrun with 2 processes, trainer_settings as a CPU user writes them (no use_cpu): every step is
@@ -167,8 +196,6 @@ def test_ddp_two_processes_train_once_with_cherry_picks(rag_models: Path, tmp_pa
     import socket
     import subprocess
     import sys
-
-    from ..conftest import REPO
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

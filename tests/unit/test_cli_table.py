@@ -8,7 +8,7 @@ from turbo.cli import app
 from turbo.cli.reference import render
 from turbo.settings.commands import COMMANDS, load_object
 
-from ..conftest import REPO
+from ..helpers import REPO
 
 TOOLS = {"validate", "schema", "convert_gguf", "report"}
 

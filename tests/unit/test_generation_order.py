@@ -10,7 +10,7 @@ def test_prompts_are_batched_longest_first_and_answered_in_order(monkeypatch) ->
 
     def fake(model, tokenizer, prompts, settings, custom, batch, progress, extra_inputs=None):
         seen.append([len(p) for p in prompts])
-        return [[f"answer to {p[0]}"] for p in prompts]
+        return [[f"answer to {p[0]}"] for p in prompts], [[{}] for _ in prompts]
 
     monkeypatch.setattr(generation, "_generate_in_order", fake)
     prompts = [[1], [2, 2, 2], [3, 3], [4, 4, 4, 4]]

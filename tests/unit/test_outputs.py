@@ -13,7 +13,7 @@ from turbo.pipelines.train.common import stop_if_complete
 from turbo.settings.outputs import FileName, OutputFolder, output_folder_problems
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 
-from ..conftest import CONFIGS
+from ..helpers import CONFIGS
 
 
 @pytest.mark.parametrize("name", ["", " ", ".", "..", "../x", "/abs", "a/b", "a\\b", "nul\x00"])

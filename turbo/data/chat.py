@@ -15,9 +15,9 @@ from turbo.data.records import ChatMessage, ChatRecord
 from turbo.data.report import DatasetReport, SourceReport
 from turbo.data.templating import Segment, render_with_chat_template, render_with_template
 from turbo.errors import DataError
+from turbo.labels import IGNORE_INDEX
 from turbo.settings.datasets import ChatDatasetSettings, DatasetSourceSettings
 
-IGNORE_INDEX = -100
 TOKENIZE_CHUNK = 512
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from pydantic import Field, field_validator
 
-from turbo.data.chat import IGNORE_INDEX
 from turbo.data.conversation import render, special_ids, with_system_prompt
 from turbo.data.readers import Located, read_jsonl, sample_source
 from turbo.data.records import ChatMessage, Record
 from turbo.data.report import DatasetReport, SourceReport
 from turbo.errors import DataError
+from turbo.labels import IGNORE_INDEX
 from turbo.settings.datasets.kto import KtoDatasetSettings
 
 

@@ -13,11 +13,12 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from turbo.data.chat import IGNORE_INDEX, ChatSample, tokenize_records
+from turbo.data.chat import ChatSample, tokenize_records
 from turbo.data.readers import Located, read_jsonl, sample_source
 from turbo.data.records import ROLE_ALIASES, ChatMessage, ChatRecord, Record
 from turbo.data.report import DatasetReport, SourceReport
 from turbo.errors import DataError
+from turbo.labels import IGNORE_INDEX
 from turbo.media import MediaItem
 from turbo.reading import path_problem
 from turbo.settings.datasets.multimodal import MediaSettings, MultimodalDatasetSettings

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from turbo.data.chat import IGNORE_INDEX
 from turbo.data.multimodal import MediaItem, MultimodalSample
+from turbo.labels import IGNORE_INDEX
 
 
 class MultimodalTorchDataset(torch.utils.data.Dataset):
@@ -55,3 +55,13 @@ class MultimodalCollator:
             )
         batch["modality_inputs"] = stack_media([f["media"] for f in features])
         return batch
+
+
+def media_inputs(samples: Sequence[MultimodalSample], readers: dict[str, Any], device: Any) -> Any:
+    """extra_inputs for generate_answers: the media of samples[start:end], stacked per modality."""
+
+    def inputs(start: int, end: int) -> dict[str, Any]:
+        stacked = stack_media([read_media(sample.media, readers) for sample in samples[start:end]])
+        return {"modality_inputs": {modality: tensor.to(device) for modality, tensor in stacked.items()}}
+
+    return inputs

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turbo.data.multimodal import MediaItem, MultimodalSample
-from turbo.data.packing import IGNORE_INDEX, pack_lengths
+from turbo.data.packing import pack_lengths
+from turbo.labels import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ import bisect
 from dataclasses import dataclass
 from typing import Any
 
-IGNORE_INDEX = -100
+from turbo.labels import IGNORE_INDEX
+
 # a padding-free batch's sample offsets (flash-attention's variable-length kernels, turbo_varlen)
 OFFSET_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 
@@ -56,44 +57,6 @@ def pack_features(features: list[dict[str, list[int]]], capacity: int) -> list[d
             position_ids += range(len(feature["input_ids"]))
         rows.append({"input_ids": input_ids, "labels": labels, "position_ids": position_ids})
     return rows
-
-
-def padding_share(lengths: list[int], batch_size: int) -> float:
-    """The share of pad tokens when rows are batched in order and padded to the longest of each batch."""
-    batches = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
-    padded = sum(len(batch) * max(batch) for batch in batches)
-    return 1 - sum(lengths) / padded if padded else 0.0
-
-
-@dataclass(frozen=True)
-class PackedCollator:
-    """Pads rows (packed or not) on the right; the padding is its own block of positions from 0.
-
-    No attention mask is returned (a mask would hide the sample boundaries); causal attention keeps
-    real tokens from seeing the padding after them. `use_cache=False`: a cache turns off the
-    detection of packed rows in transformers.
-    """
-
-    pad_token_id: int
-
-    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(feature["input_ids"]) for feature in features)
-        input_ids, labels, position_ids = [], [], []
-        for feature in features:
-            length = len(feature["input_ids"])
-            pad = width - length
-            input_ids.append(feature["input_ids"] + [self.pad_token_id] * pad)
-            labels.append(feature["labels"] + [IGNORE_INDEX] * pad)
-            positions = feature.get("position_ids") or list(range(length))
-            position_ids.append(positions + list(range(pad)))
-        return {
-            "input_ids": torch.tensor(input_ids),
-            "labels": torch.tensor(labels),
-            "position_ids": torch.tensor(position_ids),
-            "use_cache": False,
-        }
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from turbo.data.chat import IGNORE_INDEX
 from turbo.data.conversation import render, special_ids, with_system_prompt
 from turbo.data.parallel import tokenize_texts
 from turbo.data.readers import Located, read_jsonl, sample_source
 from turbo.data.records import ChatMessage, Record
 from turbo.data.report import DatasetReport, SourceReport
 from turbo.errors import DataError
+from turbo.labels import IGNORE_INDEX
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 
 MARGIN_ALIASES = ("score_margin", "margin")

@@ -7,11 +7,12 @@ from typing import Any
 
 from pydantic import Field
 
-from turbo.data.chat import IGNORE_INDEX, ChatSample, build_chat_samples, tokenize_records
+from turbo.data.chat import ChatSample, build_chat_samples, tokenize_records
 from turbo.data.readers import Located, read_jsonl, sample_source
 from turbo.data.records import ChatMessage, ChatRecord, Record
 from turbo.data.report import DatasetReport, SourceReport
 from turbo.errors import DataError
+from turbo.labels import IGNORE_INDEX
 from turbo.settings.datasets.prompt import PromptDatasetSettings
 
 LONG_PROMPT = "longer than max_tokens_count"

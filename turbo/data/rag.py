@@ -16,11 +16,12 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from turbo.data.chat import IGNORE_INDEX, ChatSample, tokenize_records
+from turbo.data.chat import ChatSample, tokenize_records
 from turbo.data.readers import Located
 from turbo.data.records import ChatMessage
 from turbo.data.report import SourceReport
 from turbo.errors import DataError
+from turbo.labels import IGNORE_INDEX
 from turbo.settings.datasets import ChatDatasetSettings, DatasetSourceSettings
 from turbo.settings.rag import RetrievalSettings
 

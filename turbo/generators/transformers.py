@@ -30,6 +30,9 @@ def _generation_config(settings: GeneratorTransformersSettings, tokenizer: Any) 
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
+        # log-probs come from the raw logits (before temperature, top-k/p and penalties), as vLLM's
+        output_logits=settings.logprobs is not None,
+        return_dict_in_generate=settings.logprobs is not None,
         **sampling,
     )
 
@@ -66,14 +69,33 @@ def generate_answers(
     `extra_inputs(start, end)` gives more `generate` arguments for prompts[start:end] (e.g. media).
     Without it, prompts are batched longest first (similar lengths together: less left padding).
     """
+    answers, _ = generate_answers_with_extras(
+        model, tokenizer, prompts, settings, custom, batch, progress, extra_inputs
+    )
+    return answers
+
+
+@torch.no_grad()
+def generate_answers_with_extras(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    settings: GeneratorTransformersSettings,
+    custom: CustomGenerationSettings,
+    batch: int,
+    progress: bool = False,
+    extra_inputs: Callable[[int, int], dict[str, Any]] | None = None,
+) -> tuple[list[list[str]], list[list[dict[str, Any]]]]:
+    """generate_answers, and per answer its extra output fields (`logprob_fields` when settings.logprobs
+    is set, else none), as generate_answers_vllm returns them."""
     if extra_inputs is not None:
         return _generate_in_order(model, tokenizer, prompts, settings, custom, batch, progress, extra_inputs)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    ordered = _generate_in_order(
+    answers, extras = _generate_in_order(
         model, tokenizer, [prompts[i] for i in order], settings, custom, batch, progress
     )
-    by_index = dict(zip(order, ordered, strict=True))
-    return [by_index[i] for i in range(len(prompts))]
+    by_index = dict(zip(order, zip(answers, extras, strict=True), strict=True))
+    return [by_index[i][0] for i in range(len(prompts))], [by_index[i][1] for i in range(len(prompts))]
 
 
 def _generate_in_order(
@@ -85,14 +107,16 @@ def _generate_in_order(
     batch: int,
     progress: bool,
     extra_inputs: Callable[[int, int], dict[str, Any]] | None = None,
-) -> list[list[str]]:
-    """generate_answers for prompts in the given order, `batch` at a time."""
+) -> tuple[list[list[str]], list[list[dict[str, Any]]]]:
+    """generate_answers_with_extras for prompts in the given order, `batch` at a time."""
     config = _generation_config(settings, tokenizer)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     answers: list[list[str]] = []
+    extras: list[list[dict[str, Any]]] = []
     size = custom.batch or batch
+    n = settings.num_return_sequences
     for start in tqdm(range(0, len(prompts), size), desc="generating", disable=not progress):
         chunk = prompts[start : start + size]
         input_ids, attention = _left_pad(chunk, tokenizer.pad_token_id)
@@ -103,11 +127,13 @@ def _generate_in_order(
             tokenizer=tokenizer if settings.stop_strings else None,
             **(extra_inputs(start, start + len(chunk)) if extra_inputs is not None else {}),
         )
-        new_tokens = output[:, input_ids.shape[1] :] if custom.remove_prompt else output
+        sequences = output if settings.logprobs is None else output.sequences
+        generated = sequences[:, input_ids.shape[1] :]
+        new_tokens = generated if custom.remove_prompt else sequences
         for row in range(len(chunk)):
             texts = []
-            for k in range(settings.num_return_sequences):
-                ids = new_tokens[row * settings.num_return_sequences + k].tolist()
+            for k in range(n):
+                ids = new_tokens[row * n + k].tolist()
                 if not custom.remove_prompt:
                     ids = ids[input_ids.shape[1] - len(chunk[row]) :]
                 while ids and ids[-1] == tokenizer.pad_token_id:
@@ -117,8 +143,66 @@ def _generate_in_order(
                     cut_at_stop_strings(text, settings.stop_strings) if custom.remove_prompt else text
                 )
             answers.append(texts)
+            top = settings.logprobs
+            extras.append(
+                [{} for _ in range(n)]
+                if top is None
+                else [_raw_logprob_fields(output, generated, row * n + k, top, tokenizer) for k in range(n)]
+            )
     model.train(was_training)
-    return answers
+    return answers, extras
+
+
+def _raw_logprob_fields(
+    output: Any, generated: torch.Tensor, row: int, top: int, tokenizer: Any
+) -> dict[str, Any]:
+    """logprob_fields of one generated row, from the raw logits `generate` returned (under beam search,
+    each step's logits are those of the beam this row came from)."""
+    ids = _answer_ids(generated[row].tolist(), tokenizer)
+    beams = getattr(output, "beam_indices", None)
+    chosen, alternatives = [], []
+    for step, token in enumerate(ids):
+        source = row if beams is None else int(beams[row, step])
+        logps = output.logits[step][source].float().log_softmax(-1)
+        chosen.append(float(logps[token]))
+        if top:
+            values, indices = logps.topk(top)
+            alternatives.append(list(zip(indices.tolist(), values.tolist(), strict=True)))
+    return logprob_fields(tokenizer, ids, chosen, alternatives if top else None)
+
+
+def _answer_ids(ids: list[int], tokenizer: Any) -> list[int]:
+    """The generated tokens of one row: up to its first EOS (kept), without the padding after a stop."""
+    if tokenizer.eos_token_id in ids:
+        return ids[: ids.index(tokenizer.eos_token_id) + 1]
+    while ids and ids[-1] == tokenizer.pad_token_id:
+        ids = ids[:-1]
+    return ids
+
+
+def logprob_fields(
+    tokenizer: Any,
+    token_ids: list[int],
+    logprobs: list[float],
+    top: list[list[tuple[int, float]]] | None,
+) -> dict[str, Any]:
+    """An answer's log-prob fields, the same from every engine: the generated `token_ids`, each one's
+    log-prob (`logprobs`) under the model's raw logits, their sum (`cumulative_logprob`) and, when asked
+    for, the top-k tokens at each step, likeliest first (`top_logprobs`: token_id, token, logprob)."""
+    fields: dict[str, Any] = {
+        "token_ids": token_ids,
+        "logprobs": logprobs,
+        "cumulative_logprob": sum(logprobs),
+    }
+    if top is not None:
+        fields["top_logprobs"] = [
+            [
+                {"token_id": token, "token": tokenizer.convert_ids_to_tokens(token), "logprob": logp}
+                for token, logp in sorted(step, key=lambda pair: -pair[1])
+            ]
+            for step in top
+        ]
+    return fields
 
 
 def answer_rows(

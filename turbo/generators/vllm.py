@@ -171,7 +171,8 @@ def generate_answers_vllm(
     and per answer its extra output fields (log-probabilities when settings.logprobs is set)."""
     from vllm.inputs import TokensPrompt
 
-    from turbo.generators.transformers import cut_at_stop_strings  # imports torch: only when generating
+    # imports torch: only when generating
+    from turbo.generators.transformers import cut_at_stop_strings, logprob_fields
 
     outputs = llm.generate(
         [TokensPrompt(prompt_token_ids=ids) for ids in prompts],
@@ -188,18 +189,29 @@ def generate_answers_vllm(
                 ids = prompt + ids
             text = tokenizer.decode(ids, skip_special_tokens=custom.skip_special_tokens)
             texts.append(cut_at_stop_strings(text, settings.stop) if custom.remove_prompt else text)
-            fields.append(_logprob_fields(completion) if settings.logprobs is not None else {})
+            if settings.logprobs is not None:
+                fields.append(logprob_fields(tokenizer, *_engine_logprobs(completion, settings.logprobs)))
+            else:
+                fields.append({})
         answers.append(texts)
         extras.append(fields)
     return answers, extras
 
 
-def _logprob_fields(completion: Any) -> dict[str, Any]:
+def _engine_logprobs(
+    completion: Any, top: int
+) -> tuple[list[int], list[float], list[list[tuple[int, float]]] | None]:
+    """(token ids, their log-probs, the top-`top` (token id, log-prob) of each step or None) of a vLLM
+    completion. vLLM gives at each step the top `top` by rank plus the sampled token where it ranks lower."""
+    ids = list(completion.token_ids)
     steps = completion.logprobs or []
-    return {
-        "logprobs": [step[token].logprob for token, step in zip(completion.token_ids, steps, strict=True)],
-        "cumulative_logprob": completion.cumulative_logprob,
-    }
+    chosen = [step[token].logprob for token, step in zip(ids, steps, strict=True)]
+    if not top:
+        return ids, chosen, None
+    alternatives = [
+        [(token, logprob.logprob) for token, logprob in step.items() if logprob.rank <= top] for step in steps
+    ]
+    return ids, chosen, alternatives
 
 
 def sample_answer_ids_vllm(

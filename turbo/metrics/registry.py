@@ -36,11 +36,6 @@ METRICS: dict[str, Callable[..., Scores]] = {
     "retrieval_utility": retrieval_utility,
 }
 
-PER_SAMPLE = frozenset({"kl", "perplexity", "retrieval_utility", "reward"})
-"""Metrics whose value for a sample depends on that sample only (and on models): they run where the
-sample was generated, on every process; the others run once over a whole dataset's answers."""
-
-
 def compute_scores(
     metric_settings: Sequence[Any],
     samples: list[EvalSample],
@@ -51,7 +46,7 @@ def compute_scores(
     """Each metric's scores (in the order of metric_settings; {} for the other kind of metric)."""
     results: list[Scores] = []
     for metric in metric_settings:
-        if (metric.type in PER_SAMPLE) != per_sample:
+        if metric.per_sample != per_sample:  # the settings class says which kind it is
             results.append({})
             continue
         results.append(METRICS[metric.type](metric.parameters, samples, answers, ctx))

@@ -46,8 +46,48 @@ def load_base_model(settings: ModelSettings) -> Any:
             trust_remote_code=settings.transformers_settings.trust_remote_code,
             **kwargs,
         )
-    except (OSError, ValueError, ImportError) as exc:
-        raise ModelError(f"cannot load a model from {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - whatever transformers raises is reported against a field
+        raise model_load_error(exc, path, settings, "model_settings") from exc
+
+
+def passed_through(settings: Any, where: str) -> list[str]:
+    """The fields of a model's settings that go to from_pretrained as the user wrote them: each
+    model_kwargs key and each transformers_settings field set in the file."""
+    fields = [f"{where}.model_kwargs.{key}" for key in settings.model_kwargs]
+    transformers_settings = settings.transformers_settings
+    fields += [
+        f"{where}.transformers_settings.{name}"
+        for name in sorted(transformers_settings.model_fields_set)
+        if getattr(transformers_settings, name) != type(transformers_settings).model_fields[name].default
+    ]
+    return fields
+
+
+def model_load_error(exc: Exception, path: Path, settings: Any, where: str) -> ModelError:
+    """One message for a failed from_pretrained: against the settings passed through to transformers
+    (model_kwargs, transformers_settings) when the folder's own config loads and the failure is not a
+    missing file or package; else against model_path."""
+    from turbo.modeling.tokenizer import describe
+
+    fields = passed_through(settings, where)
+    if fields and not isinstance(exc, OSError | ImportError) and _config_loads(path, settings):
+        return ModelError(
+            f"{', '.join(fields)}: transformers refused to load the model at {path} with "
+            f"{'this setting' if len(fields) == 1 else 'these settings'}: {describe(exc)}"
+        )
+    return ModelError(f"{where}.model_path: cannot load a model from {path}: {describe(exc)}")
+
+
+def _config_loads(path: Path, settings: Any) -> bool:
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(
+            path, local_files_only=True, trust_remote_code=settings.transformers_settings.trust_remote_code
+        )
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 def load_model(settings: ModelSettings, tokenizer: Any, tokenizer_settings: TokenizerSettings) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from turbo.errors import ModelError
 from turbo.settings.model import (
+    PEFT_TASK_TYPES,
     LoraSettings,
     ModelSettings,
     PrefixTuningSettings,
@@ -14,7 +15,6 @@ from turbo.settings.model import (
     PTuningSettings,
 )
 
-TASK_TYPES = {"causal": "CAUSAL_LM", "seq_cls": "SEQ_CLS"}
 # parts of a model that are not its language model: target_modules "auto" leaves them alone
 NOT_LANGUAGE_MODEL = (
     "vision_tower",
@@ -136,7 +136,7 @@ def apply_peft(model: Any, settings: ModelSettings, tokenizer_path: Path) -> Any
     peft = settings.peft_settings
     if isinstance(peft, LoraSettings) and peft.target_modules == "auto":
         peft = peft.model_copy(update={"target_modules": linear_layer_names(model)})
-    task_type = peft.task_type or TASK_TYPES[settings.model_type]
+    task_type = peft.task_type or PEFT_TASK_TYPES[settings.model_type]
     config = PEFT_CONFIGS[peft.name](peft, task_type, tokenizer_path)
     try:
         return get_peft_model(model, config)

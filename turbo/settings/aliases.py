@@ -22,6 +22,9 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
     "BaseSamplingSettings": {"N": "num_answers"},
     "DdpoExperimentSettings": {"chat_tokenizer_settings": "tokenizer_settings"},
     "SamplingDatasetSettings": {"chat_dataset": "chat_settings"},
+    "LoraSettings": {"lora_bias": "bias"},  # LLaVA's name
+    "MediaSettings": {"max_num_image_per_sample": "max_media_per_sample"},  # DeepSpeed-VisualChat's name
+    "WandbSettings": {"group_name": "group"},  # the other loggers' (and the original files') name
 }
 
 

@@ -125,3 +125,11 @@ class StrictModel(BaseModel):
                     }
                 )
             raise ValidationError.from_exception_data(cls.__name__, errors) from None
+
+
+def settings_as_run(settings: BaseModel) -> dict[str, Any]:
+    """The settings as a JSON-ready dict that validates again to the same settings: what the file set
+    (after renames and moves to the current layout), without the defaults it left out. Dumping the
+    defaults too would mark them as set, and the rules about fields set together (`seed` beside
+    `trainer_settings.seed`, a legacy switch beside its block) would then refuse turbo's own file."""
+    return settings.model_dump(mode="json", exclude_unset=True)

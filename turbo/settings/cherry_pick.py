@@ -14,7 +14,7 @@ from turbo.settings.datasets.classification import ClassificationDatasetSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.generation import CustomGenerationSettings, GeneratorTransformersSettings
-from turbo.settings.metrics import MODEL_METRICS, MetricSettings
+from turbo.settings.metrics import MetricSettings, model_metric_names
 
 
 class CherryPickSettings(StrictModel):
@@ -44,9 +44,18 @@ class ChatCherryPickSettings(CherryPickSettings):
     generator_transformers_settings: GeneratorTransformersSettings = GeneratorTransformersSettings()
     custom_generation_settings: CustomGenerationSettings = CustomGenerationSettings()
 
+    @field_validator("generator_transformers_settings")
+    @classmethod
+    def _no_logprobs(cls, value: GeneratorTransformersSettings) -> GeneratorTransformersSettings:
+        if value.logprobs is not None:
+            raise ValueError(
+                "logprobs: only the inference commands write log-probs, cherry-picks do not; remove it"
+            )
+        return value
+
 
 def text_metrics_only(value: list) -> list:
-    names = sorted({metric.type for metric in value} & MODEL_METRICS)
+    names = model_metric_names(value)
     if names:
         raise ValueError(
             f"{', '.join(names)} read the language model's log-probs of text prompts; not with this method"

@@ -7,6 +7,13 @@ from pydantic import Field, field_validator, model_validator
 from turbo.settings.aliases import move_generation_eos_token
 from turbo.settings.base import Count, PositiveCount, Seed, StrictModel
 
+LOGPROBS_HELP = (
+    "Write with each answer of an inference command its generated `token_ids`, their log-probabilities "
+    "under the model's raw logits (`logprobs`, before temperature, top-k/p or penalties) and their sum "
+    "(`cumulative_logprob`); above 0, also the `logprobs` likeliest tokens at each step, likeliest first "
+    "(`top_logprobs`). None: none of these."
+)
+
 
 class GeneratorTransformersSettings(StrictModel):
     """Arguments of `transformers` `generate`."""
@@ -20,6 +27,7 @@ class GeneratorTransformersSettings(StrictModel):
     repetition_penalty: float = Field(1.0, gt=0, description="Penalty on tokens already generated; 1: none.")
     num_return_sequences: PositiveCount = Field(1, description="Answers per prompt.")
     stop_strings: str | list[str] | None = Field(None, description="Generation stops after any of these.")
+    logprobs: Count | None = Field(None, le=20, description=LOGPROBS_HELP)
 
     @model_validator(mode="after")
     def _enough_beams(self) -> GeneratorTransformersSettings:
@@ -55,11 +63,7 @@ class VLLMSamplingSettings(StrictModel):
     stop: str | list[str] | None = Field(
         None, description="Generation stops at any of these; the answer ends before it."
     )
-    logprobs: Count | None = Field(
-        None,
-        description="Write each answer's per-token log-probabilities (`logprobs`) and their sum "
-        "(`cumulative_logprob`); vLLM computes the top-`logprobs` alternatives at each step.",
-    )
+    logprobs: Count | None = Field(None, le=20, description=LOGPROBS_HELP)
     seed: Seed | None = Field(None, description="Sampling seed per request; None: the engine's seed.")
 
     @field_validator("top_k", mode="before")

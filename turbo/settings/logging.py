@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -8,11 +8,18 @@ from turbo.settings.aliases import infer_logging_type
 from turbo.settings.base import StrictModel
 
 
-class NoLoggingSettings(StrictModel):
+class _LoggerFields(StrictModel):
+    package: ClassVar[str | None] = None
+    """The package the logger needs (checked by the preflight before any model loads); None: none."""
+
+
+class NoLoggingSettings(_LoggerFields):
     logging_type: Literal["none"]
 
 
-class TensorboardSettings(StrictModel):
+class TensorboardSettings(_LoggerFields):
+    package = "tensorboard"
+
     logging_type: Literal["tensorboard"]
     run_name: str | None = Field(
         None, description="The run's name; its logs go to tensorboard/[group_name/]run_name."
@@ -20,7 +27,9 @@ class TensorboardSettings(StrictModel):
     group_name: str | None = Field(None, description="Groups runs: tensorboard/group_name/.")
 
 
-class WandbSettings(StrictModel):
+class WandbSettings(_LoggerFields):
+    package = "wandb"
+
     logging_type: Literal["wandb"]
     project_name: str = Field(description="The W&B project.")
     run_name: str | None = Field(None, description="The W&B run's name. None: W&B names it.")
@@ -35,7 +44,9 @@ class WandbSettings(StrictModel):
     )
 
 
-class ClearmlSettings(StrictModel):
+class ClearmlSettings(_LoggerFields):
+    package = "clearml"
+
     logging_type: Literal["clearml"]
     project_name: str = Field(description="The ClearML project.")
     task_name: str | None = Field(None, description="None: the experiment folder's name.")
@@ -47,18 +58,8 @@ class ClearmlSettings(StrictModel):
     )
 
 
-def _group_name(data: Any) -> Any:
-    """group_name is the name other loggers (and the original files) use for wandb's group."""
-    if isinstance(data, dict) and "group_name" in data and data.get("logging_type", "wandb") == "wandb":
-        if "group" in data:
-            raise ValueError("group_name is another name for group; set one of them")
-        data = {**{k: v for k, v in data.items() if k != "group_name"}, "group": data["group_name"]}
-    return data
-
-
 LoggingSettings = Annotated[
     NoLoggingSettings | TensorboardSettings | WandbSettings | ClearmlSettings,
     Field(discriminator="logging_type"),
-    BeforeValidator(_group_name),
     BeforeValidator(infer_logging_type),
 ]

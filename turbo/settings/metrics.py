@@ -6,7 +6,7 @@ in a metric's parameters names that metric and that key before any model loads.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -121,6 +121,16 @@ class RewardParameters(MetricParameters):
 
 
 class _Metric(StrictModel):
+    """A metric's settings; the class says what the metric needs (read by the settings and by metrics/)."""
+
+    reads_model: ClassVar[bool] = False
+    """Reads the trained model's log-probs: computed during training only (cherry-picks of text prompts)."""
+    reads_reference: ClassVar[bool] = False
+    """Compares the trained model with a reference model: the run needs one."""
+    per_sample: ClassVar[bool] = False
+    """A sample's value depends on that sample only (and on models): it runs where the sample was
+    generated, on every process; the others run once over a whole dataset's answers."""
+
     parameters: MetricParameters = MetricParameters()
 
 
@@ -153,6 +163,10 @@ class LengthMetricSettings(_Metric):
 class KlMetricSettings(_Metric):
     """Sequence KL estimate on the generated answers: sum of log p_model - log p_ref over their tokens."""
 
+    reads_model = True
+    reads_reference = True
+    per_sample = True
+
     type: Literal["kl"]
     parameters: KlParameters = KlParameters()
 
@@ -167,11 +181,16 @@ class MeteorMetricSettings(_Metric):
 class PerplexityMetricSettings(_Metric):
     """exp of the mean negative log-likelihood of each answer's tokens under the current model."""
 
+    reads_model = True
+    per_sample = True
+
     type: Literal["perplexity"]
 
 
 class RewardMetricSettings(_Metric):
     """The score a reward model gives to each conversation (prompt + answer)."""
+
+    per_sample = True
 
     type: Literal["reward"]
     parameters: RewardParameters
@@ -201,6 +220,9 @@ class ToolCallMetricSettings(_Metric):
 class RetrievalUtilityMetricSettings(_Metric):
     """How much the retrieved documents in the prompt lower the answer's cross-entropy (nats per token)."""
 
+    reads_model = True
+    per_sample = True
+
     type: Literal["retrieval_utility"]
     parameters: RetrievalUtilityParameters = RetrievalUtilityParameters()
 
@@ -221,5 +243,7 @@ MetricSettings = Annotated[
     Field(discriminator="type"),
 ]
 
-MODEL_METRICS = frozenset({"kl", "perplexity", "retrieval_utility"})
-"""Metrics that read the trained model's log-probs: computed during training only."""
+
+def model_metric_names(metrics: list) -> list[str]:
+    """The types among `metrics` that read the trained model (sorted, each once)."""
+    return sorted({metric.type for metric in metrics if metric.reads_model})

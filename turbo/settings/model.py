@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -12,6 +12,7 @@ from turbo.settings.paths import InputFolder
 from turbo.settings.problems import Problem
 
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
+PEFT_TASK_TYPES: dict[str, TaskType] = {"causal": "CAUSAL_LM", "seq_cls": "SEQ_CLS"}  # model_type -> peft's
 AttentionKind = Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"]
 
 # from_pretrained arguments turbo passes itself -> the setting that owns each
@@ -67,7 +68,15 @@ class BnbSettings(StrictModel):
         return self
 
 
-class LoraSettings(StrictModel):
+class _PeftFields(StrictModel):
+    virtual_tokens: ClassVar[bool] = True
+    """Prompt learning: the adapter prepends virtual tokens to every row (so rows stay padded, and
+    vLLM cannot load it); LoRA changes weights instead."""
+
+
+class LoraSettings(_PeftFields):
+    virtual_tokens = False
+
     name: Literal["LORA"]
     r: PositiveCount = Field(16, description="The rank of each LoRA update.")
     lora_alpha: PositiveCount = Field(16, description="The update is scaled by lora_alpha / r.")
@@ -90,16 +99,6 @@ class LoraSettings(StrictModel):
     use_rslora: bool = Field(False, description="Scale by lora_alpha / sqrt(r) (rank-stabilised LoRA).")
     use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _lora_bias(cls, data: Any) -> Any:
-        """LLaVA's name for bias."""
-        if isinstance(data, dict) and "lora_bias" in data:
-            if "bias" in data:
-                raise ValueError("lora_bias is another name for bias; set one of them")
-            data = {**{k: v for k, v in data.items() if k != "lora_bias"}, "bias": data["lora_bias"]}
-        return data
-
     @field_validator("modules_to_save", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -111,7 +110,7 @@ class LoraSettings(StrictModel):
         return value
 
 
-class PromptTuningSettings(StrictModel):
+class PromptTuningSettings(_PeftFields):
     name: Literal["PROMPT_TUNING"]
     num_virtual_tokens: PositiveCount = Field(32, description="Trained virtual tokens put before the input.")
     prompt_tuning_init_text: str | None = Field(
@@ -120,7 +119,7 @@ class PromptTuningSettings(StrictModel):
     task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
 
 
-class PrefixTuningSettings(StrictModel):
+class PrefixTuningSettings(_PeftFields):
     name: Literal["PREFIX_TUNING"]
     num_virtual_tokens: PositiveCount = Field(32, description="Trained virtual tokens put before the input.")
     encoder_hidden_size: PositiveCount | None = Field(
@@ -132,7 +131,7 @@ class PrefixTuningSettings(StrictModel):
     task_type: TaskType | None = Field(None, description="None: follows model_settings.model_type.")
 
 
-class PTuningSettings(StrictModel):
+class PTuningSettings(_PeftFields):
     name: Literal["P_TUNING"]
     num_virtual_tokens: PositiveCount = Field(32, description="Trained virtual tokens put before the input.")
     encoder_hidden_size: PositiveCount | None = Field(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -16,8 +17,15 @@ from turbo.settings.problems import Problem
 Modality = Literal["image", "audio"]
 
 
-class ClipReaderSettings(StrictModel):
+class _ReaderFields(StrictModel):
+    modality: ClassVar[Modality | None] = None
+    """What the reader reads; None: features pre-encoded from any modality (is_pickle encoders)."""
+
+
+class ClipReaderSettings(_ReaderFields):
     """Images through the CLIP image processor saved in reader_path."""
+
+    modality = "image"
 
     reader_type: Literal["clip"]
     reader_path: InputFolder = Field(
@@ -25,8 +33,10 @@ class ClipReaderSettings(StrictModel):
     )
 
 
-class SiglipReaderSettings(StrictModel):
+class SiglipReaderSettings(_ReaderFields):
     """Images through the SigLIP image processor saved in reader_path."""
+
+    modality = "image"
 
     reader_type: Literal["siglip"]
     reader_path: InputFolder = Field(
@@ -34,8 +44,10 @@ class SiglipReaderSettings(StrictModel):
     )
 
 
-class WhisperReaderSettings(StrictModel):
+class WhisperReaderSettings(_ReaderFields):
     """WAV audio -> log-mel features with the Whisper feature extractor saved in reader_path."""
+
+    modality = "audio"
 
     reader_type: Literal["whisper"]
     reader_path: InputFolder = Field(
@@ -43,7 +55,7 @@ class WhisperReaderSettings(StrictModel):
     )
 
 
-class PickleReaderSettings(StrictModel):
+class PickleReaderSettings(_ReaderFields):
     """Features pre-encoded by preprocess_multimodal_dataset, read from its safetensors file."""
 
     reader_type: Literal["pickle"]
@@ -58,10 +70,29 @@ ReaderSettings = Annotated[
     ClipReaderSettings | SiglipReaderSettings | WhisperReaderSettings | PickleReaderSettings,
     Field(discriminator="reader_type"),
 ]
-MEDIA_READER_TYPES = {"clip": "image", "siglip": "image", "whisper": "audio"}
+
+
+def _vision_config(config: dict[str, Any]) -> dict[str, Any]:
+    return config.get("vision_config", config)  # a full CLIP/SigLIP checkpoint nests it
+
+
+def vision_shape(config: dict[str, Any]) -> tuple[int, int]:
+    """(tokens, width) of a CLIP or SigLIP vision tower: one token per patch."""
+    vision = _vision_config(config)
+    return (vision["image_size"] // vision["patch_size"]) ** 2, vision["hidden_size"]
+
+
+def whisper_shape(config: dict[str, Any]) -> tuple[int, int]:
+    """(tokens, width) of a Whisper encoder: one token per two mel frames."""
+    return config["max_source_positions"], config["d_model"]
 
 
 class _EncoderFields(StrictModel):
+    modality: ClassVar[Modality]
+    """What the encoder reads."""
+    shape: ClassVar[Callable[[dict[str, Any]], tuple[int, int]]]
+    """(tokens per media item, width) from the encoder's config.json alone (no weights, no torch)."""
+
     encoder_path: InputFolder = Field(
         description="Folder of the encoder (its config.json is read even with is_pickle: true)."
     )
@@ -90,17 +121,26 @@ class _EncoderFields(StrictModel):
 class ClipEncoderSettings(_EncoderFields):
     """CLIP vision tower: penultimate hidden states without the CLS token, one per patch."""
 
+    modality = "image"
+    shape = staticmethod(vision_shape)
+
     modality_encoder_type: Literal["clip"]
 
 
 class SiglipEncoderSettings(_EncoderFields):
     """SigLIP vision tower: last hidden states, one per patch."""
 
+    modality = "image"
+    shape = staticmethod(vision_shape)
+
     modality_encoder_type: Literal["siglip"]
 
 
 class WhisperEncoderSettings(_EncoderFields):
     """Whisper audio encoder: last hidden states, one per two mel frames."""
+
+    modality = "audio"
+    shape = staticmethod(whisper_shape)
 
     modality_encoder_type: Literal["whisper"]
 
@@ -109,20 +149,45 @@ EncoderSettings = Annotated[
     ClipEncoderSettings | SiglipEncoderSettings | WhisperEncoderSettings,
     Field(discriminator="modality_encoder_type"),
 ]
-ENCODER_MODALITIES = {"clip": "image", "siglip": "image", "whisper": "audio"}
 
 
-class LlavaProjectorSettings(StrictModel):
+class _ProjectorFields(StrictModel):
+    pools_to_square: ClassVar[bool] = False
+    """Gives a square grid of LM tokens, so n_modality_embeddings must be a perfect square."""
+
+    def output_tokens(self, n_in: int, n_modality_embeddings: int) -> int:
+        """LM tokens per media item from n_in encoder tokens."""
+        return n_modality_embeddings
+
+    def input_problem(self, n_in: int) -> str | None:
+        """Why the projector cannot take n_in encoder tokens, or None."""
+        return None
+
+
+class LlavaProjectorSettings(_ProjectorFields):
     """Linear -> GELU -> Linear on every encoder token (one LM embedding per patch)."""
 
     projector_type: Literal["llava"]
 
+    def output_tokens(self, n_in: int, n_modality_embeddings: int) -> int:
+        return n_in  # one LM embedding per encoder token
 
-class CAbstractorSettings(StrictModel):
+
+class CAbstractorSettings(_ProjectorFields):
     """C-Abstractor (Honeybee): conv blocks, adaptive pooling to n_modality_embeddings tokens, conv blocks."""
+
+    pools_to_square = True
 
     projector_type: Literal["c_abs"]
     depth: int = Field(1, ge=0, le=64, description="Residual conv blocks before and after the pooling.")
+
+    def input_problem(self, n_in: int) -> str | None:
+        if math.isqrt(n_in) ** 2 == n_in:
+            return None
+        return (
+            f"c_abs pools a square grid of encoder tokens, but the encoder gives {n_in}; "
+            "use the llava projector"
+        )
 
 
 ProjectorSettings = Annotated[
@@ -186,7 +251,7 @@ def modality_problems(
                 )
             )
     for modality, encoder in encoders.items():
-        reads = ENCODER_MODALITIES[encoder.modality_encoder_type]
+        reads = encoder.modality
         if reads != modality:
             problems.append(
                 (
@@ -197,7 +262,7 @@ def modality_problems(
         reader = (readers or {}).get(modality)
         if reader is None:
             continue
-        if encoder.is_pickle != (reader.reader_type == "pickle"):
+        if encoder.is_pickle != (reader.modality is None):
             problems.append(
                 (
                     f"{readers_where}.{modality}.reader_type",
@@ -206,28 +271,29 @@ def modality_problems(
                     "is_pickle: true, raw media neither",
                 )
             )
-        elif reader.reader_type != "pickle" and MEDIA_READER_TYPES[reader.reader_type] != modality:
+        elif reader.modality is not None and reader.modality != modality:
             problems.append(
                 (
                     f"{readers_where}.{modality}.reader_type",
-                    f"a {reader.reader_type} reader reads {MEDIA_READER_TYPES[reader.reader_type]}",
+                    f"a {reader.reader_type} reader reads {reader.modality}",
                 )
             )
     return problems
 
 
 def square_problems(projectors: dict[str, Any], n_modality_embeddings: int, n_where: str) -> list[Problem]:
-    """c_abs pools to a square grid, so n_modality_embeddings (at `n_where`) must be a perfect square."""
+    """A projector that pools to a square grid (c_abs) needs n_modality_embeddings (at `n_where`) to be a
+    perfect square."""
     side = math.isqrt(n_modality_embeddings)
     if side * side == n_modality_embeddings:
         return []
     return [
         (
             n_where,
-            f"{n_modality_embeddings} is not a perfect square, but the c_abs projector of "
-            f"modality_projector_mapping.{modality} pools to a square grid "
+            f"{n_modality_embeddings} is not a perfect square, but the {projector.projector_type} projector "
+            f"of modality_projector_mapping.{modality} pools to a square grid "
             f"(nearest: {side * side} or {(side + 1) ** 2})",
         )
         for modality, projector in present(projectors).items()
-        if projector.projector_type == "c_abs"
+        if projector.pools_to_square
     ]

@@ -114,9 +114,6 @@ RewardSettings = Annotated[
     Field(discriminator="type"),
 ]
 
-REFERENCE_REWARDS = {"exact_match", "number_match"}
-
-
 def check_reward_labels(rewards: list) -> None:
     """Each reward logs under its own name."""
     labels = [reward.label for reward in rewards]

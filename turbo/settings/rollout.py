@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.rewards import check_reward_labels
@@ -17,7 +18,8 @@ class VllmServerSettings(StrictModel):
     it with `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True vllm serve <base model> --enable-lora
     --max-lora-rank <r>`; after every optimisation step turbo saves the adapter to `adapter_path`, loads
     it under a new name (POST /v1/load_lora_adapter), unloads the previous one, and samples with
-    /v1/completions on token ids."""
+    /v1/completions on token ids. Before the first step turbo asks the server's /v1/models and stops
+    (exit 2) when the server refuses the key, does not answer, or serves another base model."""
 
     url: str = Field(
         pattern=r"^https?://",
@@ -34,6 +36,43 @@ class VllmServerSettings(StrictModel):
         "None: adapter_path.",
     )
     timeout: float = Field(600.0, gt=0, description="Seconds one request may take.")
+    api_key_env: str | None = Field(
+        None,
+        description="The NAME of the environment variable that holds the server's API key (the key of "
+        "`vllm serve --api-key`), e.g. VLLM_API_KEY; sent as 'Authorization: Bearer <key>'. The key itself "
+        "never goes in this file (nor into experiment_settings.json or the logs). None: no key.",
+    )
+    served_model: str | None = Field(
+        None,
+        description="The name the server serves the base model under (its --served-model-name, else its "
+        "--model). None: the server must serve model_settings.model_path (compared by folder name, so "
+        "the same model under another mount point is accepted).",
+    )
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _names_a_variable(cls, name: str | None) -> str | None:
+        """An environment variable's name, never something that looks like the key itself (the value is
+        not repeated in the message)."""
+        if name is None:
+            return None
+        if not api_key_env_name(name):
+            raise ValueError(
+                "takes the name of an environment variable that holds the server's API key (letters, "
+                "digits and _, e.g. VLLM_API_KEY), never the key itself; put the key in that variable "
+                "(export VLLM_API_KEY=...) and write its name here"
+            )
+        return name
+
+
+def api_key_env_name(name: str) -> bool:
+    """`name` is a plausible environment variable name and does not look like a key (a long run of
+    letters and digits, or one with lower-case letters and digits and no underscore)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return False
+    digits = any(char.isdigit() for char in name)
+    keylike = len(name) >= 20 and digits and ("_" not in name or any(char.islower() for char in name))
+    return not keylike
 
 
 class RolloutSettings(StrictModel):
@@ -102,7 +141,7 @@ def check_rollout(rollout: RolloutSettings, model: Any) -> None:
                 "one; set one of them"
             )
         peft = model.peft_settings
-        plain_lora = peft is None or (peft.name == "LORA" and not getattr(peft, "use_dora", False))
+        plain_lora = peft is None or (not peft.virtual_tokens and not getattr(peft, "use_dora", False))
         if not model.trains_adapter or not plain_lora:
             raise ValueError(
                 "rollout_settings.vllm_server loads the policy's LoRA adapter into the server after each "
@@ -119,7 +158,7 @@ def check_rollout(rollout: RolloutSettings, model: Any) -> None:
         for name, used in (
             (
                 f"peft_settings.name {getattr(peft, 'name', '')} (vLLM takes LoRA or full weights)",
-                peft is not None and peft.name != "LORA",
+                peft is not None and peft.virtual_tokens,
             ),
             ("peft_settings.use_dora", peft is not None and getattr(peft, "use_dora", False)),
             ("bnb_settings (quantised weights cannot be merged into vLLM's)", model.bnb_settings is not None),

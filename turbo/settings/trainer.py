@@ -24,6 +24,12 @@ SchedulerType = Literal[
 Strategy = Literal["no", "steps", "epoch"]
 
 
+NOT_TRAINING_ARGUMENTS = {
+    "warmup_ratio", "resume_from_checkpoint", "seed", "chunked_cross_entropy", "padding_free",
+}  # fmt: skip
+"""Fields of TrainerSettings that turbo reads itself (warmup_ratio becomes warmup_steps below)."""
+
+
 class TrainerSettings(StrictModel):
     """The transformers.TrainingArguments fields users set (anything else is rejected); each keeps its
     transformers meaning and default."""
@@ -145,16 +151,11 @@ class TrainerSettings(StrictModel):
         return self
 
     def training_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for `transformers.TrainingArguments` (without output_dir/seed/report_to)."""
-        kwargs = self.model_dump(
-            exclude={
-                "warmup_ratio",
-                "resume_from_checkpoint",
-                "seed",
-                "chunked_cross_entropy",
-                "padding_free",
-            }
-        )
+        """Keyword arguments for `transformers.TrainingArguments` (without output_dir/seed/report_to): the
+        fields of TrainerSettings itself but turbo's own. A method's trainer settings (a subclass) add
+        fields that never go there (loss_settings, beta, rollout_batch_size, ...): the one rule that strips
+        them, so a new method field needs no list."""
+        kwargs = self.model_dump(include=TrainerSettings.model_fields.keys() - NOT_TRAINING_ARGUMENTS)
         if self.warmup_ratio:
             kwargs["warmup_steps"] = self.warmup_ratio
         if self.deepspeed is not None:

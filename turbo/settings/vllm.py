@@ -90,5 +90,6 @@ def vllm_sampling(generation: GenerationSettings) -> VLLMSamplingSettings:
         max_tokens=hf.max_new_tokens,
         repetition_penalty=hf.repetition_penalty,
         stop=hf.stop_strings,
+        logprobs=hf.logprobs,
         **sampling,
     )

@@ -1,11 +1,15 @@
-"""Logging backends that transformers' report_to does not cover the way turbo needs: ClearML.
-
-(tensorboard and wandb go through report_to; every callback receives the same logs, the cherry-pick
-metrics included, through the trainer's on_log.)
+"""The logger registry: `logging_type` -> how the backend starts. tensorboard and wandb go through
+transformers' report_to (with the environment they read); ClearML, which report_to does not cover the
+way turbo needs, through its own callback. Every callback receives the same logs, the cherry-pick
+metrics included, through the trainer's on_log.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
@@ -78,3 +82,46 @@ class ClearmlCallback(TrainerCallback):
             self.task.flush(wait_for_uploads=True)
             self.task.close()
             self.task = None
+
+
+def no_report(settings: Any, folder: Path) -> list[str]:
+    return []
+
+
+def tensorboard(settings: Any, folder: Path) -> list[str]:
+    names = [name for name in (settings.group_name, settings.run_name) if name]
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(folder, "tensorboard", *names))
+    return ["tensorboard"]
+
+
+def wandb(settings: Any, folder: Path) -> list[str]:
+    os.environ["WANDB_PROJECT"] = settings.project_name
+    if settings.mode is not None:  # otherwise WANDB_MODE from the environment decides
+        os.environ["WANDB_MODE"] = settings.mode
+    os.environ["WANDB_DIR"] = str(folder)
+    optional = {
+        "WANDB_ENTITY": settings.entity,
+        "WANDB_NOTES": settings.notes,
+        "WANDB_TAGS": ",".join(settings.tags) or None,
+        "WANDB_RUN_GROUP": settings.group,
+    }
+    for name, value in optional.items():
+        if value:
+            os.environ[name] = value
+    return ["wandb"]
+
+
+@dataclass(frozen=True)
+class Logger:
+    report_to: Callable[[Any, Path], list[str]]
+    """Sets the environment the backend reads; returns its names for TrainingArguments.report_to."""
+    callback: Callable[[Any, str, dict[str, Any]], TrainerCallback] | None = None
+    """(settings, task name, settings as run) -> the callback of a backend report_to does not start."""
+
+
+LOGGERS: dict[str, Logger] = {
+    "none": Logger(no_report),
+    "tensorboard": Logger(tensorboard),
+    "wandb": Logger(wandb),
+    "clearml": Logger(no_report, ClearmlCallback),
+}

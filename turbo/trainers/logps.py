@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
-from turbo.data.chat import IGNORE_INDEX
 from turbo.data.packing import OFFSET_KEYS
+from turbo.labels import IGNORE_INDEX
 from turbo.trainers.losses.chunked_ce import linear_token_logps, supports_chunked_loss
 
 ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels", "modality_inputs", *OFFSET_KEYS)

@@ -90,14 +90,16 @@ def length(settings: LengthRewardSettings, tokenizer: Any) -> RewardFunction:
 
 def reward_model(settings: RewardModelRewardSettings, tokenizer: Any) -> RewardFunction:
     """The reward model's score of prompt + answer, re-tokenised with its own tokenizer."""
-    from transformers import AutoTokenizer
-
     from turbo.generators.classification import sequence_logits
     from turbo.modeling.loading import load_model
+    from turbo.modeling.tokenizer import read_tokenizer
     from turbo.settings.tokenizer import TokenizerSettings
 
     path = settings.model_settings.model_path
-    rm_tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    rm_tokenizer = read_tokenizer(
+        path, "model_settings.model_path",
+        trust_remote_code=settings.model_settings.transformers_settings.trust_remote_code,
+    )  # fmt: skip
     if rm_tokenizer.pad_token_id is None:
         rm_tokenizer.pad_token = rm_tokenizer.eos_token
     model = load_model(settings.model_settings, rm_tokenizer, TokenizerSettings())

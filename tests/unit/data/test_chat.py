@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from turbo.data.chat import IGNORE_INDEX, build_chat_samples
+from turbo.data.chat import build_chat_samples
 from turbo.errors import DataError
+from turbo.labels import IGNORE_INDEX
 from turbo.settings.datasets import ChatDatasetSettings
 
 TEMPLATE = {

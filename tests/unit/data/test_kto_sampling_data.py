@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from turbo.data.chat import IGNORE_INDEX
 from turbo.data.kto import build_kto_samples, kl_partners, kto_features
 from turbo.data.sampling import read_sampling_records
 from turbo.errors import DataError
+from turbo.labels import IGNORE_INDEX
 from turbo.settings.datasets.kto import KtoDatasetSettings
 from turbo.settings.datasets.sampling import SamplingDatasetSettings
 

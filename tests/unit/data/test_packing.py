@@ -4,11 +4,12 @@ import json
 import pytest
 import torch
 
-from turbo.data.chat import IGNORE_INDEX, build_chat_samples
-from turbo.data.packing import PackedCollator, pack_features, pack_lengths, padding_share
+from turbo.data.chat import build_chat_samples
+from turbo.data.packing import FlatCollator, pack_features, pack_lengths
+from turbo.labels import IGNORE_INDEX
 from turbo.settings.datasets import ChatDatasetSettings
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 
 def test_pack_lengths_fills_bins_best_fit_and_keeps_every_sample_once() -> None:
@@ -36,24 +37,6 @@ def test_packed_rows_restart_positions_and_ignore_each_first_label() -> None:
     assert row["labels"] == [IGNORE_INDEX, 6, 7, IGNORE_INDEX, 9]
 
 
-def test_collator_pads_as_a_block_of_its_own_without_attention_mask() -> None:
-    batch = PackedCollator(pad_token_id=0)(
-        [
-            {"input_ids": [5, 6, 7], "labels": [5, 6, 7], "position_ids": [0, 0, 1]},
-            {"input_ids": [8], "labels": [8]},
-        ]
-    )
-    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
-    assert batch["labels"].tolist() == [[5, 6, 7], [8, IGNORE_INDEX, IGNORE_INDEX]]
-    assert batch["position_ids"].tolist() == [[0, 0, 1], [0, 0, 1]]
-    assert "attention_mask" not in batch and batch["use_cache"] is False
-
-
-def test_padding_share() -> None:
-    assert padding_share([4, 2, 3, 3], 2) == pytest.approx(1 - 12 / 14)
-    assert padding_share([], 2) == 0.0
-
-
 @pytest.fixture(scope="module")
 def model_and_features(fixture_models):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -73,7 +56,7 @@ def test_packed_loss_equals_the_unpacked_loss_of_the_same_samples(model_and_feat
     rows = pack_features(features, 120)
     assert len(rows) < len(features)
     unpacked = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)(features)
-    packed = PackedCollator(tokenizer.pad_token_id)(rows)
+    packed = FlatCollator()(rows)  # the packed rows one after another: positions restart per sample
     assert (packed["labels"] != IGNORE_INDEX).sum() == (unpacked["labels"] != IGNORE_INDEX).sum()
     torch.manual_seed(0)  # (no dropout in the fixture; seeded anyway)
     expected = model(**unpacked).loss
@@ -84,7 +67,7 @@ def test_packed_loss_equals_the_unpacked_loss_of_the_same_samples(model_and_feat
 def test_no_sample_attends_to_another_in_a_packed_row(model_and_features) -> None:
     model, tokenizer, features = model_and_features
     row = pack_features(features, 120)[0]
-    packed = PackedCollator(tokenizer.pad_token_id)([row])
+    packed = FlatCollator()([row])
     with torch.no_grad():
         logits = model(**{k: v for k, v in packed.items() if k != "labels"}).logits[0]
         starts = [i for i, position in enumerate(row["position_ids"]) if position == 0]

@@ -9,7 +9,7 @@ from turbo.data.pair_preferences import PairCollator, PairPreferenceRecord, buil
 from turbo.errors import DataError
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 
-from ...conftest import FIXTURES
+from ...helpers import FIXTURES
 
 TEMPLATE = {
     "role_tag_mapping": {"bot": "bot", "user": "user", "system": "system"},

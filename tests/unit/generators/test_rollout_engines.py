@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from turbo.generators import vllm_server
 from turbo.generators.engines import ENGINES, engine_name, open_engine
 from turbo.generators.rollout_transformers import TransformersEngine
 from turbo.generators.vllm_server import VllmServerEngine
@@ -29,12 +30,21 @@ def test_every_rollout_setting_names_an_engine_of_the_registry() -> None:
     assert names == set(ENGINES) == {"transformers", "vllm", "vllm_server"}
 
 
-def test_open_engine_opens_the_engine_the_settings_name(tmp_path: Path) -> None:
+def test_open_engine_opens_the_engine_the_settings_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tokenizer = SimpleNamespace(eos_token_id=2)
     with open_engine(SimpleNamespace(rollout_settings=RolloutSettings()), tokenizer) as engine:
         assert isinstance(engine, TransformersEngine)
-    settings = SimpleNamespace(rollout_settings=RolloutSettings(vllm_server=SERVER), log_path=str(tmp_path))
+    checked = []  # the server is asked for its model first (tests/unit/generators/test_vllm_server_remote.py)
+    monkeypatch.setattr(vllm_server, "check_server", lambda *args: checked.append(args) or "m")
+    settings = SimpleNamespace(
+        rollout_settings=RolloutSettings(vllm_server=SERVER),
+        log_path=str(tmp_path),
+        model_settings=SimpleNamespace(model_path="m"),
+    )
     with open_engine(settings, tokenizer) as engine:
+        assert checked == [(SERVER["url"], "m", None, 600.0, None)]
         assert isinstance(engine, VllmServerEngine)
         assert engine.adapter_folder == tmp_path / "rollout_adapter" and engine.adapter_folder.is_dir()
         assert engine.server_folder == str((tmp_path / "rollout_adapter").resolve())

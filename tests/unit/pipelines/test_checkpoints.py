@@ -14,7 +14,7 @@ from turbo.pipelines.train.common import (
 )
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 
 def checkpoint(folder: Path, step: int, state: str | None = None) -> Path:

@@ -10,7 +10,7 @@ from turbo.settings.loading import load_settings
 from turbo.settings.paths import path_problem
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 
 def test_path_problems_name_the_kind_and_never_raise(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from turbo.errors import SettingsError
 from turbo.pipelines.tools.validate import identify
 
-from ...conftest import CONFIGS, REPO
+from ...helpers import CONFIGS, REPO
 
 # the original project's files (configs/original) have their own test: tests/e2e/test_original_configs.py
 FIXTURE_CONFIGS = sorted(path for path in CONFIGS.rglob("*.json") if "original" not in path.parts)

@@ -13,7 +13,7 @@ from turbo.settings.pipelines.preprocessing import PreprocessMultimodalSettings
 from turbo.settings.pipelines.sampling import RmSamplingSettings
 from turbo.settings.pipelines.train.multimodal import MultimodalExperimentSettings
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 
 def load(*parts: str) -> dict:

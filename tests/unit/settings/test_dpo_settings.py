@@ -9,7 +9,7 @@ from turbo.settings.loading import validate_settings
 from turbo.settings.pipelines.train.dpo import DpoExperimentSettings
 from turbo.settings.pipelines.train.rm import RmExperimentSettings
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 LORA = CONFIGS / "train" / "dpo" / "lora.json"
 FULL = CONFIGS / "train" / "dpo" / "full_with_ref_model.json"

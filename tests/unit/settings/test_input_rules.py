@@ -14,7 +14,7 @@ from turbo.settings.commands import COMMANDS, load_object
 from turbo.settings.loading import validate_settings
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 

@@ -18,7 +18,7 @@ from turbo.settings.pipelines.inference.chat import ChatInferenceModelSettings
 from turbo.settings.pipelines.train.dpo import DpoExperimentSettings
 from turbo.settings.pipelines.train.kto import KtoExperimentSettings
 
-from ...conftest import CONFIGS, DATASETS
+from ...helpers import CONFIGS, DATASETS
 
 MODEL = "tests/fixtures/models/llama_tiny"
 ADAPTER = "tests/fixtures/models/llama_tiny_adapter"

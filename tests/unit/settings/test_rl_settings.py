@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
 from turbo.settings.pipelines.train.ppo import PpoExperimentSettings
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 GRPO = json.loads((CONFIGS / "train" / "grpo" / "lora.json").read_text())
 PPO = json.loads((CONFIGS / "train" / "ppo" / "lora.json").read_text())

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 from turbo.settings.problems import salvage, unsettled
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 SFT = json.loads((CONFIGS / "train" / "sft" / "lora.json").read_text())
 

@@ -14,7 +14,7 @@ from turbo.settings.model import BnbSettings
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 from turbo.settings.trainer import TrainerSettings
 
-from ...conftest import CONFIGS
+from ...helpers import CONFIGS
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 

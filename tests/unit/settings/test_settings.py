@@ -10,7 +10,7 @@ from turbo.settings.loading import apply_overrides, load_settings, validate_sett
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 from turbo.settings.trainer import TrainerSettings
 
-from ...conftest import CONFIGS, REPO
+from ...helpers import CONFIGS, REPO
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 

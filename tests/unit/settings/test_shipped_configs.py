@@ -7,7 +7,7 @@ import pytest
 
 from turbo.pipelines.tools.validate import identify
 
-from ...conftest import REPO
+from ...helpers import REPO
 
 CONFIG_FILES = sorted(
     path

@@ -15,7 +15,7 @@ from turbo.settings.loading import validate_settings
 from turbo.settings.pipelines.inference.chat import ChatInferenceExperimentSettings
 from turbo.settings.vllm import vllm_sampling
 
-from ...conftest import CONFIGS, REPO
+from ...helpers import CONFIGS, REPO
 
 VLLM_CONFIG = CONFIGS / "inference" / "chat" / "vllm.json"
 

@@ -8,10 +8,10 @@ import torch
 from peft import LoraConfig, PromptTuningConfig, TaskType, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from turbo.data.chat import IGNORE_INDEX
 from turbo.data.kto import KtoCollator
-from turbo.data.packing import PackedCollator, pack_features, pack_lengths
+from turbo.data.packing import FlatCollator, pack_features, pack_lengths
 from turbo.data.pair_preferences import PairCollator
+from turbo.labels import IGNORE_INDEX
 from turbo.trainers.dpo import REFERENCE_KEYS as DPO_KEYS
 from turbo.trainers.kto import REFERENCE_KEYS as KTO_KEYS
 from turbo.trainers.logps import (
@@ -116,7 +116,7 @@ def test_packed_rows_equal_the_unpacked_rows() -> None:
     capacity = 12
     packed = pack_features(features, capacity)
     assert any(sum(1 for position in row["position_ids"] if position == 0) > 1 for row in packed)
-    batch = PackedCollator(pad_token_id=0)(packed)  # rows of unequal fill: a padding block too
+    batch = FlatCollator()(packed)  # the packed rows one after another, positions restarting per sample
     batch.pop("use_cache")
     result = answer_logps(model, batch)
     order = [
@@ -156,7 +156,7 @@ def test_prompt_tuning_drops_the_virtual_tokens() -> None:
 
 
 def test_packed_rows_with_prompt_tuning_are_refused() -> None:
-    batch = PackedCollator(pad_token_id=0)([{"input_ids": [1, 2, 3], "labels": [IGNORE_INDEX, 2, 3]}])
+    batch = FlatCollator()([{"input_ids": [1, 2, 3], "labels": [IGNORE_INDEX, 2, 3]}])
     with pytest.raises(ValueError, match="prompt-learning"):
         answer_logps(prompt_tuned(2), batch)
 

@@ -64,13 +64,8 @@ def to_llava(
     llava.model.language_model = base
     llava.lm_head = language_model.lm_head
     llava.model.vision_tower = vision_tower
-    first, _, second = projector.net
-    linear_1 = torch.nn.Linear(first.in_features, first.out_features, dtype=dtype)
-    linear_2 = torch.nn.Linear(second.in_features, second.out_features, dtype=dtype)
-    with torch.no_grad():
-        linear_1.weight.copy_(first.weight), linear_1.bias.copy_(first.bias)
-        linear_2.weight.copy_(second.weight), linear_2.bias.copy_(second.bias)
-    llava.model.multi_modal_projector.linear_1 = linear_1
-    llava.model.multi_modal_projector.linear_2 = linear_2
+    # turbo's projector names its weights as transformers' LlavaMultiModalProjector does (linear_1, linear_2)
+    state = {key: value.detach().to(dtype) for key, value in projector.state_dict().items()}
+    llava.model.multi_modal_projector.load_state_dict(state, assign=True)
     llava.config.dtype = dtype
     return llava.eval()

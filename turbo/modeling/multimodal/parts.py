@@ -97,7 +97,9 @@ def read_projector_file(path: Path) -> dict[str, Any]:
 def load_projector_weights(projectors: dict[str, Any], path: str | Path, modality: str | None = None) -> None:
     """Projector weights from safetensors, or a torch .pt/.bin state dict (the original's
     modality_adapters.pt, read with weights_only=True: tensors only, never arbitrary objects): keys
-    '<modality>.<param>', or bare keys for one modality."""
+    '<modality>.<param>', or bare keys for one modality. Each projector reads the namings it knows
+    (its `renamed_state`: the llava projector reads transformers' linear_1/linear_2 and turbo's earlier
+    net.0/net.2)."""
     tensors = read_projector_file(Path(path))
     for name, projector in projectors.items():
         if modality is not None and name != modality:
@@ -107,8 +109,9 @@ def load_projector_weights(projectors: dict[str, Any], path: str | Path, modalit
         if not state and modality is not None:
             state = tensors
         try:
-            projector.load_state_dict(state)
-        except RuntimeError as exc:
+            renamed = getattr(projector, "renamed_state", None)
+            projector.load_state_dict(renamed(state) if renamed is not None else state)
+        except (RuntimeError, ValueError) as exc:
             raise ModelError(f"{path}: the {name} projector weights do not fit: {exc}") from exc
 
 

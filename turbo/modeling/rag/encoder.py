@@ -8,6 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from turbo.errors import ModelError
+from turbo.modeling.tokenizer import (
+    QUESTION_ENCODER_TOKENIZER,
+    has_tokenizer_files,
+    rag_tokenizer_folder,
+    read_tokenizer,
+)
 from turbo.settings.rag import EncoderModelSettings, RagModelSettings
 
 
@@ -27,7 +33,9 @@ def encoder_width(settings: EncoderModelSettings, where: str) -> int:
 def load_encoder(settings: EncoderModelSettings, where: str = "encoder_settings") -> tuple[Any, Any]:
     """The encoder model (float32 unless transformers_settings.dtype says otherwise) and its tokenizer."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
+
+    from turbo.modeling.loading import model_load_error  # (imports torch: not at module level)
 
     path = Path(settings.model_path)
     trust = settings.transformers_settings.trust_remote_code
@@ -36,16 +44,22 @@ def load_encoder(settings: EncoderModelSettings, where: str = "encoder_settings"
     kwargs["dtype"] = (dtype if dtype == "auto" else getattr(torch, dtype)) if dtype else torch.float32
     try:
         model = AutoModel.from_pretrained(path, local_files_only=True, trust_remote_code=trust, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{where}.model_path: cannot load an encoder from {path}: {exc}") from exc
-    tokenizer_path = Path(settings.tokenizer_path or path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            tokenizer_path, local_files_only=True, trust_remote_code=trust
-        )
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{where}: cannot load a tokenizer from {tokenizer_path}: {exc}") from exc
-    return model, tokenizer
+    except Exception as exc:  # noqa: BLE001 - whatever transformers raises is reported against a field
+        raise model_load_error(exc, path, settings, where) from exc
+    if settings.tokenizer_path is not None:
+        tokenizer_path, field = Path(settings.tokenizer_path), f"{where}.tokenizer_path"
+    else:
+        tokenizer_path, field = encoder_tokenizer_folder(path), f"{where}.model_path"
+    return model, read_tokenizer(tokenizer_path, field, trust_remote_code=trust)
+
+
+def encoder_tokenizer_folder(model_path: Path) -> Path:
+    """The encoder's own folder, or, where it holds no tokenizer, the question_encoder_tokenizer/ beside it
+    (train_rag's final folder: question_encoder/ and question_encoder_tokenizer/, RagTokenizer's layout)."""
+    beside = model_path.parent / QUESTION_ENCODER_TOKENIZER
+    if not has_tokenizer_files(model_path) and beside.is_dir():
+        return beside
+    return rag_tokenizer_folder(model_path, QUESTION_ENCODER_TOKENIZER)
 
 
 def pool(hidden: Any, attention_mask: Any, pooling: str, normalize: bool) -> Any:

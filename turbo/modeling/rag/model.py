@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from turbo.labels import IGNORE_INDEX
 from turbo.modeling.rag.encoder import embed
 
-IGNORE_INDEX = -100  # the label of untrained tokens (as in turbo.data.chat)
 MISSING_SCORE = -1e4
 
 

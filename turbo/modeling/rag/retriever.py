@@ -3,6 +3,12 @@
 The passages folder holds the columns title, text and embeddings (an id column is optional); row i
 of the folder is vector i of the index. build_index also records how the passages were encoded in
 ENCODING_FILE inside the folder, so questions are encoded the same way.
+
+An index may also be sharded (build_index with index_shards > 1): index_path is then a small JSON
+manifest naming shard files beside it, each a faiss index of consecutive passages (shard k holds rows
+offset_k ... offset_k + count_k - 1). They are searched as one (faiss IndexShards, ids shifted by each
+shard's offset), which gives the ids and scores of the unsharded index for Flat and IVF types (the shards
+share one trained quantizer). Shards are memory-mapped where faiss can (IO_FLAG_MMAP).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 from turbo.errors import DataError, ModelError
 
 ENCODING_FILE = "turbo_encoding.json"
+SHARDS_FORMAT = "turbo-faiss-shards"  # the "format" of a sharded index's manifest
 REQUIRED_COLUMNS = ("title", "text", "embeddings")
 
 
@@ -36,7 +43,60 @@ def read_encoding(passages_path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: not valid JSON: {exc}") from exc
 
 
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest of a sharded index (build_index, index_shards > 1), or None when `path` is not one
+    (a faiss index file). DataError for a manifest that cannot be read."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            if file.read(1) != b"{":
+                return None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise DataError(f"{path}: not a faiss index, nor a sharded index's JSON manifest: {exc}") from None
+    shards = manifest.get("shards") if isinstance(manifest, dict) else None
+    if (
+        manifest.get("format") != SHARDS_FORMAT
+        or not isinstance(shards, list)
+        or not shards
+        or not all(isinstance(shard, dict) and isinstance(shard.get("path"), str) for shard in shards)
+    ):
+        raise DataError(
+            f"{path}: not a sharded index manifest (expected format {SHARDS_FORMAT!r} and a list of shards "
+            "with a path each, as build_index writes)"
+        )
+    return manifest
+
+
+def shard_paths(path: Path, manifest: dict[str, Any]) -> list[Path]:
+    """The shard files a manifest names, relative to the manifest's folder."""
+    return [Path(path).parent / shard["path"] for shard in manifest["shards"]]
+
+
 def index_dimension(path: Path) -> int:
+    """The vector width of a faiss index file, or of every shard a sharded index's manifest names, read
+    from the headers (no faiss import, no index load). DataError when a file is no float faiss index,
+    a shard is missing, or the shards differ in width."""
+    manifest = read_manifest(path)
+    if manifest is None:
+        return file_dimension(path)
+    widths = {}
+    for shard in shard_paths(path, manifest):
+        if not shard.is_file():
+            raise DataError(f"{path}: its shard {shard} is missing")
+        widths[shard] = file_dimension(shard)
+    if len(set(widths.values())) > 1:
+        raise DataError(
+            f"{path}: its shards hold vectors of different widths ("
+            + ", ".join(f"{shard.name}: {width}" for shard, width in widths.items())
+            + "); rebuild the index (build_index)"
+        )
+    return next(iter(widths.values()))
+
+
+def file_dimension(path: Path) -> int:
     """The vector width of a faiss index file, read from its header (no faiss import, no index load).
 
     faiss writes a float index as a four-letter type code ('IxFI', 'IHNf', 'IwFl', ...), then its
@@ -60,17 +120,58 @@ def index_dimension(path: Path) -> int:
     return width
 
 
-def read_faiss_index(path: Path, where: str) -> Any:
+def _read_one(path: Path, where: str, mmap: bool = False) -> Any:
     import faiss
 
-    path = Path(path)
     if not path.is_file():
         raise ModelError(f"{where}: {path} is not a file")
+    if mmap:  # on disk, paged in as searched; not every index type can be read this way
+        try:
+            return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError:
+            pass
     try:
         return faiss.read_index(str(path))
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{where}: {path} is not a faiss index faiss can read ({reason})") from exc
+
+
+def read_sharded_index(path: Path, manifest: dict[str, Any], where: str) -> Any:
+    """One faiss IndexShards over the shards of a manifest, ids numbered across shards in their order."""
+    import faiss
+
+    shards = [_read_one(shard, where, mmap=True) for shard in shard_paths(path, manifest)]
+    widths = {int(shard.d) for shard in shards}
+    if len(widths) > 1:
+        raise ModelError(f"{where}: the shards of {path} hold vectors of different widths {sorted(widths)}")
+    for shard, entry in zip(shards, manifest["shards"], strict=True):
+        expected = entry.get("count")
+        if expected is not None and int(shard.ntotal) != int(expected):
+            raise ModelError(
+                f"{where}: {Path(path).parent / entry['path']} holds {shard.ntotal} vectors, but {path} "
+                f"says {expected}; rebuild the index (build_index)"
+            )
+        if hasattr(shard, "hnsw"):
+            shard.hnsw.efSearch = max(shard.hnsw.efSearch, 64)
+    index = faiss.IndexShards(widths.pop(), False, True)  # not threaded; successive ids
+    for shard in shards:
+        index.add_shard(shard)  # faiss keeps a reference to each shard (referenced_objects)
+    return index
+
+
+def read_faiss_index(path: Path, where: str) -> Any:
+    """A faiss index file, or the shards a manifest names searched as one index (read_sharded_index)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{where}: {path} is not a file")
+    try:
+        manifest = read_manifest(path)
+    except DataError as exc:
+        raise ModelError(f"{where}: {exc}") from None
+    if manifest is not None:
+        return read_sharded_index(path, manifest, where)
+    return _read_one(path, where)
 
 
 def load_passages(path: Path, where: str) -> Any:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from turbo.data.chat import ChatSample, build_chat_samples
-from turbo.generators.transformers import answer_rows, generate_answers
+from turbo.generators.transformers import answer_rows, generate_answers_with_extras
 from turbo.io import write_jsonl
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
+from turbo.pipelines.inference.common import output_path
 from turbo.settings.pipelines.inference.chat import (
     ChatInferenceExperimentSettings,
     ChatInferenceModelSettings,
@@ -26,17 +26,13 @@ logger = logging.getLogger("turbo")
 Rows = list[dict[str, Any]]
 
 
-def output_path(save_path: Path, model_index: int, generation_index: int, source: str) -> Path:
-    return save_path / f"model_{model_index}" / f"generation_{generation_index}" / f"{source}.jsonl"
-
-
 def transformers_rows(
     entry: ChatInferenceModelSettings, tokenizer: Any, samples: list[ChatSample], seed: int
 ) -> Iterator[Rows]:
     """The output rows of each generation setting, generated with transformers."""
     model = load_model(entry.model_settings, tokenizer, entry.tokenizer_settings)
     for generation in entry.generation_settings:
-        answers = generate_answers(
+        answers, extras = generate_answers_with_extras(
             model,
             tokenizer,
             [sample.input_ids for sample in samples],
@@ -45,7 +41,7 @@ def transformers_rows(
             batch=entry.generate_batch,
             progress=True,
         )
-        yield answer_rows(samples, answers)
+        yield answer_rows(samples, answers, extras)
     del model
 
 

@@ -5,20 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from turbo.data.multimodal import MultimodalSample, add_modality_tokens, build_multimodal_samples
-from turbo.generators.transformers import answer_rows, generate_answers
+from turbo.data.multimodal import add_modality_tokens, build_multimodal_samples
+from turbo.data.multimodal_batches import media_inputs
+from turbo.generators.transformers import answer_rows, generate_answers_with_extras
 from turbo.io import write_json, write_jsonl
 from turbo.modeling.loading import load_model
-from turbo.modeling.multimodal.parts import (
-    build_encoders,
-    build_projectors,
-    build_readers,
-    check_shapes,
-    load_projector_weights,
-)
+from turbo.modeling.multimodal.parts import build_readers, check_shapes
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.inference.chat import output_path
-from turbo.pipelines.tools.evaluate import score_rows
+from turbo.pipelines.inference.common import output_path, score_rows
+from turbo.pipelines.multimodal_model import assemble_multimodal, modality_token_ids
 from turbo.settings.pipelines.inference.multimodal import (
     MultimodalInferenceExperimentSettings,
     MultimodalInferenceModelSettings,
@@ -33,34 +28,18 @@ def load_multimodal_model(
     tokenizer: Any,
     shapes: dict[str, tuple[int, int]],
 ) -> Any:
-    from turbo.modeling.multimodal.model import MultimodalModel
-
-    dataset = settings.dataset_settings
+    """The LM of `entry` with the encoders and its projectors (projections_path), in eval mode."""
     language_model = load_model(entry.model_settings, tokenizer, entry.tokenizer_settings)
-    embeddings = language_model.get_input_embeddings().weight
-    encoders = build_encoders(settings.encoders, embeddings.dtype)
-    projectors = build_projectors(
+    return assemble_multimodal(
+        language_model,
+        settings.encoders,
         settings.projectors,
         shapes,
-        embeddings.shape[1],
         entry.n_modality_embeddings,
+        modality_token_ids(tokenizer, settings.dataset_settings),
         settings.seed,
-        embeddings.dtype,
-    )
-    load_projector_weights(projectors, entry.projections_path)
-    token_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset.modality_token_mapping.items()}
-    return MultimodalModel(language_model, encoders, projectors, token_ids).eval()
-
-
-def media_inputs(samples: list[MultimodalSample], readers: dict[str, Any], device: Any) -> Any:
-    """extra_inputs for generate_answers: the media of samples[start:end], stacked per modality."""
-    from turbo.data.multimodal_batches import read_media, stack_media
-
-    def inputs(start: int, end: int) -> dict[str, Any]:
-        stacked = stack_media([read_media(sample.media, readers) for sample in samples[start:end]])
-        return {"modality_inputs": {modality: tensor.to(device) for modality, tensor in stacked.items()}}
-
-    return inputs
+        {None: entry.projections_path},
+    ).eval()
 
 
 def run(settings: MultimodalInferenceExperimentSettings) -> None:
@@ -82,7 +61,7 @@ def run(settings: MultimodalInferenceExperimentSettings) -> None:
         model = load_multimodal_model(settings, entry, tokenizer, shapes)
         device = next(model.parameters()).device
         for generation_index, generation in enumerate(entry.generation_settings):
-            answers = generate_answers(
+            answers, extras = generate_answers_with_extras(
                 model,
                 tokenizer,
                 [sample.input_ids for sample in samples],
@@ -92,7 +71,7 @@ def run(settings: MultimodalInferenceExperimentSettings) -> None:
                 progress=True,
                 extra_inputs=media_inputs(samples, readers, device),
             )
-            rows = answer_rows(samples, answers)  # type: ignore[arg-type]
+            rows = answer_rows(samples, answers, extras)  # type: ignore[arg-type]
             means = {}
             for source in dataset.sources:
                 path = output_path(settings.save_path, model_index, generation_index, source.name)

@@ -19,13 +19,13 @@ from turbo.generators.rag import (
     rag_rows,
     retrieve_for_samples,
 )
-from turbo.generators.transformers import generate_answers
+from turbo.generators.transformers import generate_answers_with_extras
 from turbo.io import write_jsonl
 from turbo.modeling.loading import load_model
 from turbo.modeling.rag.encoder import load_encoder, vector_size
 from turbo.modeling.rag.retriever import load_retriever, query_encoding, read_encoding
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.inference.chat import output_path
+from turbo.pipelines.inference.common import output_path
 from turbo.settings.pipelines.inference.rag import RagInferenceExperimentSettings, RagInferenceModelSettings
 
 logger = logging.getLogger("turbo")
@@ -39,11 +39,11 @@ def transformers_rows(
 ) -> Iterator[Rows]:  # fmt: skip
     model = load_model(entry.model_settings.generator_settings, tokenizer, entry.tokenizer_settings)
     for generation in entry.generation_settings:
-        answers = generate_answers(
+        answers, extras = generate_answers_with_extras(
             model, tokenizer, prompts, generation.transformers_settings, generation.custom_settings,
             batch=entry.batch, progress=True,
         )  # fmt: skip
-        yield rag_rows(samples, answers, retrieved)
+        yield rag_rows(samples, answers, retrieved, extras)
     del model
 
 

@@ -38,7 +38,7 @@ from turbo.pipelines.preflight.methods import (
     vllm_engines,
 )
 from turbo.pipelines.preflight.rag import index_outputs, rag_vector_sizes
-from turbo.pipelines.preflight.rl import python_rewards, rollout_engine
+from turbo.pipelines.preflight.rl import python_rewards, rollout_engine, server_api_key
 from turbo.pipelines.preflight.tools import tools
 from turbo.settings.loading import validation_lines
 from turbo.settings.outputs import merge_output_problems
@@ -65,7 +65,7 @@ COMMON: list[Check] = [
 ]
 TRAIN: list[Check] = [*COMMON, logging_backend, experiment_folder]
 WRITES: list[Check] = [*COMMON, output_folders]  # inference, sampling and tools that write save_path
-RL: list[Check] = [*TRAIN, python_rewards, rollout_engine, tools]
+RL: list[Check] = [*TRAIN, python_rewards, rollout_engine, server_api_key, tools]
 
 PREFLIGHT: dict[str, list[Check]] = {
     "train_sft": TRAIN,

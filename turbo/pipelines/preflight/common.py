@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from turbo.errors import TurboError
 from turbo.reading import output_folder_problem
-from turbo.settings.model import ModelSettings
+from turbo.settings.model import PEFT_TASK_TYPES, ModelSettings
 from turbo.settings.outputs import experiment_folder_problems
 from turbo.settings.paths import input_path_problems, path_problem
 
@@ -100,9 +100,6 @@ def attention_kernels(settings: Any) -> list[str]:
     ]
 
 
-ADAPTER_TASKS = {"causal": "CAUSAL_LM", "seq_cls": "SEQ_CLS"}
-
-
 def adapter_task_types(settings: Any) -> list[str]:
     """A saved adapter was trained for the model's head: a causal-LM adapter on a sequence-classification
     model (or the reverse) is refused before loading (peft would load it and score nonsense)."""
@@ -116,8 +113,8 @@ def adapter_task_types(settings: Any) -> list[str]:
         except (OSError, ValueError):
             continue  # model_folders reports a missing config
         task = config.get("task_type") if isinstance(config, dict) else None
-        expected = ADAPTER_TASKS[node.model_type]
-        if task in ADAPTER_TASKS.values() and task != expected:
+        expected = PEFT_TASK_TYPES[node.model_type]
+        if task in PEFT_TASK_TYPES.values() and task != expected:
             source = "train_rm or train_classification" if expected == "SEQ_CLS" else "train_sft or train_dpo"
             problems.append(
                 f"{where}adapter_path: {adapter} is a {task} adapter, but model_type '{node.model_type}' "
@@ -131,7 +128,7 @@ def reader_folders(settings: Any) -> list[str]:
     return [
         f"{where}reader_path: {node.reader_path} has no preprocessor_config.json"
         for where, node in nodes(settings)
-        if getattr(node, "reader_type", "pickle") != "pickle"
+        if getattr(node, "reader_type", None) is not None and node.modality is not None  # pickle: features
         and not has_file(node.reader_path, ("preprocessor_config.json",))
     ]
 
@@ -155,11 +152,11 @@ def record_folders(settings: Any) -> list[str]:
 
 def logging_backend(settings: Any) -> list[str]:
     """The chosen logger (tensorboard, wandb, clearml) is installed."""
-    logging_type = settings.logging_settings.logging_type if settings.logging_settings else "none"
-    package = {"tensorboard": "tensorboard", "wandb": "wandb", "clearml": "clearml"}.get(logging_type)
+    logger = settings.logging_settings
+    package = logger.package if logger is not None else None  # the settings class names it
     if package is None or importlib.util.find_spec(package) is not None:
         return []
-    return [f"logging_settings: '{logging_type}' needs the {package} package (pip install {package})"]
+    return [f"logging_settings: '{logger.logging_type}' needs the {package} package (pip install {package})"]
 
 
 

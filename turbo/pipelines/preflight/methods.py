@@ -58,7 +58,7 @@ def preprocessing_encoder(settings: Any) -> list[str]:
 
 def preprocessing_media(settings: Any) -> list[str]:
     """The folder holds media of the modality (the same walk the run starts with)."""
-    from turbo.pipelines.preprocessing.multimodal import EXTENSIONS, find_media
+    from turbo.media import EXTENSIONS, find_media
 
     folder = Path(settings.dataset_path)
     if not is_folder(folder):

@@ -1,6 +1,7 @@
 """Checks of RAG (train_rag, inference_rag, build_index): the width of the question vectors, read from
 the question encoder's config.json, equals retrieval_vector_size where it is set and the faiss index's
-dimension (its file header); build_index can write its index file and passages folder."""
+dimension (its file header; for a sharded index, every shard's header that its manifest names);
+build_index can write its index file and passages folder."""
 
 from __future__ import annotations
 

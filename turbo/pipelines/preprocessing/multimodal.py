@@ -16,26 +16,12 @@ from typing import Any
 
 from turbo.errors import DataError
 from turbo.io import write_json
-from turbo.media import MediaItem
+from turbo.media import EXTENSIONS, MediaItem, find_media
 from turbo.settings.pipelines.preprocessing import PreprocessMultimodalSettings
 
 logger = logging.getLogger("turbo")
 
-EXTENSIONS = {
-    "image": (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"),
-    "audio": (".wav", ".flac", ".ogg", ".mp3"),
-}
 PREFETCH_BATCHES = 2
-
-
-def find_media(folder: Path, extensions: tuple[str, ...]) -> list[MediaItem]:
-    """Every file under `folder` with one of the endings, sorted, keyed by its posix path relative to it."""
-    items = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in extensions:
-            key = path.relative_to(folder).as_posix()
-            items.append(MediaItem("", key, path, str(path)))
-    return items
 
 
 def _read(reader: Any, item: MediaItem) -> Any:

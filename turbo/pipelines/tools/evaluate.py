@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from turbo.data.records import ROLE_ALIASES
 from turbo.errors import DataError
 from turbo.io import write_json, write_jsonl
-from turbo.metrics.registry import compute_scores, summarize
-from turbo.metrics.samples import output_eval_samples
+from turbo.pipelines.inference.common import score_rows
 from turbo.settings.pipelines.evaluate import EvaluateSettings
 
 logger = logging.getLogger("turbo")
@@ -48,25 +46,6 @@ def _is_message(message: object) -> bool:
         and message.get("role") in {"user", "bot", "system", *ROLE_ALIASES}
         and isinstance(message.get("content"), str)
     )
-
-
-def score_rows(metrics: list[Any], rows: list[dict], source: str) -> tuple[dict[str, Any], list[dict]]:
-    """The means of `metrics` over inference output rows, and the rows each with its own 'metrics'."""
-    samples, answers = output_eval_samples(rows, source)
-    per_sample = compute_scores(metrics, samples, answers, None, per_sample=True)
-    text = compute_scores(metrics, samples, answers, None, per_sample=False)
-    scores = [{**t, **p} for t, p in zip(text, per_sample, strict=True)]
-    means, _ = summarize(metrics, scores)
-    every = {label: values for metric in scores for label, values in metric.items()}
-    scored = []
-    for index, sample in enumerate(samples):
-        row = {
-            **sample.row,
-            "answers": [{"id": str(k), "content": a} for k, a in enumerate(answers[index])],
-        }
-        row["metrics"] = {label: values[index] for label, values in every.items()}
-        scored.append(row)
-    return means, scored
 
 
 def run(settings: EvaluateSettings) -> None:

@@ -2,10 +2,12 @@
 
 Every numeric key of metrics.jsonl gets a figure (a train key and its eval_ twin share one): the loss,
 learning rate and gradient norm first, then the method's own curves (DPO rewards and margins, KTO KL,
-reward-model accuracy, classification metrics), then the cherry-pick metrics. Each figure is a PNG in
-report_files/ (embedded in the page and linked) with the plotted arrays beside it as JSON. The page also
-holds the cherry-pick answers per step, the settings as run and the dataset summary. Given a second
-run, every figure overlays both.
+reward-model accuracy, classification metrics, RL rewards), then the cherry-pick metrics. Each figure is a
+PNG in report_files/ (embedded in the page and linked) with the plotted arrays beside it as JSON. A figure
+of one panel is a card in a grid; a figure of several (a reward's mean and std, the cherry-pick metrics of
+a dataset) spans the page's width, so each panel keeps a readable size. The caption under a figure is its
+only title. The page also holds the cherry-pick answers per step, the settings as run and the dataset
+summary (with the token-length percentiles as a table). Given a second run, every figure overlays both.
 """
 
 from __future__ import annotations
@@ -32,12 +34,20 @@ NOT_CURVES = {
     "train_samples_per_second",
     "train_steps_per_second",
     "train_loss",
+    "train_tokens_per_second",  # transformers' average since the start: the throughput curve, smoothed
     "eval_runtime",
     "eval_samples_per_second",
     "eval_steps_per_second",
     "num_input_tokens_seen",
 }
 FIRST = ["loss", "learning_rate", "grad_norm"]
+# logged key -> the name the page gives it, where the key's own name says too little
+RENAMED = {"tokens_per_second": "throughput"}
+CAPTIONS = {  # a line under the caption, saying what is plotted
+    "throughput": "input tokens trained on per second of wall time between two logged steps "
+    "(evaluations in between included)",
+}
+PANEL_COLUMNS = 3  # panels per row of a wide figure
 ANSWERS_SHOWN = 200  # cherry-pick rows per step in the page
 
 
@@ -103,6 +113,7 @@ def curves(run: Run) -> dict[str, dict[str, Series]]:
         for key, value in row.items():
             if key in NOT_CURVES or isinstance(value, bool) or not isinstance(value, int | float):
                 continue
+            key = RENAMED.get(key, key)
             panel = curve_name(key)
             series = found.setdefault(figure_name(panel), {}).setdefault(panel, {})
             xs, ys = series.setdefault(key, ([], []))
@@ -126,28 +137,45 @@ def file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "__", name).strip("_") or "curve"
 
 
+def panel_title(name: str, panel: str, panels: dict[str, Series]) -> str | None:
+    """The title drawn above a panel: none when the figure has one panel (the caption names it), else the
+    panel's name within the figure (reward/mean in the figure reward: mean)."""
+    return None if len(panels) == 1 else panel.removeprefix(f"{name}/")
+
+
 def plot(name: str, panels: dict[str, Series], folder: Path) -> Path:
-    """Write folder/<name>.png (one panel per curve) and, beside it, <name>.json with exactly the
-    plotted arrays: {"name", "panels": {panel: {series: {"x": [...], "y": [...]}}}}."""
+    """Write folder/<name>.png (one panel per curve, PANEL_COLUMNS a row) and, beside it, <name>.json with
+    exactly the plotted arrays and the titles drawn: {"name", "panel_titles": {panel: title or null},
+    "panels": {panel: {series: {"x": [...], "y": [...]}}}}. The figure's own title is the page's caption,
+    never drawn in the image."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     stem = file_stem(name)
-    columns = min(len(panels), 4)
+    columns = min(len(panels), PANEL_COLUMNS)
     rows = -(-len(panels) // columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), dpi=80, squeeze=False)
+    figure, grid = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.2 * rows), dpi=100, squeeze=False)
     for axes in grid.flat[len(panels) :]:
         axes.set_visible(False)
+    titles = {panel: panel_title(name, panel, panels) for panel in panels}
     for axes, (panel, series) in zip(grid.flat, panels.items(), strict=False):
         for label, (xs, ys) in series.items():
-            axes.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=label)
-        axes.set_title(panel.removeprefix(f"{name}/"), fontsize="medium")
+            # a run's curve of the panel's own key is named by the run alone ("sft", not "sft: loss")
+            shown = label.removesuffix(f": {panel}")
+            axes.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=shown)
+        if titles[panel] is not None:
+            axes.set_title(titles[panel], fontsize="medium")
         axes.set_xlabel("step")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        steps = {x for xs, _ in series.values() for x in xs}
+        if len(steps) == 1:  # one logged step: a window of whole steps around it
+            axes.set_xlim(min(steps) - 1, min(steps) + 1)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize="x-small")
-    figure.suptitle(name)
+        if len(series) > 1:  # one curve needs no legend: the caption or the panel title names it
+            axes.legend(fontsize="small")
     figure.tight_layout()
     png = folder / f"{stem}.png"
     partial = png.with_name(f".{png.name}.tmp")
@@ -155,8 +183,25 @@ def plot(name: str, panels: dict[str, Series], folder: Path) -> Path:
     partial.replace(png)
     plt.close(figure)
     data = {p: {k: {"x": x, "y": y} for k, (x, y) in series.items()} for p, series in panels.items()}
-    write_json(folder / f"{stem}.json", {"name": name, "panels": data})
+    write_json(folder / f"{stem}.json", {"name": name, "panel_titles": titles, "panels": data})
     return png
+
+
+def figure_html(name: str, panels: dict[str, Series], png: Path, files: Path) -> str:
+    """A figure of the page: the image (embedded, linked to its file) and the caption that titles it;
+    a figure of several panels spans the page."""
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    link = html.escape(f"{files.name}/{png.name}")
+    image = f'<a href="{link}"><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"></a>'
+    title = figure_title(name, panels)
+    note = f"<span class='note'>{html.escape(CAPTIONS[title])}</span>" if title in CAPTIONS else ""
+    kind = "wide" if len(panels) > 1 else "card"
+    return f"<figure class='{kind}'>{image}<figcaption>{html.escape(title)}{note}</figcaption></figure>"
+
+
+def figure_title(name: str, panels: dict[str, Series]) -> str:
+    """The caption: the figure's name, or its one panel's (rollout/logp_gap in the figure rollout)."""
+    return next(iter(panels)) if len(panels) == 1 else name
 
 
 def _prompt_text(row: dict[str, Any]) -> str:
@@ -191,50 +236,54 @@ def _answers_table(run: Run) -> str:
     return "".join(parts)
 
 
+def _percentile_names(run: Run) -> list[str]:
+    names = {
+        str(name)
+        for sources in run.data_report.values()
+        for source in sources
+        for name in (source.get("token_length_percentiles") or {})
+    }
+    return sorted(names, key=lambda name: float(name) if name.replace(".", "", 1).isdigit() else float("inf"))
+
+
 def _data_table(run: Run) -> str:
+    """One row per split and source: what was read, kept and dropped, and the token-length percentiles
+    (tokens per sample), one column each."""
     if not run.data_report:
         return "<p>No data_report.json.</p>"
+    percentiles = _percentile_names(run)
     rows = []
     for split, sources in run.data_report.items():
         for source in sources:
             dropped = ", ".join(f"{k}: {v}" for k, v in (source.get("dropped") or {}).items()) or "-"
-            rows.append(
-                "<tr>"
-                + "".join(
-                    f"<td>{html.escape(str(v))}</td>"
-                    for v in (
-                        split,
-                        source.get("name"),
-                        source.get("read"),
-                        source.get("sampled"),
-                        source.get("used"),
-                        source.get("truncated"),
-                        dropped,
-                        source.get("token_length_percentiles"),
-                    )
-                )
-                + "</tr>"
-            )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "split",
-            "source",
-            "read",
-            "sampled",
-            "used",
-            "truncated",
-            "dropped",
-            "token length percentiles",
-        )
-    )
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+            lengths = source.get("token_length_percentiles") or {}
+            cells = [
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (split, source.get("name"), source.get("read"), source.get("sampled"))
+            ]
+            cells += [
+                f"<td class='number'>{html.escape(str(v))}</td>"
+                for v in (source.get("used"), source.get("truncated"))
+            ]
+            cells.append(f"<td>{html.escape(dropped)}</td>")
+            cells += [f"<td class='number'>{html.escape(str(lengths.get(p, '-')))}</td>" for p in percentiles]
+            rows.append(f"<tr>{''.join(cells)}</tr>")
+    counts = ("split", "source", "read", "sampled", "used", "truncated", "dropped")
+    head = "".join(f"<th rowspan='2'>{h}</th>" for h in counts)
+    if percentiles:
+        head += f"<th colspan='{len(percentiles)}'>tokens per sample, percentile</th>"
+    names = "".join(f"<th>{'max' if p == '100' else html.escape(p)}</th>" for p in percentiles)
+    return f"<table class='data'><tr>{head}</tr><tr>{names}</tr>{''.join(rows)}</table>"
 
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1400px}
-.figures{display:flex;flex-wrap:wrap;gap:8px}.figures img{width:480px;border:1px solid #ddd}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:12px;grid-auto-flow:dense}
+figure{margin:0;border:1px solid #ddd;padding:6px}figure.wide{grid-column:1/-1}
+figure img{width:100%;display:block}figure.wide img{width:auto;max-width:100%;margin:auto}
+figcaption{font-weight:bold;text-align:center;margin-top:4px}
+figcaption .note{display:block;font-weight:normal;font-size:12px;color:#555}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}
-pre{white-space:pre-wrap;margin:0}"""
+td.number{text-align:right}pre{white-space:pre-wrap;margin:0}"""
 
 
 def write_report(folder: Path, other: Path | None = None, out: Path | None = None) -> Path:
@@ -253,13 +302,7 @@ def write_report(folder: Path, other: Path | None = None, out: Path | None = Non
                 for key, values in series.items():
                     label = f"{each.name}: {key}" if other is not None else key
                     merged.setdefault(name, {}).setdefault(panel, {})[label] = values
-    figures = []
-    for name, panels in merged.items():
-        png = plot(name, panels, files)
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        link = f"{files.name}/{png.name}"
-        image = f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
-        figures.append(f'<a href="{html.escape(link)}">{image}</a>')
+    figures = [figure_html(name, panels, plot(name, panels, files), files) for name, panels in merged.items()]
     title = " vs ".join(each.name for each in runs)
     sections = [
         f"<h1>{html.escape(title)}</h1>",

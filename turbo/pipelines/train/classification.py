@@ -7,16 +7,15 @@ import logging
 from turbo.data.classification import build_classification_samples, check_labels
 from turbo.errors import SettingsError
 from turbo.modeling.loading import load_model
-from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
-    run_training,
-    save_final,
+    end_run,
+    metrics_log,
+    policy_tokenizer,
     start_experiment,
     training_arguments,
-    training_data,
-    write_data_reports,
 )
-from turbo.pipelines.train.evaluation import attach_loggers, attach_score_cherry_picks
+from turbo.pipelines.train.evaluation import attach_score_cherry_picks
+from turbo.pipelines.train.splits import load_splits
 from turbo.settings.pipelines.train.classification import ClassificationExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -25,34 +24,23 @@ logger = logging.getLogger("turbo")
 def run(settings: ClassificationExperimentSettings) -> None:
     from transformers import DataCollatorWithPadding
 
-    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.classification import ClassificationTrainer
     from turbo.trainers.losses.focal import balanced_class_weights
 
     folder, resume = start_experiment(settings)
 
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    tokenizer = policy_tokenizer(settings)
+    train, val, cherry_picks = load_splits(
+        settings,
+        folder,
+        tokenizer,
+        lambda dataset: build_classification_samples(
+            dataset, tokenizer, seed=settings.seed, require_labels=True
+        ),
+        cherry=lambda dataset: build_classification_samples(
+            dataset, tokenizer, seed=settings.seed, require_labels=False
+        ),
     )
-    train, train_report = build_classification_samples(
-        settings.train_dataset_settings, tokenizer, seed=settings.seed, require_labels=True
-    )
-    reports = {"train": train_report}
-    val = []
-    if settings.val_dataset_settings is not None:
-        val, reports["val"] = build_classification_samples(
-            settings.val_dataset_settings, tokenizer, seed=settings.seed, require_labels=True
-        )
-    cherry_picks = []
-    if settings.cherry_pick_settings is not None:
-        cherry_picks, reports["cherry_pick"] = build_classification_samples(
-            settings.cherry_pick_settings.dataset_settings,
-            tokenizer,
-            seed=settings.seed,
-            require_labels=False,
-        )
-    train, val = training_data(settings, tokenizer, train, val)
-    write_data_reports(folder, reports)
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
     num_labels = model.config.num_labels
@@ -74,12 +62,9 @@ def run(settings: ClassificationExperimentSettings) -> None:
         eval_dataset=[sample.features() for sample in val] or None,
         data_collator=DataCollatorWithPadding(tokenizer, padding=True),
         processing_class=tokenizer,
-        callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
+        callbacks=[metrics_log(folder)],
         gamma=loss_settings.gamma,
         alpha=alpha,
     )
     attach_score_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder, predict=True)
-    attach_loggers(trainer, settings)
-    run_training(trainer, resume)
-    final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)
+    end_run(trainer, settings, tokenizer, folder, resume)

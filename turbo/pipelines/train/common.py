@@ -10,12 +10,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from turbo.data.chat import ChatSample, segments_preview
-from turbo.data.report import DatasetReport
 from turbo.errors import RunComplete, SettingsError, TurboError
-from turbo.io import atomic_open, replace_dir, write_json, write_jsonl
+from turbo.io import replace_dir, write_json, write_jsonl
 from turbo.pipelines.preflight import logging_backend
 from turbo.reading import output_folder_problem
+from turbo.settings.base import settings_as_run
 from turbo.settings.outputs import experiment_folder_problems, is_turbo_entry, refuse
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 
@@ -24,7 +23,6 @@ logger = logging.getLogger("turbo")
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
 METRICS = "metrics.jsonl"
-PREVIEW_SAMPLES = 3
 
 
 def is_main_process() -> bool:
@@ -39,7 +37,7 @@ def prepare_experiment_folder(settings: BaseTrainExperimentSettings) -> Path:
         raise SettingsError(f"log_path: {problem}")
     if is_main_process():
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "experiment_settings.json", settings.model_dump(mode="json"))
+        write_json(folder / "experiment_settings.json", settings_as_run(settings))
     return folder
 
 
@@ -51,29 +49,12 @@ def check_logging_backend(settings: BaseTrainExperimentSettings) -> None:
 
 def report_to(settings: BaseTrainExperimentSettings, folder: Path) -> list[str]:
     """The trainer's report_to, with the environment the chosen logger reads."""
+    from turbo.trainers.loggers import LOGGERS
+
     logging_settings = settings.logging_settings
-    if logging_settings is None or logging_settings.logging_type == "none":
+    if logging_settings is None:
         return []
-    if logging_settings.logging_type == "tensorboard":
-        names = [name for name in (logging_settings.group_name, logging_settings.run_name) if name]
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(folder, "tensorboard", *names))
-        return ["tensorboard"]
-    if logging_settings.logging_type == "clearml":
-        return []  # ClearmlCallback, added by pipelines.train.evaluation.attach_loggers
-    os.environ["WANDB_PROJECT"] = logging_settings.project_name
-    if logging_settings.mode is not None:  # otherwise WANDB_MODE from the environment decides
-        os.environ["WANDB_MODE"] = logging_settings.mode
-    os.environ["WANDB_DIR"] = str(folder)
-    optional = {
-        "WANDB_ENTITY": logging_settings.entity,
-        "WANDB_NOTES": logging_settings.notes,
-        "WANDB_TAGS": ",".join(logging_settings.tags) or None,
-        "WANDB_RUN_GROUP": logging_settings.group,
-    }
-    for name, value in optional.items():
-        if value:
-            os.environ[name] = value
-    return ["wandb"]
+    return LOGGERS[logging_settings.logging_type].report_to(logging_settings, folder)
 
 
 def training_arguments(settings: BaseTrainExperimentSettings, folder: Path, **extra: Any) -> Any:
@@ -253,69 +234,65 @@ def start_experiment(settings: BaseTrainExperimentSettings) -> tuple[Path, str |
     return folder, resume
 
 
-def chat_previews(samples: list[ChatSample], tokenizer: Any) -> list[str]:
-    return [
-        f"### sample {i} (record {sample.record.record.id}, {sample.record.where}); "
-        f"trained tokens are in [[...]]\n{segments_preview(sample, tokenizer)}\n"
-        for i, sample in enumerate(samples[:PREVIEW_SAMPLES])
-    ]
+def policy_tokenizer(settings: Any) -> Any:
+    """The tokenizer of model_settings (tokenizer_settings), the special tokens added."""
+    from turbo.modeling.tokenizer import load_tokenizer
 
-
-def write_data_reports(
-    folder: Path, reports: dict[str, DatasetReport], previews: list[str] | None = None
-) -> None:
-    """Log what each dataset kept and dropped (data_report.json); write the first samples as the model
-    sees them, trained tokens marked (samples_preview.txt), so a masking mistake shows before training."""
-    for split, report in reports.items():
-        logger.info("%s data: %s", split, report.summary())
-    if not is_main_process():
-        return
-    write_json(
-        folder / "data_report.json",
-        {split: [source.as_dict() for source in report.sources] for split, report in reports.items()},
+    return load_tokenizer(
+        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
     )
-    if previews:
-        with atomic_open(folder / "samples_preview.txt") as handle:
-            handle.write("\n".join(previews))
 
 
-def training_data(
-    settings: BaseTrainExperimentSettings,
-    tokenizer: Any,
-    train: list[Any],
-    val: list[Any],
-    token_ids: dict[str, int] | None = None,
-) -> tuple[list[Any], list[Any]]:
-    """data_ratio and data_train_split_ratio applied to the training samples (the held-out ones join
-    val), then the first training samples written to data_debug_path, all before training starts."""
-    from turbo.data.debug import debug_rows, share_and_split
+def metrics_log(folder: Path) -> Any:
+    """The callback that writes every logged row to folder/metrics.jsonl."""
+    from turbo.trainers.callbacks import MetricsLogCallback
 
-    train, held_out = share_and_split(
-        train, settings.data_ratio, settings.data_train_split_ratio, settings.seed
-    )
-    if settings.data_ratio is not None or held_out:
-        logger.info("training on %d samples, %d held out for evaluation", len(train), len(held_out))
-    if settings.data_debug_path is not None and is_main_process():
-        folder = Path(settings.data_debug_path)
-        problem = output_folder_problem(folder)
-        if problem:
-            raise SettingsError(f"data_debug_path: {problem}")
-        folder.mkdir(parents=True, exist_ok=True)
-        write_jsonl(folder / "train_samples.jsonl", debug_rows(train, tokenizer, token_ids))
-    return train, [*val, *held_out]
+    return MetricsLogCallback(folder / METRICS)
 
 
-def run_training(trainer: Any, resume: str | None) -> None:
-    """`trainer.train` that stops (TrainingDivergedError, exit code 3) when the loss or gradient norm
-    stops being finite, before another checkpoint or the final model is written."""
+def attach_loggers(trainer: Any, settings: BaseTrainExperimentSettings) -> None:
+    """The loggers that report_to does not start (ClearML)."""
+    from turbo.trainers.loggers import LOGGERS
+
+    logging_settings = settings.logging_settings
+    callback = LOGGERS[logging_settings.logging_type].callback if logging_settings is not None else None
+    if callback is not None:
+        configuration = settings.model_dump(mode="json")
+        trainer.add_callback(callback(logging_settings, Path(settings.log_path).name, configuration))
+
+
+def run_training(trainer: Any, settings: BaseTrainExperimentSettings, resume: str | None) -> None:
+    """The loggers attached, then `trainer.train`, stopped (TrainingDivergedError, exit code 3) when the
+    loss or gradient norm stops being finite, before another checkpoint or the final model is written."""
     from turbo.trainers.divergence import DivergenceCallback
 
+    attach_loggers(trainer, settings)
     trainer.add_callback(DivergenceCallback())
     trainer.train(resume_from_checkpoint=resume)
 
 
-def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
-    """The final model or adapter plus tokenizer, written to a temporary folder and renamed.
+def end_run(
+    trainer: Any,
+    settings: BaseTrainExperimentSettings,
+    tokenizer: Any,
+    folder: Path,
+    resume: str | None,
+    what: str | None = None,
+) -> Path:
+    """The end of a train run once its trainer is built (and its cherry-picks attached): loggers,
+    training, then the final model saved (see save_final)."""
+    run_training(trainer, settings, resume)
+    return save_final(trainer, tokenizer, folder, what)
+
+
+def saved_kind(model: Any) -> str:
+    """"adapter" where the model (or a multimodal model's LM) trains one, else "model"."""
+    return "adapter" if hasattr(getattr(model, "language_model", model), "peft_config") else "model"
+
+
+def save_final(trainer: Any, tokenizer: Any, folder: Path, what: str | None = None) -> Path:
+    """The final model or adapter plus tokenizer, written to a temporary folder and renamed; logged as
+    `what` was saved (by default the adapter or the model).
 
     The last step of every training pipeline: under DeepSpeed ZeRO-3 every rank takes part in
     gathering the weights, and the process group of a distributed run is ended afterwards (leaving
@@ -337,6 +314,7 @@ def save_final(trainer: Any, tokenizer: Any, folder: Path) -> Path:
         write_run_report(folder)
     trainer.accelerator.wait_for_everyone()
     end_distributed()
+    logger.info("saved the final %s to %s", what or saved_kind(trainer.model), target)
     return target
 
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from turbo.data.chat import build_chat_samples
 from turbo.errors import ModelError
 from turbo.modeling.loading import load_model
 from turbo.modeling.tokenizer import load_tokenizer
 from turbo.pipelines.train.common import (
-    run_training,
-    save_final,
+    end_run,
+    metrics_log,
+    policy_tokenizer,
     start_experiment,
     training_arguments,
-    training_data,
-    write_data_reports,
 )
-from turbo.pipelines.train.dpo import pair_previews
-from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
+from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
+from turbo.pipelines.train.reference import load_frozen
+from turbo.pipelines.train.splits import load_splits, pair_previews
 from turbo.settings.pipelines.train.ddpo import DdpoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -40,52 +39,32 @@ def load_reward_model(settings: DdpoExperimentSettings, rm_tokenizer: Any) -> An
     return model
 
 
-def load_reference(settings: DdpoExperimentSettings, tokenizer: Any) -> Any:
-    """A frozen copy of the starting model (a loaded adapter stays on, frozen), or None."""
-    if settings.reference != "model":
-        return None
-    ref_settings = settings.model_settings.model_copy(update={"peft_settings": None, "is_trainable": False})
-    return load_model(ref_settings, tokenizer, settings.tokenizer_settings)
-
-
 def run(settings: DdpoExperimentSettings) -> None:
 
     from turbo.data.ddpo import DdpoCollator, build_ddpo_samples, ddpo_features
-    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.ddpo import DdpoTrainer
 
     folder, resume = start_experiment(settings)
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     rm_tokenizer = load_tokenizer(
         settings.rm_tokenizer_settings, settings.rm_settings, settings.special_tokens_settings
     )
-    train, train_report = build_ddpo_samples(
-        settings.train_dataset_settings, tokenizer, rm_tokenizer, seed=settings.seed
+    # each sample is (the policy's pair, the reward model's pair); data_debug_path and the previews
+    # show the policy's side
+    train, val, cherry_picks = load_splits(
+        settings,
+        folder,
+        tokenizer,
+        lambda dataset: build_ddpo_samples(dataset, tokenizer, rm_tokenizer, seed=settings.seed),
+        previews=lambda pairs: pair_previews([policy for policy, _ in pairs], tokenizer),
+        debug_side=lambda pair: pair[0],
     )
-    reports = {"train": train_report}
-    val: list = []
-    if settings.val_dataset_settings is not None:
-        val, reports["val"] = build_ddpo_samples(
-            settings.val_dataset_settings, tokenizer, rm_tokenizer, seed=settings.seed
-        )
-    cherry_picks = []
-    if settings.cherry_pick_settings is not None:
-        cherry_picks, reports["cherry_pick"] = build_chat_samples(
-            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
-        )
-    # data_ratio / data_train_split_ratio / data_debug_path act on the policy's side of each pair
-    pairs = {id(policy): (policy, rm) for policy, rm in [*train, *val]}
-    kept, held = training_data(settings, tokenizer, [policy for policy, _ in train], [p for p, _ in val])
-    train, val = [pairs[id(policy)] for policy in kept], [pairs[id(policy)] for policy in held]
-    write_data_reports(folder, reports, pair_previews([policy for policy, _ in train], tokenizer))
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
     trainer = DdpoTrainer(
         model=model,
         rm_model=load_reward_model(settings, rm_tokenizer),
-        ref_model=load_reference(settings, tokenizer),
+        ref_model=load_frozen(settings, tokenizer) if settings.reference == "model" else None,
         reference=settings.reference,
         beta=settings.beta,
         forward_kl=settings.forward_kl,
@@ -94,7 +73,7 @@ def run(settings: DdpoExperimentSettings) -> None:
         eval_dataset=[ddpo_features(*pair) for pair in val] or None,
         data_collator=DdpoCollator(tokenizer.pad_token_id, rm_tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[MetricsLogCallback(folder / "metrics.jsonl")],
+        callbacks=[metrics_log(folder)],
     )
     logger.info(
         "ddpo: beta %s, %s; reference: %s",
@@ -103,7 +82,4 @@ def run(settings: DdpoExperimentSettings) -> None:
         settings.reference,
     )
     attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
-    attach_loggers(trainer, settings)
-    run_training(trainer, resume)
-    final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)
+    end_run(trainer, settings, tokenizer, folder, resume)

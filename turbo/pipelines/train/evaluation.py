@@ -19,11 +19,12 @@ def attach_chat_cherry_picks(
     cherry_pick = settings.cherry_pick_settings
     if cherry_pick is None:
         return
-    wants_kl = any(metric.type == "kl" for metric in cherry_pick.metric_settings)
-    if wants_kl and reference_of(trainer, trainer.model) is None:
+    compared = sorted({metric.type for metric in cherry_pick.metric_settings if metric.reads_reference})
+    if compared and reference_of(trainer, trainer.model) is None:
+        names = ", ".join(compared)
         raise SettingsError(
-            "cherry_pick_settings.metric_settings: kl compares the model with a reference, and this run has "
-            "none (full fine-tuning without a reference model); train an adapter or remove kl"
+            f"cherry_pick_settings.metric_settings: {names} compares the model with a reference, and this "
+            f"run has none (full fine-tuning without a reference model); train an adapter or remove {names}"
         )
     batch = trainer.args.per_device_eval_batch_size
     EvaluationCallback(
@@ -62,9 +63,9 @@ def attach_multimodal_cherry_picks(
     trainer: Any, settings: Any, samples: list, readers: dict, tokenizer: Any, folder: Path
 ) -> None:
     """Multimodal: the model generates answers to the cherry-pick prompts with their media."""
+    from turbo.data.multimodal_batches import media_inputs
     from turbo.generators.transformers import generate_answers
     from turbo.metrics.samples import chat_eval_samples
-    from turbo.pipelines.inference.multimodal import media_inputs
     from turbo.trainers.evaluation import EvaluationCallback
 
     cherry_pick = settings.cherry_pick_settings
@@ -126,13 +127,3 @@ def attach_rag_cherry_picks(
     EvaluationCallback(
         cherry_pick, chat_eval_samples(samples), generate, folder / CHERRY_PICKS, tokenizers.generator
     ).attach(trainer)
-
-
-def attach_loggers(trainer: Any, settings: Any) -> None:
-    """The loggers that report_to does not start (ClearML)."""
-    from turbo.trainers.loggers import ClearmlCallback
-
-    logging_settings = settings.logging_settings
-    if logging_settings is not None and logging_settings.logging_type == "clearml":
-        configuration = settings.model_dump(mode="json")
-        trainer.add_callback(ClearmlCallback(logging_settings, Path(settings.log_path).name, configuration))

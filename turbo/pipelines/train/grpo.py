@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import save_final, start_experiment
+from turbo.pipelines.train.common import policy_tokenizer, save_final, start_experiment
 from turbo.pipelines.train.rollout import (
     load_policy,
     load_prompts,
@@ -14,7 +13,6 @@ from turbo.pipelines.train.rollout import (
     log_setup,
     rollout_engine,
     rollout_trainer_arguments,
-    saved_kind,
     train_with_rollouts,
 )
 from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
@@ -28,9 +26,7 @@ def run(settings: GrpoExperimentSettings) -> None:
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     train, val, cherry_picks = load_prompts(settings, tokenizer, folder)
     rewards = build_rewards(settings.reward_settings, tokenizer)
     model = load_policy(settings, tokenizer)
@@ -43,5 +39,4 @@ def run(settings: GrpoExperimentSettings) -> None:
         )
         trainer = GrpoTrainer(model=model, grpo_settings=trainer_settings, **arguments)
         train_with_rollouts(trainer, settings, ref_model, rewards, cherry_picks, tokenizer, resume)
-    final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the final %s to %s", saved_kind(model), final)
+    save_final(trainer, tokenizer, folder)

@@ -7,18 +7,8 @@ from typing import Any
 
 from turbo.data.multimodal_pair_preferences import MultimodalPairCollator, build_multimodal_pair_samples
 from turbo.io import write_json
-from turbo.pipelines.train.common import (
-    start_experiment,
-    write_data_reports,
-)
-from turbo.pipelines.train.dpo import (
-    dpo_trainer_arguments,
-    load_reference,
-    log_reference,
-    pair_previews,
-    precompute_references,
-)
-from turbo.pipelines.train.multimodal import (
+from turbo.pipelines.train.common import start_experiment
+from turbo.pipelines.train.multimodal_steps import (
     build_model,
     multimodal_samples,
     multimodal_tokenizer,
@@ -27,6 +17,13 @@ from turbo.pipelines.train.multimodal import (
     part_shapes,
     train_and_save,
 )
+from turbo.pipelines.train.reference import (
+    dpo_trainer_arguments,
+    load_reference,
+    log_reference,
+    precompute_references,
+)
+from turbo.pipelines.train.splits import pair_previews
 from turbo.settings.pipelines.train.multimodal_dpo import MultimodalDpoExperimentSettings
 
 
@@ -43,7 +40,7 @@ def build_reference(settings: MultimodalDpoExperimentSettings, model: Any, token
 
 def run(settings: MultimodalDpoExperimentSettings) -> None:
 
-    from turbo.trainers.dpo import DpoTrainer
+    from turbo.trainers.dpo import REFERENCE_KEYS, DpoTrainer
 
     trainer_settings = settings.trainer_settings
     need_margin = trainer_settings.loss_settings.uses_margin
@@ -52,8 +49,9 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
 
     tokenizer = multimodal_tokenizer(settings)
     build = partial(build_multimodal_pair_samples, seed=settings.seed, need_margin=need_margin)
-    data = multimodal_samples(settings, tokenizer, build)
-    write_data_reports(folder, data.reports, pair_previews(data.train, tokenizer))
+    data = multimodal_samples(
+        settings, folder, tokenizer, build, lambda samples: pair_previews(samples, tokenizer)
+    )
     train_features = [sample.features() for sample in data.train]
     val_features = [sample.features() for sample in data.val]
 
@@ -64,11 +62,11 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
     if trainer_settings.precompute_ref_log_probs:
         train_features, val_features = precompute_references(
             trainer_settings,
-            train_features,
-            val_features,
+            (train_features, val_features),
             ref_model if ref_model is not None else start,
             ref_model is None,
             (collator, MultimodalPairCollator(tokenizer.pad_token_id, data.val_readers)),
+            REFERENCE_KEYS,
         )
         ref_model = start = None
 

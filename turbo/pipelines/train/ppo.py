@@ -8,8 +8,8 @@ import logging
 from typing import Any
 
 from turbo.modeling.loading import load_model
-from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import save_final, start_experiment
+from turbo.pipelines.train.common import policy_tokenizer, save_final, start_experiment
+from turbo.pipelines.train.reference import sharing_tokenizer
 from turbo.pipelines.train.rollout import (
     disable_dropout,
     load_policy,
@@ -18,7 +18,6 @@ from turbo.pipelines.train.rollout import (
     log_setup,
     rollout_engine,
     rollout_trainer_arguments,
-    saved_kind,
     train_with_rollouts,
 )
 from turbo.settings.model import ModelSettings
@@ -43,8 +42,9 @@ def value_model_settings(settings: PpoExperimentSettings) -> ModelSettings:
 
 
 def load_value_model(settings: PpoExperimentSettings, tokenizer: Any) -> Any:
-    """A one-output sequence classifier, trained in full, dropout off."""
-    value_settings = value_model_settings(settings)
+    """A one-output sequence classifier, trained in full, dropout off; it reads the policy's tokenizer, so
+    its embeddings grow as the policy's do."""
+    value_settings = sharing_tokenizer(value_model_settings(settings), settings.model_settings)
     kwargs = {"num_labels": 1, **value_settings.model_kwargs}
     value_settings = value_settings.model_copy(update={"model_kwargs": kwargs, "model_type": "seq_cls"})
     tokenizer_settings = (
@@ -66,9 +66,7 @@ def run(settings: PpoExperimentSettings) -> None:
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
-    )
+    tokenizer = policy_tokenizer(settings)
     train, val, cherry_picks = load_prompts(settings, tokenizer, folder)
     rewards = build_rewards(settings.reward_settings, tokenizer)
     model = load_policy(settings, tokenizer)
@@ -83,9 +81,4 @@ def run(settings: PpoExperimentSettings) -> None:
         trainer = PpoTrainer(model=model, ppo_settings=trainer_settings, value_model=value_model, **arguments)
         train_with_rollouts(trainer, settings, ref_model, rewards, cherry_picks, tokenizer, resume)
     final = save_final(trainer, tokenizer, folder)
-    logger.info(
-        "saved the final %s to %s (the value model in %s)",
-        saved_kind(model),
-        final,
-        final / VALUE_MODEL,
-    )
+    logger.info("the value model is in %s", final / VALUE_MODEL)

@@ -8,7 +8,6 @@ question_encoder_tokenizer/; inference_rag reads it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from turbo.data.chat import build_chat_samples
 from turbo.data.rag import GeneratorInputs, RagCollator, question_of
@@ -16,22 +15,15 @@ from turbo.modeling.loading import load_model
 from turbo.modeling.rag.encoder import load_encoder, vector_size
 from turbo.modeling.rag.retriever import load_retriever, query_encoding, read_encoding
 from turbo.modeling.tokenizer import load_tokenizer
-from turbo.pipelines.train.common import (
-    chat_previews,
-    run_training,
-    save_final,
-    start_experiment,
-    training_arguments,
-    write_data_reports,
-)
-from turbo.pipelines.train.evaluation import attach_loggers, attach_rag_cherry_picks
+from turbo.pipelines.train.common import end_run, metrics_log, start_experiment, training_arguments
+from turbo.pipelines.train.evaluation import attach_rag_cherry_picks
+from turbo.pipelines.train.splits import chat_previews, load_splits
 from turbo.settings.pipelines.train.rag import RagExperimentSettings
 
 logger = logging.getLogger("turbo")
 
 
 def run(settings: RagExperimentSettings) -> None:
-    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.rag import RagTokenizers, RagTrainer
 
     rag = settings.model_settings
@@ -49,19 +41,14 @@ def run(settings: RagExperimentSettings) -> None:
     tokenizer = load_tokenizer(
         settings.tokenizer_settings, rag.generator_settings, settings.special_tokens_settings
     )
-    train, reports = build_chat_samples(settings.train_dataset_settings, tokenizer, seed=settings.seed)
-    all_reports = {"train": reports}
-    val: list[Any] = []
-    if settings.val_dataset_settings is not None:
-        val, all_reports["val"] = build_chat_samples(
-            settings.val_dataset_settings, tokenizer, seed=settings.seed
-        )
-    cherry_picks: list[Any] = []
-    if settings.cherry_pick_settings is not None:
-        cherry_picks, all_reports["cherry_pick"] = build_chat_samples(
-            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
-        )
-    write_data_reports(folder, all_reports, chat_previews(train, tokenizer))
+    train, val, cherry_picks = load_splits(
+        settings,
+        folder,
+        tokenizer,
+        lambda dataset: build_chat_samples(dataset, tokenizer, seed=settings.seed),
+        previews=lambda samples: chat_previews(samples, tokenizer),
+        hold_out=False,
+    )
     for sample in [*train, *val, *cherry_picks]:
         question_of(sample.messages, sample.record.where)  # every sample has a question, before training
 
@@ -86,7 +73,6 @@ def run(settings: RagExperimentSettings) -> None:
         retriever.size, retrieval.n_docs, encoding[0], " and normalised" if encoding[1] else "",
     )  # fmt: skip
     tokenizers = RagTokenizers(tokenizer, question_tokenizer)
-    callbacks: list[Any] = [MetricsLogCallback(folder / "metrics.jsonl")]
     trainer = RagTrainer(
         model=model,
         args=training_arguments(settings, folder),
@@ -94,12 +80,9 @@ def run(settings: RagExperimentSettings) -> None:
         eval_dataset=val or None,
         data_collator=RagCollator(question_tokenizer, retrieval),
         processing_class=question_tokenizer,
-        callbacks=callbacks,
+        callbacks=[metrics_log(folder)],
         tokenizers=tokenizers,
         encoder_learning_rate=retrieval.encoder_learning_rate,
     )
     attach_rag_cherry_picks(trainer, settings, cherry_picks, tokenizers, encoding, folder)
-    attach_loggers(trainer, settings)
-    run_training(trainer, resume)
-    final = save_final(trainer, tokenizers, folder)
-    logger.info("saved the generator, the question encoder and both tokenizers to %s", final)
+    end_run(trainer, settings, tokenizers, folder, resume, "generator, question encoder and both tokenizers")

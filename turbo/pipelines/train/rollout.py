@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from turbo.data.chat import build_chat_samples
 from turbo.data.prompts import build_rl_prompts, prompt_features
 from turbo.data.report import DatasetReport
 from turbo.modeling.loading import load_model
-from turbo.pipelines.train.common import write_data_reports
+from turbo.pipelines.train.reference import load_frozen
+from turbo.pipelines.train.splits import load_splits
 
 logger = logging.getLogger("turbo")
 
@@ -38,22 +38,21 @@ def prompt_split(dataset: Any, tokenizer: Any, seed: int) -> tuple[list[dict], D
 
 def load_prompts(settings: Any, tokenizer: Any, folder: Path) -> tuple[list[dict], list[dict], list]:
     """Train and validation prompt features, the cherry-pick samples; the data reports written."""
-    train, report = prompt_split(settings.train_dataset_settings, tokenizer, settings.seed)
-    reports: dict[str, DatasetReport] = {"train": report}
-    val: list[dict] = []
-    if settings.val_dataset_settings is not None:
-        val, reports["val"] = prompt_split(settings.val_dataset_settings, tokenizer, settings.seed)
-    cherry_picks: list = []
-    if settings.cherry_pick_settings is not None:
-        cherry_picks, reports["cherry_pick"] = build_chat_samples(
-            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
-        )
-    previews = [
+    return load_splits(
+        settings,
+        folder,
+        tokenizer,
+        lambda dataset: prompt_split(dataset, tokenizer, settings.seed),
+        previews=prompt_previews,
+        hold_out=False,
+    )
+
+
+def prompt_previews(features: list[dict]) -> list[str]:
+    return [
         f"### prompt {i} (record {feature['id']})\n{feature['prompt']}\nreference: {feature['reference']}\n"
-        for i, feature in enumerate(train[:PREVIEW_PROMPTS])
+        for i, feature in enumerate(features[:PREVIEW_PROMPTS])
     ]
-    write_data_reports(folder, reports, previews)
-    return train, val, cherry_picks
 
 
 def load_policy(settings: Any, tokenizer: Any) -> Any:
@@ -70,20 +69,20 @@ def load_policy(settings: Any, tokenizer: Any) -> Any:
         )
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
     if parts is not None:
-        from turbo.modeling.multimodal.model import MultimodalModel
-        from turbo.modeling.multimodal.parts import build_encoders, build_projectors, load_projector_weights
+        from turbo.pipelines.multimodal_model import assemble_multimodal, modality_token_ids
 
-        n = dataset.n_modality_embeddings
-        embeddings = model.get_input_embeddings().weight
-        encoders = build_encoders(parts.encoders, embeddings.dtype)
-        projectors = build_projectors(
-            parts.projectors, shapes, embeddings.shape[1], n, settings.seed, embeddings.dtype
+        model = assemble_multimodal(
+            model,
+            parts.encoders,
+            parts.projectors,
+            shapes,
+            dataset.n_modality_embeddings,
+            modality_token_ids(tokenizer, dataset),
+            settings.seed,
+            {None: parts.projections_path},
         )
-        load_projector_weights(projectors, parts.projections_path)
-        for part in (*encoders.values(), *projectors.values()):
-            part.requires_grad_(False)
-        token_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in dataset.modality_token_mapping.items()}
-        model = MultimodalModel(model, encoders, projectors, token_ids)
+        model.encoders.requires_grad_(False)
+        model.projectors.requires_grad_(False)
     disable_dropout(model)
     return model
 
@@ -101,20 +100,9 @@ def disable_dropout(model: Any) -> None:
 def load_reference(settings: Any, tokenizer: Any, needed: bool) -> Any:
     """A separate frozen reference: ref_model_settings, or for full fine-tuning a copy of the starting
     model; None when not needed or when the policy's adapter disabled is the reference."""
-    if not needed:
+    if not needed or (settings.ref_model_settings is None and settings.model_settings.trains_adapter):
         return None
-    if settings.ref_model_settings is not None:
-        ref_settings = settings.ref_model_settings
-    elif settings.model_settings.trains_adapter:
-        return None
-    else:
-        ref_settings = settings.model_settings.model_copy(
-            update={"peft_settings": None, "is_trainable": False}
-        )
-    model = load_model(ref_settings, tokenizer, settings.tokenizer_settings)
-    model.requires_grad_(False)
-    model.eval()
-    return model
+    return load_frozen(settings, tokenizer, settings.ref_model_settings)
 
 
 @contextmanager
@@ -166,8 +154,7 @@ def rollout_trainer_arguments(
 ) -> dict[str, Any]:
     """The keyword arguments GrpoTrainer and PpoTrainer take alike (all but the model and their own
     settings): the prompts, their collator, the metrics log, the engine, the rewards, the reference."""
-    from turbo.pipelines.train.common import METRICS, training_arguments
-    from turbo.trainers.callbacks import MetricsLogCallback
+    from turbo.pipelines.train.common import metrics_log, training_arguments
     from turbo.trainers.rollout import PromptCollator
 
     return {
@@ -176,7 +163,7 @@ def rollout_trainer_arguments(
         "eval_dataset": val or None,
         "data_collator": PromptCollator(tokenizer.pad_token_id),
         "processing_class": tokenizer,
-        "callbacks": [MetricsLogCallback(folder / METRICS)],
+        "callbacks": [metrics_log(folder)],
         "rollout_settings": settings.rollout_settings,
         "engine": engine,
         "rewards": rewards,
@@ -185,10 +172,6 @@ def rollout_trainer_arguments(
         "folder": folder,
         "seed": settings.seed,
     }
-
-
-def saved_kind(model: Any) -> str:
-    return "adapter" if hasattr(getattr(model, "language_model", model), "peft_config") else "model"
 
 
 def train_with_rollouts(
@@ -204,11 +187,10 @@ def train_with_rollouts(
     models on the trainer's device, cherry-picks and loggers attached, then training (stopped if the
     loss diverges)."""
     from turbo.pipelines.train.common import run_training
-    from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
+    from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
 
     if ref_model is not None:
         ref_model.to(trainer.args.device)
     to_device(rewards, trainer.args.device)
     attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, Path(settings.log_path))
-    attach_loggers(trainer, settings)
-    run_training(trainer, resume)
+    run_training(trainer, settings, resume)

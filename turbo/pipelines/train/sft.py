@@ -8,18 +8,16 @@ from turbo.data.cache import cached
 from turbo.data.chat import ChatSample, build_chat_samples
 from turbo.data.packing import FlatCollator, pack_features
 from turbo.modeling.loading import load_model
-from turbo.modeling.tokenizer import load_tokenizer
 from turbo.modeling.varlen import reads_offsets, use_varlen_attention
 from turbo.pipelines.train.common import (
-    chat_previews,
-    run_training,
-    save_final,
+    end_run,
+    metrics_log,
+    policy_tokenizer,
     start_experiment,
     training_arguments,
-    training_data,
-    write_data_reports,
 )
-from turbo.pipelines.train.evaluation import attach_chat_cherry_picks, attach_loggers
+from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
+from turbo.pipelines.train.splits import chat_previews, load_splits
 from turbo.settings.datasets import ChatDatasetSettings
 from turbo.settings.pipelines.train.sft import SftExperimentSettings
 
@@ -29,33 +27,20 @@ logger = logging.getLogger("turbo")
 def run(settings: SftExperimentSettings) -> None:
     from transformers import DataCollatorForSeq2Seq
 
-    from turbo.trainers.callbacks import MetricsLogCallback
     from turbo.trainers.sft import SftTrainer, supports_chunked_loss
 
     folder, resume = start_experiment(settings)
 
-    tokenizer = load_tokenizer(
-        settings.tokenizer_settings, settings.model_settings, settings.special_tokens_settings
+    tokenizer = policy_tokenizer(settings)
+    train, val, cherry_picks = load_splits(
+        settings,
+        folder,
+        tokenizer,
+        lambda dataset: cached(build_chat_samples, dataset, tokenizer, seed=settings.seed),
+        previews=lambda samples: chat_previews(samples, tokenizer),
     )
-    train, train_report = cached(
-        build_chat_samples, settings.train_dataset_settings, tokenizer, seed=settings.seed
-    )
-    reports = {"train": train_report}
-    val = []
-    if settings.val_dataset_settings is not None:
-        val, reports["val"] = cached(
-            build_chat_samples, settings.val_dataset_settings, tokenizer, seed=settings.seed
-        )
-    cherry_picks = []
-    if settings.cherry_pick_settings is not None:
-        cherry_picks, reports["cherry_pick"] = build_chat_samples(
-            settings.cherry_pick_settings.dataset_settings, tokenizer, seed=settings.seed, inference=True
-        )
-    train, val = training_data(settings, tokenizer, train, val)
-    write_data_reports(folder, reports, chat_previews(train, tokenizer))
 
     model = load_model(settings.model_settings, tokenizer, settings.tokenizer_settings)
-    callbacks = [MetricsLogCallback(folder / "metrics.jsonl")]
     packing = settings.train_dataset_settings.pack_to_max_length or (
         settings.val_dataset_settings is not None and settings.val_dataset_settings.pack_to_max_length
     )
@@ -64,7 +49,7 @@ def run(settings: SftExperimentSettings) -> None:
     # read them natively. Unpacked batches too: the same samples and loss without the pad positions.
     # Prompt-learning adapters prepend virtual tokens to each row, so they keep padded rows.
     peft = settings.model_settings.peft_settings
-    virtual_tokens = peft is not None and peft.name != "LORA"
+    virtual_tokens = peft is not None and peft.virtual_tokens
     flat = packing or (settings.trainer_settings.padding_free and not virtual_tokens)
     if flat and (use_varlen_attention(model) or reads_offsets(model) or packing):
         collator = FlatCollator()
@@ -83,14 +68,11 @@ def run(settings: SftExperimentSettings) -> None:
         eval_dataset=features(val, settings.val_dataset_settings) or None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=[metrics_log(folder)],
         chunked=chunked,
     )
     attach_chat_cherry_picks(trainer, settings, cherry_picks, tokenizer, folder)
-    attach_loggers(trainer, settings)
-    run_training(trainer, resume)
-    final = save_final(trainer, tokenizer, folder)
-    logger.info("saved the final %s to %s", "adapter" if hasattr(model, "peft_config") else "model", final)
+    end_run(trainer, settings, tokenizer, folder, resume)
 
 
 def features(samples: list[ChatSample], settings: ChatDatasetSettings | None) -> list[dict[str, list[int]]]:

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from turbo.settings.base import PositiveCount, StrictModel
-from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
+from turbo.settings.datasets.base import Sources
 
 
 class ChatPromptTemplate(StrictModel):
@@ -50,7 +50,7 @@ class ChatDatasetSettings(StrictModel):
     or inference."""
 
     dataset_type: Literal["chat"]
-    sources: list[DatasetSourceSettings] = Field(min_length=1)
+    sources: Sources
     prompt_template: ChatPromptTemplate | None = Field(
         None, description="None: the tokenizer's own chat template."
     )
@@ -69,11 +69,6 @@ class ChatDatasetSettings(StrictModel):
         description="Training: pack several samples into one sequence of up to max_tokens_count tokens; "
         "attention stays within each sample (position ids restart) and the loss is unchanged.",
     )
-
-    @field_validator("sources")
-    @classmethod
-    def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
-        return check_unique_source_names(sources)
 
     @model_validator(mode="after")
     def _packing_has_a_length(self) -> ChatDatasetSettings:

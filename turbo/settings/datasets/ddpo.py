@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from turbo.settings.base import StrictModel
-from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
+from turbo.settings.datasets.base import Sources
 from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.datasets.rendering import ChatRenderSettings
 
@@ -27,7 +27,7 @@ class DdpoDatasetSettings(StrictModel):
     A pair that fits only one of the two budgets is dropped from both."""
 
     dataset_type: Literal["ddpo"]
-    sources: list[DatasetSourceSettings] = Field(min_length=1)
+    sources: Sources
     chat_settings: ChatRenderSettings = Field(
         ChatRenderSettings(keep_end=True),
         description="The policy's template and max_tokens_count (truncation keeps the end).",
@@ -35,11 +35,6 @@ class DdpoDatasetSettings(StrictModel):
     pair_preferences: DdpoRewardRendering = Field(
         DdpoRewardRendering(), description="The reward model's rendering of the same pairs."
     )
-
-    @field_validator("sources")
-    @classmethod
-    def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
-        return check_unique_source_names(sources)
 
     def _pairs(self, chat_settings: ChatRenderSettings) -> PairPreferencesDatasetSettings:
         return PairPreferencesDatasetSettings(

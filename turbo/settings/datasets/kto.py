@@ -2,10 +2,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
-
 from turbo.settings.base import StrictModel
-from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
+from turbo.settings.datasets.base import Sources
 from turbo.settings.datasets.rendering import ChatRenderSettings
 
 
@@ -17,10 +15,5 @@ class KtoDatasetSettings(StrictModel):
     """
 
     dataset_type: Literal["kto"]
-    sources: list[DatasetSourceSettings] = Field(min_length=1)
+    sources: Sources
     chat_settings: ChatRenderSettings = ChatRenderSettings()
-
-    @field_validator("sources")
-    @classmethod
-    def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
-        return check_unique_source_names(sources)

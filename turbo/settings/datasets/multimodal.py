@@ -48,16 +48,6 @@ class MediaSettings(StrictModel):
         "Each image goes where its <image> marker is.",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _visualchat_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "max_num_image_per_sample" in data:
-            if "max_media_per_sample" in data:
-                raise ValueError("max_num_image_per_sample is another name for max_media_per_sample; set one")
-            data = {**data, "max_media_per_sample": data["max_num_image_per_sample"]}
-            del data["max_num_image_per_sample"]
-        return data
-
     @model_validator(mode="after")
     def _distinct_tokens(self) -> Any:
         readers = present(self.modality_reader_settings_mapping)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from turbo.settings.base import PositiveCount, StrictModel
-from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
+from turbo.settings.datasets.base import Sources
 from turbo.settings.datasets.chat import ChatDatasetSettings, ChatPromptTemplate
 
 
@@ -19,7 +19,7 @@ class PromptDatasetSettings(StrictModel):
     or a number) is the answer the rule rewards compare with."""
 
     dataset_type: Literal["prompt"]
-    sources: list[DatasetSourceSettings] = Field(min_length=1)
+    sources: Sources
     prompt_template: ChatPromptTemplate | None = Field(
         None, description="None: the tokenizer's own chat template (not read with raw: true)."
     )
@@ -32,11 +32,6 @@ class PromptDatasetSettings(StrictModel):
     max_tokens_count: PositiveCount | None = Field(
         None, description="Longer prompts are dropped (counted in the data report), never cut."
     )
-
-    @field_validator("sources")
-    @classmethod
-    def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
-        return check_unique_source_names(sources)
 
     @model_validator(mode="after")
     def _raw_takes_no_template(self) -> PromptDatasetSettings:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from turbo.settings.base import StrictModel
-from turbo.settings.datasets.base import DatasetSourceSettings, check_unique_source_names
+from turbo.settings.datasets.base import Sources
 from turbo.settings.datasets.rendering import ChatRenderSettings
 
 
@@ -14,13 +14,8 @@ class SamplingDatasetSettings(StrictModel):
     "rewards": optional {answer_id: float}}`. A reward model scores messages + each answer."""
 
     dataset_type: Literal["sampling"]
-    sources: list[DatasetSourceSettings] = Field(min_length=1)
+    sources: Sources
     chat_settings: ChatRenderSettings = Field(
         ChatRenderSettings(keep_end=True),
         description="How messages + an answer are rendered for the reward model (truncation keeps the end).",
     )
-
-    @field_validator("sources")
-    @classmethod
-    def _unique_sources(cls, sources: list[DatasetSourceSettings]) -> list[DatasetSourceSettings]:
-        return check_unique_source_names(sources)

@@ -26,4 +26,13 @@ class BuildIndexSettings(StrictModel):
     train_size: int = Field(
         100_000, gt=0, description="Vectors (a seeded sample) that train an index type which needs training."
     )
+    index_shards: int = Field(
+        1,
+        ge=1,
+        description="Split the index into this many faiss files of consecutive passages (for an index "
+        "bigger than memory: each is built, written and dropped in turn, and read memory-mapped). "
+        "index_path is then a small JSON manifest naming the shard files written beside it "
+        "(<stem>.shard00000<suffix>, ...); inference_rag and train_rag search the shards as one index. "
+        "1: one faiss file at index_path (the layout transformers' RagRetriever also reads).",
+    )
     seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from turbo.settings.base import StrictModel
-from turbo.settings.metrics import MODEL_METRICS, MetricSettings
+from turbo.settings.metrics import MetricSettings, model_metric_names
 from turbo.settings.paths import InputPath
 
 
@@ -25,7 +25,7 @@ class EvaluateSettings(StrictModel):
     @field_validator("metric_settings")
     @classmethod
     def _answers_only(cls, value: list) -> list:
-        names = sorted({metric.type for metric in value} & MODEL_METRICS)
+        names = model_metric_names(value)
         if names:
             raise ValueError(
                 f"{', '.join(names)} read the trained model's log-probs; they run during training "

@@ -5,13 +5,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from turbo.settings.base import PositiveCount, StrictModel
-from turbo.settings.multimodal import (
-    ENCODER_MODALITIES,
-    MEDIA_READER_TYPES,
-    EncoderSettings,
-    Modality,
-    ReaderSettings,
-)
+from turbo.settings.multimodal import EncoderSettings, Modality, ReaderSettings
 from turbo.settings.paths import InputFolder
 from turbo.settings.problems import raise_problems
 
@@ -40,7 +34,7 @@ class PreprocessMultimodalSettings(StrictModel):
     @model_validator(mode="after")
     def _fits(self) -> PreprocessMultimodalSettings:
         problems = []
-        if self.reader_settings.reader_type == "pickle":
+        if self.reader_settings.modality is None:
             problems.append(
                 ("reader_settings.reader_type", "preprocessing reads raw media: use a media reader")
             )
@@ -50,8 +44,8 @@ class PreprocessMultimodalSettings(StrictModel):
             )
         if not problems:
             for what, kind in (
-                ("reader_settings", MEDIA_READER_TYPES[self.reader_settings.reader_type]),
-                ("encoder_settings", ENCODER_MODALITIES[self.encoder_settings.modality_encoder_type]),
+                ("reader_settings", self.reader_settings.modality),
+                ("encoder_settings", self.encoder_settings.modality),
             ):
                 if kind != self.modality:
                     problems.append((what, f"reads {kind} but modality is {self.modality}"))

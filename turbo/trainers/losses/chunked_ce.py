@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-IGNORE_INDEX = -100
+from turbo.labels import IGNORE_INDEX
+
 CHUNK = 1024
 
 # Causal LMs whose logits are exactly lm_head(last hidden state): no bias, soft-capping or scaling.

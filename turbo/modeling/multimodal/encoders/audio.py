@@ -9,7 +9,6 @@ from typing import Any
 import torch
 
 from turbo.modeling.multimodal.encoders.base import Encoder, load_pretrained
-from turbo.modeling.multimodal.shapes import whisper_tokens, whisper_width
 
 
 class WhisperEncoder(Encoder):
@@ -23,9 +22,6 @@ class WhisperEncoder(Encoder):
             return cls(load_pretrained(EncoderOnly, path, dtype))
         # WhisperModel reads both WhisperModel and WhisperForConditionalGeneration checkpoints
         return cls(load_pretrained(WhisperModel, path, dtype).get_encoder())
-
-    n_tokens = staticmethod(whisper_tokens)
-    width = staticmethod(whisper_width)
 
     def forward(self, input_features: torch.Tensor) -> torch.Tensor:
         return self.model(input_features=input_features.to(self.input_dtype)).last_hidden_state

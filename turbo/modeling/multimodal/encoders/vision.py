@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from turbo.modeling.multimodal.encoders.base import Encoder, load_pretrained
-from turbo.modeling.multimodal.shapes import vision_tokens, vision_width
 
 
 class ClipEncoder(Encoder):
@@ -18,9 +17,6 @@ class ClipEncoder(Encoder):
         from transformers import CLIPVisionModel
 
         return cls(load_pretrained(CLIPVisionModel, path, dtype))
-
-    n_tokens = staticmethod(vision_tokens)
-    width = staticmethod(vision_width)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         output = self.model(pixel_values=pixel_values.to(self.input_dtype), output_hidden_states=True)
@@ -33,9 +29,6 @@ class SiglipEncoder(Encoder):
         from transformers import SiglipVisionModel
 
         return cls(load_pretrained(SiglipVisionModel, path, dtype))
-
-    n_tokens = ClipEncoder.n_tokens
-    width = ClipEncoder.width
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=pixel_values.to(self.input_dtype)).last_hidden_state

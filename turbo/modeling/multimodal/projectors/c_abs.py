@@ -3,6 +3,10 @@
 Encoder tokens on their h x w grid -> residual conv blocks -> adaptive average pooling to a
 s x s grid (s*s = n_modality_embeddings) -> residual conv blocks -> Linear -> GELU -> Linear.
 Convolutions keep locality that plain resampling would lose while the pooling sets the token count.
+
+The original project's c_abs is another network under the same name (timm RegStage blocks, a learned
+position embedding, a SiLU read-out, 1024 channels inside): its weights (keys `pos_emb`, `net.*`) have no
+place here, and loading them says so instead of failing on a key list.
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from turbo.modeling.multimodal.shapes import c_abs_input_problem, c_abs_output_tokens
 
 
 class ResidualConvBlock(nn.Module):
@@ -43,7 +45,7 @@ def _stage(in_channels: int, out_channels: int, depth: int) -> nn.Module:
 class CAbstractor(nn.Module):
     def __init__(self, settings: Any, in_width: int, out_width: int, n_in: int, n_out: int) -> None:
         super().__init__()
-        problem = self.input_problem(n_in)
+        problem = settings.input_problem(n_in)
         if problem or math.isqrt(n_out) ** 2 != n_out:
             raise ValueError(problem or f"c_abs needs a square number of output tokens, not {n_out}")
         self.side_in, self.side_out = math.isqrt(n_in), math.isqrt(n_out)
@@ -55,8 +57,16 @@ class CAbstractor(nn.Module):
             nn.Linear(out_width, out_width), nn.GELU(), nn.Linear(out_width, out_width)
         )
 
-    output_tokens = staticmethod(c_abs_output_tokens)
-    input_problem = staticmethod(c_abs_input_problem)
+    @staticmethod
+    def renamed_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The state dict as it is; ValueError for the original project's c_abs weights."""
+        if any(key == "pos_emb" or key.startswith("net.") for key in state):
+            raise ValueError(
+                "these are the original project's c_abs weights (timm RegStage blocks and a position "
+                "embedding: keys pos_emb, net.*), a different network from turbo's c_abs; train the "
+                "projector again with turbo, or use the llava projector"
+            )
+        return state
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         items, _, width = features.shape

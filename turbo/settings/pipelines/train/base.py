@@ -69,7 +69,7 @@ class BaseTrainExperimentSettings(StrictModel):
             problems.append(
                 ("trainer_settings.seed", f"{trainer_seed} and seed ({self.seed}) disagree; set one of them")
             )
-        if self.model_settings.bnb_settings is not None and not self.model_settings.trains_adapter:
+        if self.model_settings.bnb_settings is not None and not self.trains_adapter:
             problems.append(
                 (
                     "model_settings.bnb_settings",
@@ -99,6 +99,12 @@ class BaseTrainExperimentSettings(StrictModel):
             getattr(self, "cherry_pick_settings", None),
         )
         return problems
+
+    @property
+    def trains_adapter(self) -> bool:
+        """The run trains an adapter on a frozen base (so the base with the adapter disabled can be the
+        reference); model_settings says so."""
+        return self.model_settings.trains_adapter
 
     @property
     def training_seed(self) -> int:

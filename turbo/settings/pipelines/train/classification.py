@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -37,11 +37,6 @@ class ClassificationTrainerSettings(TrainerSettings):
     """The trainer settings, with the classification loss."""
 
     loss_settings: ClassificationLossSettings = ClassificationLossSettings()
-
-    def training_arguments(self) -> dict[str, Any]:
-        kwargs = super().training_arguments()
-        kwargs.pop("loss_settings", None)
-        return kwargs
 
 
 class ClassificationExperimentSettings(BaseTrainExperimentSettings):

@@ -40,10 +40,6 @@ class DdpoExperimentSettings(BaseTrainExperimentSettings):
     cherry_pick_settings: ChatCherryPickSettings | None = None
 
     @property
-    def trains_adapter(self) -> bool:
-        return self.model_settings.trains_adapter
-
-    @property
     def reference(self) -> str:
         """'model' (a frozen copy), 'adapter_disabled' or 'none'."""
         if self.use_ref_model:

@@ -15,16 +15,6 @@ from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.problems import Problem
 from turbo.settings.trainer import TrainerSettings
 
-DPO_FIELDS = {
-    "loss_settings",
-    "use_ref_model",
-    "precompute_ref_log_probs",
-    "sync_ref_settings",
-    "average_log_prob",
-    "use_sft_model",
-    "lc_alpha",
-}
-
 
 class SyncRefModelSettings(StrictModel):
     """TR-DPO (Gorbatovski et al. 2024, arXiv:2404.09656): every sync_steps optimizer steps the
@@ -76,10 +66,6 @@ class DpoTrainerSettings(TrainerSettings):
         "in the policy's and the reference's log-probs, with any loss_type. None or 1: plain log-probs.",
     )
 
-    def training_arguments(self) -> dict[str, Any]:
-        kwargs = super().training_arguments()
-        return {key: value for key, value in kwargs.items() if key not in DPO_FIELDS}
-
 
 class DpoExperimentSettings(BaseTrainExperimentSettings):
     train_dataset_settings: PairPreferencesDatasetSettings
@@ -89,11 +75,6 @@ class DpoExperimentSettings(BaseTrainExperimentSettings):
     )
     trainer_settings: DpoTrainerSettings = DpoTrainerSettings()
     cherry_pick_settings: ChatCherryPickSettings | None = None
-
-    @property
-    def trains_adapter(self) -> bool:
-        model = self.model_settings
-        return model.peft_settings is not None or (model.adapter_path is not None and model.is_trainable)
 
     @property
     def uses_reference(self) -> bool:

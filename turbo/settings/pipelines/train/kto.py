@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from turbo.settings.cherry_pick import ChatCherryPickSettings
@@ -12,15 +10,6 @@ from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
 from turbo.settings.pipelines.train.dpo import SyncRefModelSettings, sync_problems
 from turbo.settings.problems import Problem
 from turbo.settings.trainer import TrainerSettings
-
-KTO_FIELDS = {
-    "beta",
-    "desirable_weight",
-    "undesirable_weight",
-    "use_ref_model",
-    "precompute_ref_log_probs",
-    "sync_ref_settings",
-}
 
 
 class KtoTrainerSettings(TrainerSettings):
@@ -41,21 +30,12 @@ class KtoTrainerSettings(TrainerSettings):
     )
     sync_ref_settings: SyncRefModelSettings = SyncRefModelSettings()
 
-    def training_arguments(self) -> dict[str, Any]:
-        kwargs = super().training_arguments()
-        return {key: value for key, value in kwargs.items() if key not in KTO_FIELDS}
-
 
 class KtoExperimentSettings(BaseTrainExperimentSettings):
     train_dataset_settings: KtoDatasetSettings
     val_dataset_settings: KtoDatasetSettings | None = None
     trainer_settings: KtoTrainerSettings = KtoTrainerSettings()
     cherry_pick_settings: ChatCherryPickSettings | None = None
-
-    @property
-    def trains_adapter(self) -> bool:
-        model = self.model_settings
-        return model.peft_settings is not None or (model.adapter_path is not None and model.is_trainable)
 
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()

@@ -5,7 +5,6 @@ from pydantic import Field
 from turbo.settings.cherry_pick import MultimodalCherryPickSettings
 from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 from turbo.settings.multimodal import (
-    ENCODER_MODALITIES,
     EncoderMapping,
     EncoderSettings,
     Modality,
@@ -106,7 +105,7 @@ class MultimodalExperimentSettings(BaseTrainExperimentSettings, ModalityParts):
             return encoders
         return {
             modality: encoder.model_copy(update={"freeze": self.freeze_vision_tower})
-            if ENCODER_MODALITIES[encoder.modality_encoder_type] == "image"
+            if encoder.modality == "image"
             else encoder
             for modality, encoder in encoders.items()
         }

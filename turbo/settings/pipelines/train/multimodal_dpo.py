@@ -31,10 +31,6 @@ class MultimodalDpoExperimentSettings(MultimodalExperimentSettings):
     def uses_reference(self) -> bool:
         return self.trainer_settings.loss_settings.uses_reference
 
-    @property
-    def trains_adapter(self) -> bool:
-        return self.model_settings.trains_adapter
-
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()
         if self.model_settings.model_type != "causal":

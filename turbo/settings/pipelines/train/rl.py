@@ -53,11 +53,8 @@ class RlTrainerSettings(TrainerSettings):
         return self.rollout_batch_size
 
     def training_arguments(self) -> dict[str, Any]:
-        """TrainingArguments without the RL fields; the rollout's prompts are the per-device batch."""
-        kwargs = super().training_arguments()
-        kwargs["per_device_train_batch_size"] = self.rollout_batch_size
-        own = type(self).model_fields.keys() - TrainerSettings.model_fields.keys()
-        return {key: value for key, value in kwargs.items() if key not in own}
+        """The rollout's prompts are the per-device batch."""
+        return {**super().training_arguments(), "per_device_train_batch_size": self.rollout_batch_size}
 
 
 PROMPTS = (

@@ -14,7 +14,7 @@ class SftExperimentSettings(BaseTrainExperimentSettings):
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()
         peft = self.model_settings.peft_settings
-        if peft is not None and peft.name != "LORA":
+        if peft is not None and peft.virtual_tokens:
             for name in ("train_dataset_settings", "val_dataset_settings"):
                 dataset = getattr(self, name)
                 if dataset is not None and dataset.pack_to_max_length:
