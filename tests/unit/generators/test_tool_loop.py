@@ -251,15 +251,6 @@ def test_the_loop_runs_on_the_vllm_server_engine_token_for_token(tokenizer, tmp_
     assert [s.logps for s in over_http] == [s.logps for s in in_process]
 
 
-def test_the_tool_registry_names_the_settings_types() -> None:
-    from typing import get_args
-
-    from turbo.settings.tools import ToolSettings
-
-    union = get_args(ToolSettings)[0]
-    assert {get_args(member.model_fields["type"].annotation)[0] for member in get_args(union)} == set(TOOLS)
-
-
 def test_the_chat_template_format_appends_a_tool_message(tokenizer) -> None:
     """A template with tool messages: the JSON call is parsed, the result rendered as the template renders
     a tool turn (after the end of the assistant turn the call stopped in), then the next assistant header."""

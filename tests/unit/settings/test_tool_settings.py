@@ -64,5 +64,5 @@ def test_inference_chat_takes_tools() -> None:
 def test_the_overlong_penalty_is_refused_with_tools() -> None:
     data = grpo(tool_settings=[CALC])
     data["trainer_settings"] = {**data["trainer_settings"], "overlong_penalty": {"buffer": 2, "penalty": 1.0}}
-    with pytest.raises(ValidationError, match="overlong_penalty\n  counts answer tokens against max_new_tokens"):
+    with pytest.raises(ValidationError, match="overlong_penalty\n  counts answer tokens against"):
         GrpoExperimentSettings.model_validate(data)
