@@ -32,15 +32,7 @@ def tools_importable(monkeypatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_index(fixture_models: Path) -> Path:
-    """tests/fixtures/models/{bert_tiny, rag_index} (as tests/rag's rag_models)."""
-    from build_rag import build_all
-
-    return build_all(fixture_models)
-
-
-@pytest.fixture(scope="module")
-def sft_adapter(fixture_models, tiny_index, tmp_path_factory) -> Path:
+def sft_adapter(fixture_models, rag_models, tmp_path_factory) -> Path:
     """The tiny llama with a LoRA adapter that writes a tool call first (60 SFT steps on 4 records)."""
     folder = tmp_path_factory.mktemp("agentic") / "sft"
     run_turbo("train_sft", "--experiment_settings_path", SFT, "--set", f"log_path={folder}")
@@ -148,7 +140,7 @@ def test_a_raising_tool_and_the_limits_do_not_stop_the_run(sft_adapter: Path, tm
     assert (folder / "final" / "adapter_model.safetensors").is_file()
 
 
-def test_bad_tool_settings_are_refused_before_the_run(fixture_models, tiny_index, tmp_path: Path) -> None:
+def test_bad_tool_settings_are_refused_before_the_run(fixture_models, rag_models, tmp_path: Path) -> None:
     narrow = tmp_path / "narrow_encoder"
     narrow.mkdir()
     (narrow / "config.json").write_text(json.dumps({"hidden_size": 32}))
