@@ -36,6 +36,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     ),
     "peft_types": ("turbo.settings.model:PeftSettings", "turbo.modeling.peft:PEFT_CONFIGS"),
     "loggers": ("turbo.settings.logging:LoggingSettings", "turbo.trainers.loggers:LOGGERS"),
+    "tools": ("turbo.settings.tools:ToolSettings", "turbo.generators.tools:TOOLS"),
 }
 
 

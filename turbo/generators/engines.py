@@ -11,6 +11,7 @@ from typing import Any
 from turbo.generators.rollout import RolloutEngine
 from turbo.generators.rollout_transformers import open_transformers_engine
 from turbo.generators.rollout_vllm import open_vllm_engine
+from turbo.generators.tools.loop import with_tools
 from turbo.generators.vllm_server import open_server_engine
 
 ENGINES: dict[str, Callable[[Any, Any], AbstractContextManager[RolloutEngine]]] = {
@@ -28,5 +29,10 @@ def engine_name(rollout: Any) -> str:
 
 
 def open_engine(settings: Any, tokenizer: Any) -> AbstractContextManager[RolloutEngine]:
-    """The rollout engine of an RL experiment (train_ppo, train_grpo settings), opened for the run."""
-    return ENGINES[engine_name(settings.rollout_settings)](settings, tokenizer)
+    """The rollout engine of an RL experiment (train_ppo, train_grpo settings), opened for the run; with
+    tool_settings, its samples are multi-turn trajectories with tool calls (turbo.generators.tools.loop)."""
+    opened = ENGINES[engine_name(settings.rollout_settings)](settings, tokenizer)
+    tools = getattr(settings, "tool_settings", None)
+    if not tools:
+        return opened
+    return with_tools(opened, tools, settings.tool_loop_settings, tokenizer)

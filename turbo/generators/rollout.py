@@ -11,22 +11,75 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A run of answer tokens [start, end): the policy's (sampled, trained) or a tool result's (tokenised
+    once and appended, never trained). `error`: the tool call failed (its error is the result text)."""
+
+    role: str  # "policy" | "tool"
+    start: int
+    end: int
+    tool: str | None = None
+    error: bool = False
+
+
+@dataclass(frozen=True)
 class Sample:
     """One sampled answer. `logps` are the sampler's own log-probs of `answer_ids` (one per token, under
-    its raw logits); `finished`: the answer ended with EOS (kept in `answer_ids`), else it was cut at
-    max_new_tokens (truncated)."""
+    its raw logits; 0 for tool tokens); `finished`: the answer ended with EOS (kept in `answer_ids`), else
+    it was cut at max_new_tokens or by a limit of the tool loop (truncated). `segments`: a trajectory with
+    tool calls as its policy and tool runs in order (empty: the whole answer is the policy's)."""
 
     prompt_ids: list[int]
     answer_ids: list[int]
     logps: list[float]
     finished: bool
+    segments: tuple[Segment, ...] = ()
+
+    @property
+    def policy_mask(self) -> list[bool]:
+        """Per answer token: sampled by the policy (trained) or not (a tool result)."""
+        if not self.segments:
+            return [True] * len(self.answer_ids)
+        mask = [False] * len(self.answer_ids)
+        for segment in self.segments:
+            if segment.role == "policy":
+                mask[segment.start : segment.end] = [True] * (segment.end - segment.start)
+        return mask
+
+    @property
+    def final_start(self) -> int:
+        """Where the final answer starts: after the last tool result (0 without tools)."""
+        tools = [segment.end for segment in self.segments if segment.role == "tool"]
+        return tools[-1] if tools else 0
+
+
+def segment_rows(sample: Sample, tokenizer: Any) -> list[dict[str, Any]]:
+    """The trajectory as the dumps and rewards read it: per segment its role, text, tool (tool results),
+    whether it is trained (the policy's tokens) and, for a failed call, error: true."""
+    segments = sample.segments or (Segment("policy", 0, len(sample.answer_ids)),)
+    rows = []
+    for segment in segments:
+        row: dict[str, Any] = {
+            "role": segment.role,
+            "text": tokenizer.decode(
+                sample.answer_ids[segment.start : segment.end], skip_special_tokens=True
+            ),
+        }
+        if segment.tool is not None:
+            row["tool"] = segment.tool
+        row["trained"] = segment.role == "policy"
+        if segment.error:
+            row["error"] = True
+        rows.append(row)
+    return rows
 
 
 class RolloutEngine(Protocol):
     """What the trainers call. `sample` returns n answers per prompt, prompt-major (the n answers of prompt
     0 first); greedy decodes with temperature None (then n is 1); `media` (per prompt, its (modality,
-    tensor) items) only for transformers rollouts of a multimodal policy. `sync` loads the policy's
-    current weights; `close` releases what the engine holds."""
+    tensor) items) only for transformers rollouts of a multimodal policy; `stop`: strings after which an
+    answer stops (the tool loop's closing tags; tokens after one are the caller's to drop). `sync` loads
+    the policy's current weights; `close` releases what the engine holds."""
 
     tokenizer: Any
 
@@ -40,6 +93,7 @@ class RolloutEngine(Protocol):
         greedy: bool,
         seed: int,
         media: list[list[tuple[str, Any]]] | None = None,
+        stop: list[str] | None = None,
     ) -> list[Sample]: ...
 
     def close(self) -> None: ...

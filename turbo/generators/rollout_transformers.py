@@ -31,6 +31,7 @@ class TransformersEngine:
         greedy: bool,
         seed: int,
         media: list[list[tuple[str, Any]]] | None = None,
+        stop: list[str] | None = None,
     ) -> list[Sample]:
         from turbo.generators.transformers import sample_answer_ids
 
@@ -42,6 +43,7 @@ class TransformersEngine:
             **self.settings.sampling(greedy),
             batch=self.settings.generation_batch,
             media=media,
+            stop=stop,
         )
         return samples(prompts, n, answers, logps, self.tokenizer.eos_token_id)
 

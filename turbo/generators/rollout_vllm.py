@@ -37,6 +37,7 @@ class VllmEngine:
         greedy: bool,
         seed: int,
         media: list[list[tuple[str, Any]]] | None = None,
+        stop: list[str] | None = None,
     ) -> list[Sample]:
         from turbo.generators.vllm import sample_answer_ids_vllm
 
@@ -48,6 +49,7 @@ class VllmEngine:
             **self.settings.sampling(greedy),
             eos_token_id=self.tokenizer.eos_token_id,
             seed=seed,
+            stop=stop,
         )
         return samples(prompts, n, answers, logps, self.tokenizer.eos_token_id)
 

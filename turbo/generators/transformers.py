@@ -238,12 +238,14 @@ def sample_answer_ids(
     top_k: int | None = None,
     batch: int | None = None,
     media: list[list[tuple[str, Any]]] | None = None,
+    stop: list[str] | None = None,
 ) -> tuple[list[list[int]], list[list[float]]]:
     """n answers per prompt as token ids (prompt-major: the n answers of prompt 0 first), each ending at
     its EOS (kept) or at max_new_tokens; and each answer token's log-prob under the raw logits of the
     generating model. temperature None decodes greedily (then n must be 1). `media`: per prompt, its
     (modality, tensor) items, passed to a multimodal model as modality_inputs; its modality tokens are
-    never sampled."""
+    never sampled. `stop`: strings after which an answer stops (the tool loop's closing tags; the tokens
+    after the stop, padding, are for the caller to drop)."""
     from transformers import GenerationConfig
 
     sampling = temperature is not None
@@ -258,6 +260,7 @@ def sample_answer_ids(
         return_dict_in_generate=True,
         # a multimodal model's modality tokens stand for media: an answer never writes one
         suppress_tokens=list(getattr(model, "modality_token_ids", {}).values()) or None,
+        stop_strings=stop or None,
         **({"temperature": temperature, "top_p": top_p, "top_k": top_k or 0} if sampling else {}),
     )
     device = next(model.parameters()).device
@@ -274,6 +277,8 @@ def sample_answer_ids(
 
             stacked = stack_media(media[start : start + size])
             extra["modality_inputs"] = {modality: value.to(device) for modality, value in stacked.items()}
+        if stop:
+            extra["tokenizer"] = tokenizer  # generate matches stop strings with it
         output = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),

@@ -225,9 +225,12 @@ def sample_answer_ids_vllm(
     top_k: int | None = None,
     eos_token_id: int | None = None,
     seed: int | None = None,
+    lora: Any = None,
+    stop: list[str] | None = None,
 ) -> tuple[list[list[int]], list[list[float]]]:
     """n answers per prompt as token ids (prompt-major), EOS kept, and the engine's log-prob of each answer
-    token (raw logits). temperature None decodes greedily."""
+    token (raw logits). temperature None decodes greedily. `lora`: a LoRA request (inference entries);
+    `stop`: strings after which an answer stops, kept in it (the tool loop's closing tags)."""
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
@@ -241,9 +244,13 @@ def sample_answer_ids_vllm(
         logprobs=0,
         seed=seed,
         skip_special_tokens=False,
-        detokenize=False,
+        detokenize=bool(stop),  # stop strings are matched on the text
+        stop=stop or None,
+        include_stop_str_in_output=True,
     )
-    outputs = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False)
+    outputs = llm.generate(
+        [TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False, lora_request=lora
+    )
     answers: list[list[int]] = []
     logps: list[list[float]] = []
     for output in outputs:

@@ -170,6 +170,7 @@ def sample_answer_ids_server(
     seed: int | None = None,
     timeout: float = 600.0,
     api_key: str | None = None,
+    stop: list[str] | None = None,
 ) -> tuple[list[list[int]], list[list[float]]]:
     """n answers per prompt as token ids (prompt-major), EOS kept, and the server's log-prob of each answer
     token; as sample_answer_ids_vllm, over HTTP. temperature None decodes greedily."""
@@ -191,6 +192,9 @@ def sample_answer_ids_server(
         body["stop_token_ids"] = [eos_token_id]
     if seed is not None:
         body["seed"] = seed
+    if stop:  # the tool loop's closing tags, kept in the answer
+        body["stop"] = stop
+        body["include_stop_str_in_output"] = True
     choices = post(url, "/v1/completions", body, timeout, api_key).get("choices", [])
     if len(choices) != len(prompts) * n:
         raise ModelError(f"vLLM server {url} returned {len(choices)} answers for {len(prompts)} x {n} asked")
@@ -256,6 +260,7 @@ class VllmServerEngine:
         greedy: bool,
         seed: int,
         media: list[list[tuple[str, Any]]] | None = None,
+        stop: list[str] | None = None,
     ) -> list[Sample]:
         no_media(media, "vLLM server")
         answers, logps = sample_answer_ids_server(
@@ -268,6 +273,7 @@ class VllmServerEngine:
             seed=seed,
             timeout=self.server.timeout,
             api_key=self.api_key,
+            stop=stop,
         )
         return samples(prompts, n, answers, logps, self.tokenizer.eos_token_id)
 

@@ -95,13 +95,22 @@ class PythonRewardSettings(BaseRewardSettings):
     )
 
 
+class ToolCallRewardSettings(BaseRewardSettings):
+    """A format reward of tool use: 1 when the trajectory called the tool named `tool` (one of
+    tool_settings) at least once and the call did not fail, else 0."""
+
+    type: Literal["tool_call"]
+    tool: str = Field(description="The name of a tool in tool_settings.")
+
+
 RewardSettings = Annotated[
     ExactMatchRewardSettings
     | NumberMatchRewardSettings
     | RegexRewardSettings
     | LengthRewardSettings
     | RewardModelRewardSettings
-    | PythonRewardSettings,
+    | PythonRewardSettings
+    | ToolCallRewardSettings,
     Field(discriminator="type"),
 ]
 

@@ -58,8 +58,9 @@ def take_rows(parts: list[Any], rows: list[int], pad_token_id: int) -> Any:
                 )[index]
                 for key in column[0]
             }
-        elif isinstance(column[0], torch.Tensor):
-            values[field.name] = torch.cat(column)[index]
+        elif isinstance(column[0], torch.Tensor):  # per row; per token ones (the policy mask) right-padded
+            joined = _pad_cat(column, 0) if column[0].dim() == 2 else torch.cat(column)
+            values[field.name] = joined[index]
         elif isinstance(column[0], list):
             joined = [item for part in column for item in part]
             values[field.name] = [joined[row] for row in rows]

@@ -14,13 +14,13 @@ from turbo.trainers.losses.advantages import advantages as estimate_advantages
 from turbo.trainers.losses.grpo import grpo_loss
 from turbo.trainers.rollout import (
     RolloutTrainer,
-    answer_mask,
     collect,
     frozen_token_logps,
     optimise,
     policy_token_logps,
     rollout_metrics,
     sync_engine,
+    trained_mask,
 )
 from turbo.trainers.rollout_dumps import dump_rollout
 from turbo.trainers.rollout_steps import (
@@ -75,7 +75,7 @@ class GrpoTrainer(RolloutTrainer):
         ref = None
         if settings.beta > 0:
             ref = frozen_token_logps(model, rollout, chunk, reference=True, ref_model=self.ref_model)
-        mask = answer_mask(rollout.lengths, rollout.width)
+        mask = trained_mask(rollout)
         mask = loss_mask(rollout, mask, settings.mask_truncated_answers)
         correction = rollout_correction(
             settings.rollout_correction, self.rollout_settings, rollout, old, mask

@@ -17,15 +17,16 @@ from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, ma
 from turbo.trainers.rollout import (
     Rollout,
     RolloutTrainer,
-    answer_mask,
     collect,
     frozen_token_logps,
     optimise,
     policy_token_logps,
+    policy_tokens_first,
     rollout_metrics,
     select,
     sync_engine,
     to_answers,
+    trained_mask,
 )
 from turbo.trainers.rollout_dumps import dump_rollout
 from turbo.trainers.rollout_steps import note_correction, rollout_correction
@@ -81,7 +82,7 @@ class PpoTrainer(RolloutTrainer):
         start = time.perf_counter()
         rows = len(rollout.answers)
         chunk = settings.forward_batch_size or rows
-        mask = answer_mask(rollout.lengths, rollout.width)
+        mask = trained_mask(rollout)
         scores = rollout.rewards.clone()
         if settings.missing_eos_penalty is not None:
             unfinished = torch.tensor([not done for done in rollout.finished], device=scores.device)
@@ -94,10 +95,19 @@ class PpoTrainer(RolloutTrainer):
                 part = torch.arange(begin, min(begin + chunk, rows), device=old.device)
                 values = token_values(self.value_model, rollout, part)
                 old_values[part, : values.shape[1]] = values
-            rewards, kl = kl_penalised_rewards(scores, old, ref, mask, settings.kl_coef)
+            # over the policy's tokens only, packed first in order: the score lands on the last one and
+            # GAE skips tool results (without tools the order is the identity)
+            order = policy_tokens_first(mask)
+            packed_mask = torch.gather(mask, 1, order)
+            old_packed, ref_packed = torch.gather(old, 1, order), torch.gather(ref, 1, order)
+            rewards, kl = kl_penalised_rewards(scores, old_packed, ref_packed, packed_mask, settings.kl_coef)
             if settings.whiten_rewards:
-                rewards = masked_whiten(rewards, mask, shift_mean=False) * mask
-            advantages, returns = gae(rewards, old_values, mask, settings.gamma, settings.lam)
+                rewards = masked_whiten(rewards, packed_mask, shift_mean=False) * packed_mask
+            values_packed = torch.gather(old_values, 1, order)
+            advantages, returns = gae(rewards, values_packed, packed_mask, settings.gamma, settings.lam)
+            advantages, returns, kl = (
+                torch.zeros_like(tensor).scatter(1, order, tensor) for tensor in (advantages, returns, kl)
+            )
             advantages = masked_whiten(advantages, mask) * mask
         correction = rollout_correction(
             settings.rollout_correction, self.rollout_settings, rollout, old, mask

@@ -4,6 +4,7 @@ to one float per answer. Registry: REWARDS, keyed by the `type` of the settings.
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import re
 import string
@@ -18,10 +19,13 @@ from turbo.settings.rewards import (
     PythonRewardSettings,
     RegexRewardSettings,
     RewardModelRewardSettings,
+    ToolCallRewardSettings,
 )
 
-RewardFunction = Callable[[list[str], list[str], list[str | None], list[int]], list[float]]
-"""(prompts, answers, references, answer token counts) -> one reward per answer."""
+RewardFunction = Callable[..., list[float]]
+"""(prompts, answers, references, answer token counts) -> one reward per answer. A function with the
+attribute `takes_trajectories` also gets `trajectories=`: per answer, its segments (role, text, tool,
+trained, error) when the policy called tools, else one policy segment."""
 
 NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*(?:\.\d+)?")
 
@@ -119,8 +123,14 @@ def python_function(settings: PythonRewardSettings, tokenizer: Any) -> RewardFun
     except (ImportError, AttributeError) as exc:
         raise SettingsError(f"reward_settings: cannot import {settings.function}: {exc}") from exc
 
-    def reward(prompts: list[str], answers: list[str], references: list, lengths: list[int]) -> list[float]:
-        values = [float(v) for v in function(prompts=prompts, answers=answers, references=references)]
+    takes = accepts_trajectories(function)
+
+    def reward(
+        prompts: list[str], answers: list[str], references: list, lengths: list[int], trajectories: Any = None
+    ) -> list[float]:
+        extra = {"trajectories": trajectories} if takes else {}
+        out = function(prompts=prompts, answers=answers, references=references, **extra)
+        values = [float(v) for v in out]
         if len(values) != len(answers):
             raise SettingsError(
                 f"reward function {settings.function}: {len(values)} values for {len(answers)} answers"
@@ -129,6 +139,33 @@ def python_function(settings: PythonRewardSettings, tokenizer: Any) -> RewardFun
             raise SettingsError(f"reward function {settings.function} returned a non-finite value")
         return values
 
+    reward.takes_trajectories = takes  # type: ignore[attr-defined]
+    return reward
+
+
+def accepts_trajectories(function: Any) -> bool:
+    """The user's reward takes a `trajectories` keyword (or **kwargs): then it gets them."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "trajectories" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def tool_call(settings: ToolCallRewardSettings, tokenizer: Any) -> RewardFunction:
+    """1 when the trajectory holds a call of `settings.tool` that did not fail."""
+
+    def reward(
+        prompts: list[str], answers: list[str], references: list, lengths: list[int], trajectories: Any = None
+    ) -> list[float]:
+        def used(segment: dict[str, Any]) -> bool:
+            called = segment["role"] == "tool" and segment.get("tool") == settings.tool
+            return called and not segment.get("error")
+
+        rows = trajectories or [[] for _ in answers]
+        return [float(any(used(segment) for segment in row)) for row in rows]
+
+    reward.takes_trajectories = True  # type: ignore[attr-defined]
     return reward
 
 
@@ -139,6 +176,7 @@ REWARDS: dict[str, Callable[[Any, Any], RewardFunction]] = {
     "length": length,
     "reward_model": reward_model,
     "python": python_function,
+    "tool_call": tool_call,
 }
 
 
@@ -153,10 +191,19 @@ def score(
     answers: list[str],
     references: list[str | None],
     lengths: list[int],
+    trajectories: list[list[dict[str, Any]]] | None = None,
 ) -> tuple[list[float], dict[str, list[float]]]:
-    """The weighted total per answer, and each reward's values by its label."""
+    """The weighted total per answer, and each reward's values by its label. `trajectories` (per answer,
+    its segments) go to the functions that take them."""
     per_function = {
-        settings.label: function(prompts, answers, references, lengths) for settings, function in rewards
+        settings.label: function(
+            prompts,
+            answers,
+            references,
+            lengths,
+            **({"trajectories": trajectories} if getattr(function, "takes_trajectories", False) else {}),
+        )
+        for settings, function in rewards
     }
     totals = [0.0] * len(answers)
     for settings, _ in rewards:

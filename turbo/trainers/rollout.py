@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from turbo.generators.rollout import RolloutEngine, sync_engine
+from turbo.generators.rollout import RolloutEngine, segment_rows, sync_engine
 from turbo.trainers.base import add_metric_means, split_metrics
 from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
 from turbo.trainers.rewards import RewardFunction, score
@@ -55,6 +55,11 @@ class Rollout:
     per_function: dict[str, list[float]]
     seconds: float
     media: list[list[tuple[str, torch.Tensor]]] | None = None  # per row, multimodal prompts only
+    # with tools: per row, which answer tokens the policy sampled ([rows, width]; tool results are not
+    # trained), the trajectory's segments, and the seconds spent in tool calls
+    policy_mask: torch.Tensor | None = None
+    trajectories: list[list[dict[str, Any]]] | None = None
+    tool_seconds: float = 0.0
 
     @property
     def width(self) -> int:
@@ -76,16 +81,33 @@ def collect(
     start = time.perf_counter()
     ids = [p["prompt_ids"] for p in prompts]
     media = [p["media"] for p in prompts] if "media" in prompts[0] else None  # multimodal prompts
+    tool_seconds = getattr(engine, "tool_seconds", 0.0)
     sampled = engine.sample(model, ids, n, greedy, seed, media=media)
+    tool_seconds = getattr(engine, "tool_seconds", 0.0) - tool_seconds
     answer_ids = [sample.answer_ids for sample in sampled]
     rows = [prompt for prompt in prompts for _ in range(n)]
-    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in answer_ids]
+    # the rewards read the final answer: the text after the last tool result (the whole answer without tools)
+    finals = [sample.answer_ids[sample.final_start :] for sample in sampled]
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in finals]
     lengths = [len(ids) for ids in answer_ids]
+    tools = any(sample.segments for sample in sampled)
+    trajectories = [segment_rows(sample, tokenizer) for sample in sampled]
     totals, per_function = score(
-        rewards, [p["prompt"] for p in rows], texts, [p["reference"] for p in rows], lengths
+        rewards,
+        [p["prompt"] for p in rows],
+        texts,
+        [p["reference"] for p in rows],
+        [len(ids) for ids in finals],
+        trajectories,
     )
     device = next(model.parameters()).device
     batch = answer_rows([p["prompt_ids"] for p in rows], answer_ids, tokenizer.pad_token_id)
+    policy_mask = None
+    if tools:
+        policy_mask = torch.zeros(len(sampled), max(lengths), dtype=torch.bool)
+        for row, sample in enumerate(sampled):
+            policy_mask[row, : len(sample.answer_ids)] = torch.tensor(sample.policy_mask, dtype=torch.bool)
+        policy_mask = policy_mask.to(device)
     return Rollout(
         batch={key: value.to(device) for key, value in batch.items()},
         starts=torch.tensor([len(p["prompt_ids"]) - 1 for p in rows], device=device),
@@ -98,6 +120,9 @@ def collect(
         per_function=per_function,
         seconds=time.perf_counter() - start,
         media=[p["media"] for p in rows] if "media" in rows[0] else None,
+        policy_mask=policy_mask,
+        trajectories=trajectories if tools else None,
+        tool_seconds=tool_seconds,
     )
 
 
@@ -109,6 +134,20 @@ def to_answers(values: torch.Tensor, starts: torch.Tensor, width: int) -> torch.
 
 def answer_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def trained_mask(rollout: Rollout) -> torch.Tensor:
+    """[rows, width]: the answer tokens the loss, the KL and the log-probs cover: the policy's own tokens
+    (tool results, appended by the tool loop, are never trained)."""
+    mask = answer_mask(rollout.lengths, rollout.width)
+    return mask if rollout.policy_mask is None else mask & rollout.policy_mask[:, : rollout.width]
+
+
+def policy_tokens_first(mask: torch.Tensor) -> torch.Tensor:
+    """Per row, the column order that puts its policy tokens first, in order (tool-result tokens after):
+    per-token recursions such as GAE run over the policy's tokens only, as if the tool results (the
+    environment's turns, no action of the policy) were not there. Without tools: the identity."""
+    return torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
 
 
 def select(batch: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -222,14 +261,41 @@ def rollout_metrics(rollout: Rollout, train_logps: torch.Tensor | None) -> dict[
         metrics[f"reward/{label}/mean"] = column.mean().item()
         metrics[f"reward/{label}/std"] = column.std().item() if len(values) > 1 else 0.0
     if train_logps is not None:
+        policy = None if rollout.policy_mask is None else rollout.policy_mask.tolist()
         gaps = [
             abs(engine - train)
             for row, engine_row in enumerate(rollout.engine_logps)
-            for engine, train in zip(engine_row, train_logps[row, : len(engine_row)].tolist(), strict=True)
+            for column, (engine, train) in enumerate(
+                zip(engine_row, train_logps[row, : len(engine_row)].tolist(), strict=True)
+            )
+            if policy is None or policy[row][column]
         ]
         if gaps:
             metrics["rollout/logp_gap"] = sum(gaps) / len(gaps)
+    if rollout.trajectories is not None:
+        metrics.update(tool_metrics(rollout.trajectories, rollout.policy_mask, rollout.lengths))
+        metrics["tools/seconds"] = rollout.tool_seconds
     return metrics
+
+
+def tool_metrics(
+    trajectories: list[list[dict[str, Any]]], policy_mask: torch.Tensor | None, lengths: torch.Tensor
+) -> dict[str, float]:
+    """Per answer on average: tool calls, policy turns, tool-result tokens; failed calls of the rollout."""
+    calls = [sum(segment["role"] == "tool" for segment in row) for row in trajectories]
+    turns = [sum(segment["role"] == "policy" for segment in row) for row in trajectories]
+    errors = sum(bool(segment.get("error")) for row in trajectories for segment in row)
+    answers = len(trajectories)
+    result_tokens = 0.0
+    if policy_mask is not None:
+        inside = answer_mask(lengths, policy_mask.shape[1])
+        result_tokens = (inside & ~policy_mask).sum().item() / answers
+    return {
+        "tools/calls_per_answer": sum(calls) / answers,
+        "tools/errors": float(errors),
+        "tools/result_tokens": result_tokens,
+        "turns": sum(turns) / answers,
+    }
 
 
 def evaluate(trainer: Any) -> dict[str, float]:
@@ -288,6 +354,7 @@ def evaluate_prompts(
             "answer": answer,
             "reward": part.rewards[i].item(),
             "rewards": {label: part.per_function[label][i] for label in labels},
+            **({"segments": part.trajectories[i]} if part.trajectories is not None else {}),
         }
         for part in parts
         for i, (prompt, answer) in enumerate(zip(part.prompts, part.answers, strict=True))

@@ -18,9 +18,11 @@ def dump_due(step: int, every: int | None, logging_steps: int) -> bool:
 
 def rollout_rows(rollout: Any, advantages: list[float]) -> list[dict[str, Any]]:
     """One row per answer: prompt id, prompt, reference, answer, total reward, the reward of each function,
-    advantage, finished (ended with the end token) or truncated (cut at max_new_tokens), token count."""
+    advantage, finished (ended with the end token) or truncated (cut at max_new_tokens), token count. With
+    tools, `answer` is the final answer and `segments` the trajectory: {"role": "policy" | "tool", "text",
+    "tool"?, "trained", "error"?} in order; trained_tokens counts the policy's tokens."""
     labels = list(rollout.per_function)
-    return [
+    rows = [
         {
             "id": prompt["id"],
             "prompt": prompt["prompt"],
@@ -35,6 +37,14 @@ def rollout_rows(rollout: Any, advantages: list[float]) -> list[dict[str, Any]]:
         }
         for row, (prompt, answer) in enumerate(zip(rollout.prompts, rollout.answers, strict=True))
     ]
+    trajectories = getattr(rollout, "trajectories", None)
+    if trajectories is not None:  # with tools: `answer` is the final answer, `segments` the whole trajectory
+        trained = rollout.policy_mask.sum(-1).tolist()
+        for row, segments in zip(rows, trajectories, strict=True):
+            row["segments"] = segments
+        for row, count in zip(rows, trained, strict=True):
+            row["trained_tokens"] = int(count)
+    return rows
 
 
 def dump_rollout(trainer: Any, every: int | None, rollout: Any, advantages: list[float]) -> None:

@@ -78,7 +78,12 @@ def run(settings: ChatInferenceExperimentSettings) -> None:
         )
         logger.info("data: %s", report.summary())
         generations = vllm_rows if entry.use_vllm else transformers_rows
-        for generation_index, rows in enumerate(generations(entry, tokenizer, samples, settings.seed)):
+        answered = generations(entry, tokenizer, samples, settings.seed)
+        if settings.tool_settings:  # the tool loop of online RL (pipelines/inference/chat_tools.py)
+            from turbo.pipelines.inference.chat_tools import tool_rows
+
+            answered = tool_rows(settings, entry, tokenizer, samples)
+        for generation_index, rows in enumerate(answered):
             for source in settings.dataset_settings.sources:
                 path = output_path(settings.save_path, model_index, generation_index, source.name)
                 count = write_jsonl(path, (row for row in rows if row["dataset_name"] == source.name))

@@ -39,6 +39,7 @@ from turbo.pipelines.preflight.methods import (
 )
 from turbo.pipelines.preflight.rag import index_outputs, rag_vector_sizes
 from turbo.pipelines.preflight.rl import python_rewards, rollout_engine, server_api_key
+from turbo.pipelines.preflight.tools import tools
 from turbo.settings.loading import validation_lines
 from turbo.settings.outputs import merge_output_problems
 from turbo.settings.problems import salvage, unsettled
@@ -64,11 +65,11 @@ COMMON: list[Check] = [
 ]
 TRAIN: list[Check] = [*COMMON, logging_backend, experiment_folder]
 WRITES: list[Check] = [*COMMON, output_folders]  # inference, sampling and tools that write save_path
-RL: list[Check] = [*TRAIN, python_rewards, rollout_engine, server_api_key]
+RL: list[Check] = [*TRAIN, python_rewards, rollout_engine, server_api_key, tools]
 
 PREFLIGHT: dict[str, list[Check]] = {
     "train_sft": TRAIN,
-    "inference_chat": [*WRITES, vllm_engines],
+    "inference_chat": [*WRITES, vllm_engines, tools],
     "train_classification": [*TRAIN, classification_labels],
     "inference_classification": WRITES,
     "train_kto": TRAIN,

@@ -13,6 +13,7 @@ from turbo.settings.generation import GenerationSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.problems import Problem, raise_problems
 from turbo.settings.tokenizer import TokenizerSettings
+from turbo.settings.tools import ToolLoopSettings, ToolSettings, tool_problems
 from turbo.settings.vllm import VLLMEngineSettings, vllm_sampling
 
 
@@ -113,6 +114,19 @@ class ChatInferenceExperimentSettings(StrictModel):
     dataset_settings: ChatDatasetSettings
     save_path: Path = Field(description="Folder for one JSONL of answers per model, generation and source.")
     seed: Seed = Field(42, description="Seeds Python, NumPy and torch (sampling, shuffling, initialisation).")
+    tool_settings: list[ToolSettings] = Field(
+        default_factory=list,
+        description="Tools the model may call inside its answers (retriever, python); each row then holds "
+        "the trajectory's segments.",
+    )
+    tool_loop_settings: ToolLoopSettings = Field(
+        ToolLoopSettings(), description="The call format and the limits of a trajectory (with tool_settings)."
+    )
+
+    @model_validator(mode="after")
+    def _unique_tools(self) -> ChatInferenceExperimentSettings:
+        raise_problems(self, tool_problems(self.tool_settings, []))
+        return self
 
     @field_validator("dataset_settings")
     @classmethod

@@ -10,6 +10,7 @@ from turbo.settings.cherry_pick import ChatCherryPickSettings
 from turbo.settings.datasets.prompt import RlPromptDatasetSettings
 from turbo.settings.model import ModelSettings
 from turbo.settings.pipelines.train.base import BaseTrainExperimentSettings
+from turbo.settings.problems import Problem
 from turbo.settings.rewards import RewardSettings
 from turbo.settings.rollout import (
     RolloutCorrectionSettings,
@@ -17,6 +18,7 @@ from turbo.settings.rollout import (
     check_rl_experiment,
     check_rl_trainer,
 )
+from turbo.settings.tools import ToolLoopSettings, ToolSettings, tool_problems
 from turbo.settings.trainer import TrainerSettings
 
 
@@ -77,6 +79,27 @@ class RlExperimentSettings(BaseTrainExperimentSettings):
         "frozen copy of the starting model (full fine-tuning).",
     )
     trainer_settings: RlTrainerSettings = RlTrainerSettings()
+    tool_settings: list[ToolSettings] = Field(
+        default_factory=list,
+        description="Tools the policy may call inside its answers (retriever, python); see docs/rl.md. "
+        "Rewards then score the final answer (the text after the last tool result).",
+    )
+    tool_loop_settings: ToolLoopSettings = Field(
+        ToolLoopSettings(), description="The call format and the limits of a trajectory (with tool_settings)."
+    )
+
+    def cross_field_problems(self) -> list[Problem]:
+        problems = [*super().cross_field_problems(), *tool_problems(self.tool_settings, self.reward_settings)]
+        if self.tool_settings and getattr(self.trainer_settings, "overlong_penalty", None) is not None:
+            problems.append(
+                (
+                    "trainer_settings.overlong_penalty",
+                    "counts answer tokens against max_new_tokens, but with tool_settings a trajectory holds "
+                    "several turns and tool results; remove it (tool_loop_settings.max_total_tokens limits "
+                    "trajectories)",
+                )
+            )
+        return problems
 
     @model_validator(mode="after")
     def _rollouts_fit(self) -> RlExperimentSettings:
