@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-# re-exported only for test files written before tests/helpers.py; new tests import from tests.helpers
-from .helpers import CONFIGS, DATASETS, FIXTURES, REPO, read_jsonl, run_turbo  # noqa: F401
+from .helpers import CONFIGS, FIXTURES, REPO, run_turbo
 
 sys.path.insert(0, str(FIXTURES))
 

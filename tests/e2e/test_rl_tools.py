@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from ..conftest import CONFIGS, DATASETS, read_jsonl, run_turbo
+from ..helpers import CONFIGS, DATASETS, read_jsonl, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "tool_calls.json"
 GRPO = CONFIGS / "train" / "grpo" / "tools.json"

@@ -23,9 +23,13 @@ TOWERS = {"clip": "clip_tiny", "siglip": "siglip_tiny", "whisper": "whisper_tiny
 
 @pytest.mark.parametrize("kind", sorted(ENCODERS))
 def test_every_encoder_and_its_reader_build_from_settings(multimodal_models: Path, kind: str) -> None:
-    modality = TypeAdapter(EncoderSettings).validate_python(
-        {"modality_encoder_type": kind, "encoder_path": str(multimodal_models / TOWERS[kind])}
-    ).modality
+    modality = (
+        TypeAdapter(EncoderSettings)
+        .validate_python(
+            {"modality_encoder_type": kind, "encoder_path": str(multimodal_models / TOWERS[kind])}
+        )
+        .modality
+    )
     folder = multimodal_models / TOWERS[kind]
     media = multimodal_models.parent / "datasets" / "multimodal" / "media"
     settings = PreprocessMultimodalSettings.model_validate(

@@ -64,9 +64,7 @@ def test_rules() -> None:
     data = copy.deepcopy(INFERENCE)
     data["inference_settings"][0]["use_vllm"] = True
     data["inference_settings"][0]["model_settings"]["generator_settings"]["peft_settings"] = {"name": "LORA"}
-    assert "use_vllm: true cannot apply it" in invalid(
-        RagInferenceExperimentSettings, data
-    )
+    assert "use_vllm: true cannot apply it" in invalid(RagInferenceExperimentSettings, data)
 
 
 def test_the_generator_is_what_code_reading_a_model_block_sees() -> None:

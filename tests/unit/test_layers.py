@@ -8,12 +8,25 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "turbo"
-RANK = {"settings": 0, "data": 1, "modeling": 1, "generators": 1, "metrics": 1, "trainers": 2,
-        "pipelines": 3, "cli": 4}
+RANK = {
+    "settings": 0,
+    "data": 1,
+    "modeling": 1,
+    "generators": 1,
+    "metrics": 1,
+    "trainers": 2,
+    "pipelines": 3,
+    "cli": 4,
+}
 # inside the middle layer: data and modeling stand alone; generators run what modeling loads on
 # samples that data makes; metrics may use all three
-ALLOWED_SIDEWAYS = {("generators", "modeling"), ("generators", "data"), ("metrics", "modeling"),
-                    ("metrics", "generators"), ("metrics", "data")}
+ALLOWED_SIDEWAYS = {
+    ("generators", "modeling"),
+    ("generators", "data"),
+    ("metrics", "modeling"),
+    ("metrics", "generators"),
+    ("metrics", "data"),
+}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -51,10 +64,11 @@ def test_imports_point_down_only() -> None:
 
 def test_no_two_modules_import_each_other() -> None:
     modules = {_module(path): path for path in PACKAGE.rglob("*.py")}
-    edges = {name: {imported for _, imported in _imports(path) if imported in modules}
-             for name, path in modules.items()}
+    edges = {
+        name: {imported for _, imported in _imports(path) if imported in modules}
+        for name, path in modules.items()
+    }
     cycles = sorted(
-        f"{a} <-> {b}" for a, targets in edges.items() for b in targets
-        if a < b and a in edges.get(b, set())
+        f"{a} <-> {b}" for a, targets in edges.items() for b in targets if a < b and a in edges.get(b, set())
     )
     assert not cycles, "\n".join(cycles)

@@ -81,9 +81,7 @@ def render_with_chat_template(
     return _render_by_prefixes(messages, tokenizer, where)
 
 
-def _render_by_prefixes(
-    messages: list[ChatMessage], tokenizer: Any, where: str
-) -> tuple[list[Segment], str]:
+def _render_by_prefixes(messages: list[ChatMessage], tokenizer: Any, where: str) -> tuple[list[Segment], str]:
     segments = []
     rendered = ""
     for index in range(len(messages)):

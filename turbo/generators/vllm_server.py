@@ -75,7 +75,7 @@ def key_hint(api_key: str | None) -> str:
     if api_key is None:
         return (
             f"the server wants an API key; put it in an environment variable and name that variable in "
-            f"{SETTING}.api_key_env (e.g. \"api_key_env\": \"VLLM_API_KEY\")"
+            f'{SETTING}.api_key_env (e.g. "api_key_env": "VLLM_API_KEY")'
         )
     return (
         f"it does not accept the key in the environment variable that {SETTING}.api_key_env names; "

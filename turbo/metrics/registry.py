@@ -36,6 +36,7 @@ METRICS: dict[str, Callable[..., Scores]] = {
     "retrieval_utility": retrieval_utility,
 }
 
+
 def compute_scores(
     metric_settings: Sequence[Any],
     samples: list[EvalSample],

@@ -71,8 +71,10 @@ def normalize_projector(data: object) -> object:
     """A projector given as its type name ("llava") is {"projector_type": "llava"}; old names map to new."""
     if isinstance(data, str):
         data = {"projector_type": data}
-    if isinstance(data, dict) and isinstance(data.get("projector_type"), str) and (
-        data["projector_type"] in PROJECTOR_TYPE_ALIASES
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("projector_type"), str)
+        and (data["projector_type"] in PROJECTOR_TYPE_ALIASES)
     ):
         data = {**data, "projector_type": PROJECTOR_TYPE_ALIASES[data["projector_type"]]}
     return data

@@ -70,8 +70,8 @@ def _file_size(value: int | str) -> int | str:
         return value
     if not SIZE.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not a size; write a whole number and a unit, e.g. \"5GB\", \"500MB\", "
-            "\"10KiB\" (KB, MB, GB, KiB, MiB, GiB), or a number of bytes"
+            f'{value!r} is not a size; write a whole number and a unit, e.g. "5GB", "500MB", '
+            '"10KiB" (KB, MB, GB, KiB, MiB, GiB), or a number of bytes'
         )
     return value
 

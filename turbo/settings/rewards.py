@@ -114,6 +114,7 @@ RewardSettings = Annotated[
     Field(discriminator="type"),
 ]
 
+
 def check_reward_labels(rewards: list) -> None:
     """Each reward logs under its own name."""
     labels = [reward.label for reward in rewards]

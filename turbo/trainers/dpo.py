@@ -141,7 +141,6 @@ class DpoTrainer(MetricsTrainer):
         for part, values in result.parts.items():
             metrics[f"loss/{self.loss_type}/{part}"] += values.tolist()
 
-
     @torch.no_grad()
     def _record_sft(self, split: str, policy: AnswerLogps, inputs: dict[str, Any]) -> None:
         """The DPO rewards of the policy against the starting model, as the original logs them."""

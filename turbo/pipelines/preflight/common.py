@@ -128,7 +128,8 @@ def reader_folders(settings: Any) -> list[str]:
     return [
         f"{where}reader_path: {node.reader_path} has no preprocessor_config.json"
         for where, node in nodes(settings)
-        if getattr(node, "reader_type", None) is not None and node.modality is not None  # pickle: features
+        if getattr(node, "reader_type", None) is not None
+        and node.modality is not None  # pickle: features
         and not has_file(node.reader_path, ("preprocessor_config.json",))
     ]
 
@@ -157,7 +158,6 @@ def logging_backend(settings: Any) -> list[str]:
     if package is None or importlib.util.find_spec(package) is not None:
         return []
     return [f"logging_settings: '{logger.logging_type}' needs the {package} package (pip install {package})"]
-
 
 
 def experiment_folder(settings: Any) -> list[str]:

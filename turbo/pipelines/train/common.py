@@ -286,7 +286,7 @@ def end_run(
 
 
 def saved_kind(model: Any) -> str:
-    """"adapter" where the model (or a multimodal model's LM) trains one, else "model"."""
+    """ "adapter" where the model (or a multimodal model's LM) trains one, else "model"."""
     return "adapter" if hasattr(getattr(model, "language_model", model), "peft_config") else "model"
 
 
