@@ -137,7 +137,6 @@ def mean_sample_length(settings: object) -> float:
 def turbo_padding_share(settings: object, args: argparse.Namespace) -> float:
     """Pad positions / all positions over the rows turbo trains on, batched in a seeded random order."""
     from turbo.data.chat import build_chat_samples
-    from turbo.data.packing import padding_share
     from turbo.modeling.tokenizer import load_tokenizer
 
     data = settings.train_dataset_settings  # type: ignore[attr-defined]
@@ -149,7 +148,9 @@ def turbo_padding_share(settings: object, args: argparse.Namespace) -> float:
         return 0.0
     lengths = [len(row["input_ids"]) for row in rows]
     random.Random(0).shuffle(lengths)
-    return padding_share(lengths, args.batch)
+    batches = [lengths[i : i + args.batch] for i in range(0, len(lengths), args.batch)]
+    padded = sum(len(batch) * max(batch) for batch in batches)  # each batch padded to its longest row
+    return 1 - sum(lengths) / padded if padded else 0.0
 
 
 def run_trl(args: argparse.Namespace, data: Path, out: Path) -> dict:

@@ -95,17 +95,23 @@ def post(url: str, route: str, body: dict[str, Any], timeout: float, api_key: st
     return request(url, route, body, timeout, api_key)
 
 
+def api_key_problem(server: Any) -> str | None:
+    """What is wrong with the server's API key set-up (api_key_env names a variable that is not set), or
+    None. Only the variable's presence is checked; the key never appears in a message."""
+    if server is None or server.api_key_env is None or os.environ.get(server.api_key_env):
+        return None
+    return (
+        f"{SETTING}.api_key_env: the environment variable {server.api_key_env} is not set; export it with "
+        f"the key the server at {server.url} was started with (vllm serve --api-key)"
+    )
+
+
 def server_api_key(server: Any) -> str | None:
     """The key in the environment variable that api_key_env names; None when no key is set up."""
-    if server.api_key_env is None:
-        return None
-    key = os.environ.get(server.api_key_env)
-    if not key:
-        raise SettingsError(
-            f"{SETTING}.api_key_env: the environment variable {server.api_key_env} is not set; export it "
-            "with the key the server was started with (vllm serve --api-key)"
-        )
-    return key
+    problem = api_key_problem(server)
+    if problem:
+        raise SettingsError(problem)
+    return os.environ[server.api_key_env] if server.api_key_env is not None else None
 
 
 def same_model(expected: str, served: str) -> bool:

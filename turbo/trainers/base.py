@@ -15,6 +15,14 @@ def split_metrics() -> dict[str, dict[str, list[float]]]:
     return {"train": defaultdict(list), "eval": defaultdict(list)}
 
 
+def start_metrics(trainer: Any) -> None:
+    """A trainer whose loss is a mean over its batch (the Trainer scales it for gradient accumulation)
+    and that gathers per-example metrics between two logs."""
+    trainer.model_accepts_loss_kwargs = False
+    trainer.loss_is_scaled_for_ga = False
+    trainer._metrics = split_metrics()
+
+
 def add_metric_means(trainer: Any, logs: dict[str, float]) -> None:
     """Into `logs`, the mean of each value in `trainer._metrics` gathered since the previous log
     (`eval_`-prefixed at evaluation), averaged over all processes; then gather afresh."""
@@ -39,9 +47,7 @@ class MetricsTrainer(Trainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.model_accepts_loss_kwargs = False  # the loss is a mean: the Trainer scales it for accumulation
-        self.loss_is_scaled_for_ga = False
-        self._metrics = split_metrics()
+        start_metrics(self)
 
     def metrics(self, model: torch.nn.Module) -> dict[str, list[float]]:
         return self._metrics["train" if model.training else "eval"]

@@ -16,7 +16,7 @@ import torch
 from transformers import Trainer
 
 from turbo.generators.rollout import RolloutEngine, segment_rows, sync_engine
-from turbo.trainers.base import add_metric_means, split_metrics
+from turbo.trainers.base import add_metric_means, start_metrics
 from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
 from turbo.trainers.rewards import RewardFunction, score
 
@@ -381,9 +381,7 @@ class RolloutTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.model_accepts_loss_kwargs = False  # as MetricsTrainer: the step's loss is a mean
-        self.loss_is_scaled_for_ga = False
-        self._metrics = split_metrics()
+        start_metrics(self)  # as MetricsTrainer: the step's loss is a mean
         self.rollout_settings = rollout_settings
         self.engine = engine
         self.rewards = rewards

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +74,8 @@ def rollout_engine(settings: Any) -> list[str]:
 
 
 def server_api_key(settings: Any) -> list[str]:
-    """A vLLM server with an API key (rollout_settings.vllm_server.api_key_env): the variable is set.
-    Only its presence is checked; the key is never read into a message."""
-    server = settings.rollout_settings.vllm_server
-    if server is None or server.api_key_env is None or os.environ.get(server.api_key_env):
-        return []
-    return [
-        f"rollout_settings.vllm_server.api_key_env: the environment variable {server.api_key_env} is not "
-        f"set; export it with the key the server at {server.url} was started with (vllm serve --api-key)"
-    ]
+    """A vLLM server with an API key (rollout_settings.vllm_server.api_key_env): the variable is set."""
+    from turbo.generators.vllm_server import api_key_problem
+
+    problem = api_key_problem(settings.rollout_settings.vllm_server)
+    return [problem] if problem else []

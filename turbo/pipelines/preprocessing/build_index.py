@@ -132,12 +132,6 @@ def add_vectors(index: Any, passages: Any, start: int, stop: int) -> Any:
     return index
 
 
-def fill_index(index: Any, passages: Any, settings: BuildIndexSettings) -> Any:
-    """Train the index on a seeded sample when its type needs it, then add every vector in chunks."""
-    train_index(index, passages, settings)
-    return add_vectors(index, passages, 0, len(passages))
-
-
 def shard_name(index_path: Path, number: int) -> str:
     return f"{index_path.stem}.shard{number:05d}{index_path.suffix}"
 
@@ -153,14 +147,14 @@ def write_index(
     train_index(index, passages, settings)
     count = len(passages)
     shards = min(settings.index_shards, count)
-    if shards == 1:
-        tmp = index_path.with_name(f".{index_path.name}.tmp")
-        faiss.write_index(add_vectors(index, passages, 0, count), str(tmp))
-        return [(tmp, index_path)]
     written: list[tuple[Path, Path]] = []
     entries = []
     size = -(-count // shards)
     try:
+        if shards == 1:
+            written.append((index_path.with_name(f".{index_path.name}.tmp"), index_path))
+            faiss.write_index(add_vectors(index, passages, 0, count), str(written[-1][0]))
+            return written
         for number, start in enumerate(range(0, count, size)):
             stop = min(start + size, count)
             shard = add_vectors(faiss.clone_index(index), passages, start, stop)

@@ -9,9 +9,8 @@ from turbo.pipelines.train.common import policy_tokenizer, save_final, start_exp
 from turbo.pipelines.train.rollout import (
     load_policy,
     load_prompts,
-    load_reference,
+    load_rl_reference,
     log_setup,
-    rollout_engine,
     rollout_trainer_arguments,
     train_with_rollouts,
 )
@@ -21,6 +20,7 @@ logger = logging.getLogger("turbo")
 
 
 def run(settings: GrpoExperimentSettings) -> None:
+    from turbo.generators.engines import open_engine
     from turbo.trainers.grpo import GrpoTrainer
     from turbo.trainers.rewards import build_rewards
 
@@ -30,10 +30,10 @@ def run(settings: GrpoExperimentSettings) -> None:
     train, val, cherry_picks = load_prompts(settings, tokenizer, folder)
     rewards = build_rewards(settings.reward_settings, tokenizer)
     model = load_policy(settings, tokenizer)
-    ref_model = load_reference(settings, tokenizer, needed=trainer_settings.beta > 0)
+    ref_model = load_rl_reference(settings, tokenizer, needed=trainer_settings.beta > 0)
     log_setup(settings, ref_model, trainer_settings.beta > 0)
 
-    with rollout_engine(settings, tokenizer) as engine:
+    with open_engine(settings, tokenizer) as engine:
         arguments = rollout_trainer_arguments(
             settings, folder, tokenizer, train, val, engine, rewards, ref_model
         )

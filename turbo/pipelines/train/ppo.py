@@ -14,9 +14,8 @@ from turbo.pipelines.train.rollout import (
     disable_dropout,
     load_policy,
     load_prompts,
-    load_reference,
+    load_rl_reference,
     log_setup,
-    rollout_engine,
     rollout_trainer_arguments,
     train_with_rollouts,
 )
@@ -61,6 +60,7 @@ def load_value_model(settings: PpoExperimentSettings, tokenizer: Any) -> Any:
 
 
 def run(settings: PpoExperimentSettings) -> None:
+    from turbo.generators.engines import open_engine
     from turbo.trainers.ppo import VALUE_MODEL, PpoTrainer
     from turbo.trainers.rewards import build_rewards
 
@@ -71,10 +71,10 @@ def run(settings: PpoExperimentSettings) -> None:
     rewards = build_rewards(settings.reward_settings, tokenizer)
     model = load_policy(settings, tokenizer)
     value_model = load_value_model(settings, tokenizer)
-    ref_model = load_reference(settings, tokenizer, needed=True)
+    ref_model = load_rl_reference(settings, tokenizer, needed=True)
     log_setup(settings, ref_model, True)
 
-    with rollout_engine(settings, tokenizer) as engine:
+    with open_engine(settings, tokenizer) as engine:
         arguments = rollout_trainer_arguments(
             settings, folder, tokenizer, train, val, engine, rewards, ref_model
         )

@@ -4,8 +4,6 @@ callbacks. Plain functions; each pipeline reads top to bottom in its own file.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,23 +95,12 @@ def disable_dropout(model: Any) -> None:
             module.p = 0.0
 
 
-def load_reference(settings: Any, tokenizer: Any, needed: bool) -> Any:
+def load_rl_reference(settings: Any, tokenizer: Any, needed: bool) -> Any:
     """A separate frozen reference: ref_model_settings, or for full fine-tuning a copy of the starting
     model; None when not needed or when the policy's adapter disabled is the reference."""
     if not needed or (settings.ref_model_settings is None and settings.model_settings.trains_adapter):
         return None
     return load_frozen(settings, tokenizer, settings.ref_model_settings)
-
-
-@contextmanager
-def rollout_engine(settings: Any, tokenizer: Any) -> Iterator[Any]:
-    """transformers generate on the training model, a separate vLLM server (rollout_settings.vllm_server),
-    or a colocated vLLM engine on the policy's base model (in this process, so that new weights pass by
-    reference; shut down on exit)."""
-    from turbo.generators.engines import open_engine
-
-    with open_engine(settings, tokenizer) as engine:
-        yield engine
 
 
 def to_device(rewards: list, device: Any) -> None:
