@@ -126,3 +126,11 @@ def test_properties_live_on_the_settings_classes() -> None:
     }  # fmt: skip
     peft = members(load_object(REGISTRIES["peft_types"][0]))
     assert [tag for tag, klass in peft.items() if not klass.virtual_tokens] == ["LORA"]
+
+
+def test_each_subset_dict_keyed_by_dataset_type_covers_its_union() -> None:
+    """Dicts keyed by some of the dataset types (inference_rm's row builders) take every type the
+    command's settings accept, so a type added to the union cannot reach a KeyError."""
+    union = load_object("turbo.settings.pipelines.inference.rm:RmDatasetSettings")
+    builders = load_object("turbo.pipelines.inference.rm_rows:ROW_BUILDERS")
+    assert sorted(members(union)) == sorted(builders)

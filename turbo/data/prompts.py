@@ -84,7 +84,7 @@ def build_prompt_samples(
 
 def build_rl_prompts(settings: Any, tokenizer: Any, *, seed: int) -> tuple[list[ChatSample], DatasetReport]:
     """The prompts of a `prompt` or a `chat` dataset (chat: up to the last user message)."""
-    if settings.dataset_type == "prompt":
+    if isinstance(settings, PromptDatasetSettings):
         return build_prompt_samples(settings, tokenizer, seed=seed)
     return build_chat_samples(settings, tokenizer, seed=seed, inference=True)
 

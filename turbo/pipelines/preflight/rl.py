@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from turbo.pipelines.preflight.common import vllm_problem
+from turbo.settings.rewards import PythonRewardSettings
 
 
 def _defined_names(source: str) -> set[str] | None:
@@ -57,7 +58,7 @@ def python_rewards(settings: Any) -> list[str]:
     """Every reward of type python names a function that can be imported."""
     problems = []
     for index, reward in enumerate(settings.reward_settings):
-        if getattr(reward, "type", None) != "python":
+        if not isinstance(reward, PythonRewardSettings):
             continue
         problem = function_problem(reward.function)
         if problem:

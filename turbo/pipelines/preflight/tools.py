@@ -12,6 +12,7 @@ from turbo.modeling.rag.retriever import index_dimension
 from turbo.pipelines.preflight.common import is_folder
 from turbo.pipelines.preflight.rl import function_problem
 from turbo.settings.paths import path_problem
+from turbo.settings.tools import PythonToolSettings, RetrieverToolSettings
 
 
 def _retriever_problems(tool: Any, where: str) -> list[str]:
@@ -43,10 +44,10 @@ def tools(settings: Any) -> list[str]:
     problems: list[str] = []
     for index, tool in enumerate(getattr(settings, "tool_settings", None) or []):
         where = f"tool_settings.{index}"
-        if tool.type == "python":
+        if isinstance(tool, PythonToolSettings):
             problem = function_problem(tool.function)
             if problem:
                 problems.append(f"{where}.function: {tool.function}: {problem}")
-        elif tool.type == "retriever":
+        elif isinstance(tool, RetrieverToolSettings):
             problems += _retriever_problems(tool, where)
     return problems

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
+
 CHERRY_PICKS = "cherry_picks"
 
 
@@ -50,7 +52,7 @@ def attach_score_cherry_picks(
     batch = trainer.args.per_device_eval_batch_size
     if predict:
         eval_samples = classification_eval_samples(samples)
-    elif cherry_pick.dataset_settings.dataset_type == "pair_preferences":
+    elif isinstance(cherry_pick.dataset_settings, PairPreferencesDatasetSettings):
         eval_samples = pair_eval_samples(samples)
     else:
         eval_samples = chat_eval_samples(samples)

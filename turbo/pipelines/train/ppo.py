@@ -21,6 +21,7 @@ from turbo.pipelines.train.rollout import (
 )
 from turbo.settings.model import ModelSettings
 from turbo.settings.pipelines.train.ppo import PpoExperimentSettings
+from turbo.settings.rewards import RewardModelRewardSettings
 from turbo.settings.tokenizer import TokenizerSettings
 
 logger = logging.getLogger("turbo")
@@ -31,7 +32,7 @@ def value_model_settings(settings: PpoExperimentSettings) -> ModelSettings:
     if settings.value_model_settings is not None:
         return settings.value_model_settings
     for reward in settings.reward_settings:
-        if reward.type == "reward_model":
+        if isinstance(reward, RewardModelRewardSettings):
             return reward.model_settings
     return ModelSettings(
         model_path=settings.model_settings.model_path,

@@ -17,6 +17,7 @@ from turbo.pipelines.train.common import (
 )
 from turbo.pipelines.train.evaluation import attach_score_cherry_picks
 from turbo.pipelines.train.splits import load_splits, pair_previews
+from turbo.settings.datasets.pair_preferences import PairPreferencesDatasetSettings
 from turbo.settings.pipelines.train.rm import RmExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -35,7 +36,7 @@ def run(settings: RmExperimentSettings) -> None:
         tokenizer,
         lambda dataset: build_pair_samples(dataset, tokenizer, seed=settings.seed),
         cherry=lambda dataset: (
-            build_pair_samples if dataset.dataset_type == "pair_preferences" else build_chat_samples
+            build_pair_samples if isinstance(dataset, PairPreferencesDatasetSettings) else build_chat_samples
         )(dataset, tokenizer, seed=settings.seed),
         previews=lambda samples: pair_previews(samples, tokenizer),
     )

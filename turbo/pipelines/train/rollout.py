@@ -12,6 +12,7 @@ from turbo.data.report import DatasetReport
 from turbo.modeling.loading import load_model
 from turbo.pipelines.train.reference import load_frozen
 from turbo.pipelines.train.splits import load_splits
+from turbo.settings.datasets.multimodal import MultimodalDatasetSettings
 
 logger = logging.getLogger("turbo")
 
@@ -21,7 +22,7 @@ PREVIEW_PROMPTS = 3
 def prompt_split(dataset: Any, tokenizer: Any, seed: int) -> tuple[list[dict], DatasetReport]:
     """The prompt features of one dataset: chat, prompt or (GRPO) multimodal records, whose media are
     read here and whose span tokens are added to the tokenizer (before the model loads)."""
-    if dataset.dataset_type != "multimodal":
+    if not isinstance(dataset, MultimodalDatasetSettings):
         samples, report = build_rl_prompts(dataset, tokenizer, seed=seed)
         return prompt_features(samples, tokenizer), report
     from turbo.data.multimodal import add_modality_tokens, build_multimodal_samples

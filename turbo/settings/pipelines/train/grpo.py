@@ -144,7 +144,7 @@ class GrpoExperimentSettings(RlExperimentSettings):
 
     @property
     def multimodal(self) -> bool:
-        return self.train_dataset_settings.dataset_type == "multimodal"
+        return isinstance(self.train_dataset_settings, MultimodalDatasetSettings)
 
     def cross_field_problems(self) -> list[Problem]:
         problems = super().cross_field_problems()
@@ -162,7 +162,7 @@ class GrpoExperimentSettings(RlExperimentSettings):
         if not self.multimodal:
             if self.multimodal_settings is not None:
                 problems.append(("multimodal_settings", "is read with multimodal prompts only; remove it"))
-            if val is not None and val.dataset_type == "multimodal":
+            if isinstance(val, MultimodalDatasetSettings):
                 problems.append(("val_dataset_settings.dataset_type", "must match train_dataset_settings'"))
             return problems
         parts = self.multimodal_settings
@@ -203,7 +203,7 @@ class GrpoExperimentSettings(RlExperimentSettings):
         ):
             if dataset is None:
                 continue
-            if dataset.dataset_type != "multimodal":
+            if not isinstance(dataset, MultimodalDatasetSettings):
                 problems.append((f"{name}.dataset_type", "must be multimodal, as train_dataset_settings'"))
                 continue
             problems += modality_problems(
