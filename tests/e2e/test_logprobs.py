@@ -26,7 +26,9 @@ SAMPLED = {
 
 def check_answer(answer: dict, tokenizer, greedy: bool) -> None:
     ids, logprobs = answer["token_ids"], answer["logprobs"]
-    assert 1 <= len(ids) <= 5 and len(logprobs) == len(ids) and all(value <= 0 for value in logprobs)
+    assert 1 <= len(ids) <= 5
+    assert len(logprobs) == len(ids)
+    assert all(value <= 0 for value in logprobs)
     assert answer["cumulative_logprob"] == pytest.approx(sum(logprobs))
     assert tokenizer.decode(ids, skip_special_tokens=True) == answer["content"]  # the tokens of this text
     if not greedy:

@@ -9,17 +9,16 @@ from typing import Any
 
 import torch
 
+from turbo.generators.rollout import sync_engine
 from turbo.trainers.dynamic_sampling import draw_prompts, fill_groups, round_seed
 from turbo.trainers.losses.advantages import advantages as estimate_advantages
 from turbo.trainers.losses.grpo import grpo_loss
 from turbo.trainers.rollout import (
-    RolloutTrainer,
     collect,
     frozen_token_logps,
     optimise,
     policy_token_logps,
     rollout_metrics,
-    sync_engine,
     trained_mask,
 )
 from turbo.trainers.rollout_dumps import dump_rollout
@@ -30,6 +29,7 @@ from turbo.trainers.rollout_steps import (
     rollout_correction,
     truncated_fraction,
 )
+from turbo.trainers.rollout_trainer import RolloutTrainer
 
 
 class GrpoTrainer(RolloutTrainer):

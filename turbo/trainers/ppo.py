@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
+from turbo.generators.rollout import sync_engine
 from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, masked_whiten, ppo_loss
 from turbo.trainers.rollout import (
     Rollout,
-    RolloutTrainer,
     collect,
     frozen_token_logps,
     optimise,
@@ -24,12 +24,12 @@ from turbo.trainers.rollout import (
     policy_tokens_first,
     rollout_metrics,
     select,
-    sync_engine,
     to_answers,
     trained_mask,
 )
 from turbo.trainers.rollout_dumps import dump_rollout
 from turbo.trainers.rollout_steps import note_correction, rollout_correction
+from turbo.trainers.rollout_trainer import RolloutTrainer
 
 VALUE_MODEL = "value_model"
 

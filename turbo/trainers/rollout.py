@@ -1,6 +1,7 @@
 """What train_ppo and train_grpo share, as plain functions: the prompt batches, sampling answers with a
 rollout engine (turbo.generators.engines) and scoring them, per-token log-probs through
-turbo.trainers.logps, the loop of optimiser updates over one rollout, and evaluation on held-out prompts.
+turbo.trainers.logps, and the loop of optimiser updates over one rollout (the held-out evaluation is
+rollout_evaluation.py, the shared Trainer rollout_trainer.py).
 """
 
 from __future__ import annotations
@@ -9,18 +10,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer
 
-from turbo.generators.rollout import RolloutEngine, segment_rows, sync_engine
-from turbo.trainers.base import add_metric_means, start_metrics
+from turbo.generators.rollout import RolloutEngine, segment_rows
 from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
 from turbo.trainers.rewards import RewardFunction, score
-
-EVAL_ANSWERS = "eval_answers"
 
 
 @dataclass(frozen=True)
@@ -296,109 +292,3 @@ def tool_metrics(
         "tools/result_tokens": result_tokens,
         "turns": sum(turns) / answers,
     }
-
-
-def evaluate(trainer: Any) -> dict[str, float]:
-    """A trainer's evaluation: greedy answers to its validation prompts scored by its rewards
-    (eval_reward/...), written to eval_answers/step_N.jsonl; then the evaluation callbacks (cherry-picks)."""
-    from turbo.io import write_jsonl
-
-    metrics: dict[str, float] = {}
-    if trainer.eval_prompts:
-        metrics, rows = evaluate_prompts(
-            trainer,
-            trainer.engine,
-            trainer.model,
-            trainer.processing_class,
-            trainer.eval_prompts,
-            trainer.rewards,
-            trainer.args.per_device_eval_batch_size,
-        )
-        if trainer.is_world_process_zero():
-            write_jsonl(trainer.folder / EVAL_ANSWERS / f"step_{trainer.state.global_step}.jsonl", rows)
-        trainer.log(metrics)
-    trainer.control = trainer.callback_handler.on_evaluate(
-        trainer.args, trainer.state, trainer.control, metrics
-    )
-    return metrics
-
-
-def evaluate_prompts(
-    trainer: Any,
-    engine: Any,
-    model: Any,
-    tokenizer: Any,
-    prompts: list[dict[str, Any]],
-    rewards: list[tuple[Any, RewardFunction]],
-    batch: int,
-) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Greedy answers to the held-out prompts and their rewards (eval_reward/...), and one row per prompt."""
-    sync_engine(engine, model, trainer.state.global_step)
-    parts = [
-        collect(engine, model, tokenizer, prompts[i : i + batch], rewards, n=1, greedy=True)
-        for i in range(0, len(prompts), batch)
-    ]
-    values = torch.cat([part.rewards for part in parts])
-    metrics = {"eval_reward/mean": values.mean().item()}
-    labels = parts[0].per_function.keys()
-    for label in labels:
-        column = [value for part in parts for value in part.per_function[label]]
-        metrics[f"eval_reward/{label}/mean"] = sum(column) / len(column)
-    lengths = torch.cat([part.lengths for part in parts]).float()
-    metrics["eval_answer_length"] = lengths.mean().item()
-    rows = [
-        {
-            "id": prompt["id"],
-            "prompt": prompt["prompt"],
-            "reference": prompt["reference"],
-            "answer": answer,
-            "reward": part.rewards[i].item(),
-            "rewards": {label: part.per_function[label][i] for label in labels},
-            **({"segments": part.trajectories[i]} if part.trajectories is not None else {}),
-        }
-        for part in parts
-        for i, (prompt, answer) in enumerate(zip(part.prompts, part.answers, strict=True))
-    ]
-    return metrics, rows
-
-
-class RolloutTrainer(Trainer):
-    """What train_ppo's and train_grpo's trainers keep: the rollout engine, the rewards, the reference
-    (None: the policy with its adapter disabled, or none at all), the held-out prompts, the experiment
-    folder and the seed; evaluation answers the held-out prompts (`evaluate`). Per-step metrics are
-    appended to `self.metrics(model)` and logged as the preference trainers' (`add_metric_means`)."""
-
-    def __init__(
-        self,
-        *args: Any,
-        rollout_settings: Any,
-        engine: RolloutEngine,
-        rewards: list[tuple[Any, RewardFunction]],
-        ref_model: Any = None,
-        eval_prompts: list[dict[str, Any]] | None = None,
-        folder: Path,
-        seed: int,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        start_metrics(self)  # as MetricsTrainer: the step's loss is a mean
-        self.rollout_settings = rollout_settings
-        self.engine = engine
-        self.rewards = rewards
-        self.ref_model = ref_model
-        self.eval_prompts = eval_prompts or []
-        self.folder = folder
-        self.seed = seed
-
-    def metrics(self, model: torch.nn.Module) -> dict[str, list[float]]:
-        return self._metrics["train" if model.training else "eval"]
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        add_metric_means(self, logs)
-        super().log(logs, start_time)
-
-    def evaluate(
-        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
-    ) -> dict:
-        """Greedy answers to the validation prompts scored by the rewards; then the cherry-picks."""
-        return evaluate(self)

@@ -48,7 +48,8 @@ def test_logprobs_are_the_models_and_top_k_is_sorted(tiny, settings: dict) -> No
         for answer in row:
             ids = answer["token_ids"]
             reference = forward_logprobs(model, prompt, ids)
-            assert 1 <= len(ids) <= 6 and len(answer["logprobs"]) == len(ids)
+            assert 1 <= len(ids) <= 6
+            assert len(answer["logprobs"]) == len(ids)
             expected = reference.gather(1, torch.tensor(ids)[:, None])[:, 0].tolist()
             assert answer["logprobs"] == pytest.approx(expected, abs=1e-5)
             assert answer["cumulative_logprob"] == pytest.approx(sum(expected), abs=1e-4)
