@@ -24,5 +24,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check turbo tests benchmarks
 	$(BIN)/ruff format --check turbo tests benchmarks
 
+# one test worker per core (pytest-xdist); the tests of a file stay on one worker, sharing its fixtures
 test: lint
-	PATH="$(abspath $(BIN)):$$PATH" python -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" python -m pytest -q -n auto --dist loadfile
