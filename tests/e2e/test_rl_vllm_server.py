@@ -23,6 +23,8 @@ import pytest
 import torch
 
 from ..helpers import CONFIGS, read_jsonl, run_turbo
+from .test_rl_tools import GRPO as TOOLS_GRPO
+from .test_rl_tools import TOOLS
 from .test_rl_vllm import MAX_NEW_TOKENS, TINY, greedy_pair, perturb, prompts
 
 pytestmark = [
@@ -55,7 +57,7 @@ def server(fixture_models, tmp_path_factory):
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(Path(TINY).resolve()),
         "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
         "--max-model-len", "256", "--kv-cache-memory-bytes", str(256 * 2**20),
-        "--enable-lora", "--max-lora-rank", "8", "--max-loras", "2", "--seed", "0", "--api-key", KEY,
+        "--enable-lora", "--max-lora-rank", "16", "--max-loras", "2", "--seed", "0", "--api-key", KEY,
     ]  # fmt: skip
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "HF_HUB_OFFLINE": "1"}
     with open(log, "w") as output:
@@ -135,3 +137,60 @@ def test_grpo_with_rollouts_on_the_server(
     assert all(row["rollout/logp_gap"] < 1e-3 for row in rows), [row["rollout/logp_gap"] for row in rows]
     adapters = [p.name for p in (folder / "rollout_adapter").iterdir()]
     assert len(adapters) == 1 and adapters[0].endswith("-3")  # the last step's adapter; the older deleted
+
+
+@pytest.fixture(scope="module")
+def tool_adapter(fixture_models, rag_models, tmp_path_factory) -> Path:
+    """The tiny llama with a LoRA adapter that writes a tool call first (60 SFT steps on 4 records), on the
+    attention and MLP layers only: vLLM's run-time LoRA loading takes no trained lm_head."""
+    folder = tmp_path_factory.mktemp("tool_sft") / "sft"
+    modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    run_turbo(
+        "train_sft", "--experiment_settings_path", CONFIGS / "train" / "sft" / "tool_calls.json",
+        "--set", f"log_path={folder}",
+        "--set", "model_settings.peft_settings.modules_to_save=null",
+        "--set", f"model_settings.peft_settings.target_modules={json.dumps(modules)}",
+    )  # fmt: skip
+    return folder / "final"
+
+
+def test_server_trajectories_with_tools_equal_transformers_trajectories(
+    server: str, tool_adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tool loop on the server engine: the SFT policy's adapter loaded on the server gives, greedily,
+    the same multi-turn trajectories (policy tokens, tool results, segments) as transformers generate."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from turbo.generators.engines import open_engine
+    from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
+
+    monkeypatch.syspath_prepend(str(TOOLS))
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    data = json.loads(TOOLS_GRPO.read_text())
+    sft_adapter = tool_adapter
+    data["model_settings"]["adapter_path"] = str(sft_adapter)
+    data["rollout_settings"]["max_new_tokens"] = 28
+    data["log_path"] = str(tmp_path / "run")
+    tokenizer = AutoTokenizer.from_pretrained(sft_adapter)
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(TINY, dtype=torch.float32), sft_adapter
+    )
+    records = read_jsonl(CONFIGS.parent / "datasets" / "agentic" / "calls.jsonl")
+    texts = [
+        tokenizer.apply_chat_template(r["messages"][:1], add_generation_prompt=True, tokenize=False)
+        for r in records
+    ]
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    trajectories = {}
+    for engine_settings in ({}, {"vllm_server": {"url": server, "api_key_env": KEY_VARIABLE}}):
+        settings = GrpoExperimentSettings.model_validate(
+            {**data, "rollout_settings": {**data["rollout_settings"], **engine_settings}}
+        )
+        with open_engine(settings, tokenizer) as engine:
+            engine.sync(model)
+            trajectories[bool(engine_settings)] = engine.sample(model, ids, 1, True, 0)
+    hf, served = trajectories[False], trajectories[True]
+    assert [s.answer_ids for s in served] == [s.answer_ids for s in hf]
+    assert [s.segments for s in served] == [s.segments for s in hf]
+    assert {segment.tool for s in hf for segment in s.segments} == {None, "calc", "search"}
