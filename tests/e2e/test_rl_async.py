@@ -150,3 +150,18 @@ def test_the_policy_trains_and_the_adapters_in_flight_stay_loaded(run: Path) -> 
         assert not same(before, after)  # every step changed the adapter, the last one included
     assert Server.loaded == set()  # every adapter unloaded at the end
     assert [p.name for p in (run / "rollout_adapter").iterdir()] == [loads[-1]]
+
+
+def test_validate_refuses_async_without_a_server() -> None:
+    result = run_turbo(
+        "validate",
+        GRPO,
+        "--command",
+        "train_grpo",
+        "--set",
+        'rollout_settings.async={"max_staleness": 1}',
+        expect=2,
+    )
+    assert "Traceback" not in result.stderr
+    assert "rollout_settings.async overlaps sampling on a vLLM server with training" in result.stderr
+    assert "set rollout_settings.vllm_server" in result.stderr
