@@ -149,14 +149,14 @@ def run(args: argparse.Namespace, url: str, work: Path, name: str, overlap: bool
     if done.returncode:
         raise SystemExit(f"train_grpo ({name}) exited {done.returncode}:\n{done.stderr[-4000:]}")
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    steps = [row for row in rows if "reward/mean" in row]
+    logged = [row for row in rows if "reward/mean" in row]
     summary = next(row for row in rows if "train_runtime" in row)
     return {
         "load": load,
         "steps_per_second": steps / summary["train_runtime"],
-        "rewards": [row["reward/mean"] for row in steps],
-        "staleness": sum(row.get("rollout/staleness", 0.0) for row in steps) / len(steps),
-        "wait": sum(row.get("rollout/wait_seconds", row["rollout_seconds"]) for row in steps) / len(steps),
+        "rewards": [row["reward/mean"] for row in logged],
+        "staleness": mean([row.get("rollout/staleness", 0.0) for row in logged]),
+        "wait": mean([row.get("rollout/wait_seconds", row["rollout_seconds"]) for row in logged]),
     }
 
 
