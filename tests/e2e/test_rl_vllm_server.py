@@ -194,3 +194,35 @@ def test_server_trajectories_with_tools_equal_transformers_trajectories(
     assert [s.answer_ids for s in served] == [s.answer_ids for s in hf]
     assert [s.segments for s in served] == [s.segments for s in hf]
     assert {segment.tool for s in hf for segment in s.segments} == {None, "calc", "search"}
+
+
+def test_grpo_overlapped_with_the_server(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rollout_settings.async on the real server: the answers of each step after the first are sampled
+    with the adapter of the step before (two adapters loaded at once), so their log-probs are the older
+    policy's: the gap to the training model is that of one update, where the first step's is numerics."""
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    folder = tmp_path / "grpo_async"
+    lora = {
+        "name": "LORA",
+        "r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.0,
+        "target_modules": ["q_proj", "v_proj"],
+    }
+    correction = {"level": "token", "mode": "truncate", "cap": 2.0}
+    run_turbo(
+        "train_grpo", "--experiment_settings_path", GRPO,
+        "--set", f"log_path={folder}",
+        "--set", "trainer_settings.max_steps=3",
+        "--set", f"trainer_settings.rollout_correction={json.dumps(correction)}",
+        "--set", f"model_settings.peft_settings={json.dumps(lora)}",
+        "--set", f"rollout_settings.vllm_server={json.dumps({'url': server, 'api_key_env': KEY_VARIABLE})}",
+        "--set", 'rollout_settings.async={"max_staleness": 1}',
+    )  # fmt: skip
+    rows = [row for row in read_jsonl(folder / "metrics.jsonl") if "reward/mean" in row]
+    assert [row["rollout/staleness"] for row in rows] == [0.0, 1.0, 1.0]
+    gaps = [row["rollout/logp_gap"] for row in rows]
+    assert gaps[0] < 1e-3 and min(gaps[1:]) > 1e-3, gaps
+    assert all(0 < row["rollout_correction/weight_mean"] <= 2 for row in rows)

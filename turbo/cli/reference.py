@@ -103,7 +103,7 @@ def _section(model: type[BaseModel], seen: set[type[BaseModel]]) -> list[str]:
     for name, field in model.model_fields.items():
         description = describe(model, name, field).replace("|", "\\|").replace("\n", " ")
         type_name = _type_name(field.annotation).replace("|", "\\|")
-        lines.append(f"| `{name}` | {type_name} | {_default(field)} | {description} |")
+        lines.append(f"| `{field.alias or name}` | {type_name} | {_default(field)} | {description} |")
         nested += _models_in(field.annotation)
     lines.append("")
     for child in nested:

@@ -219,8 +219,9 @@ def sample_answer_ids_server(
 class VllmServerEngine:
     """Rollouts on a separate vLLM server: `sync` saves the policy's LoRA adapter to a folder the server
     reads, loads it under a new name (turbo-<run>-<k>: a new name per step, so the server's prefix cache
-    never mixes weights, and per run, so that several runs may share one server) and unloads the previous
-    one; `close` unloads the last."""
+    never mixes weights, and per run, so that several runs may share one server) and unloads the one
+    before; `retain` older adapters stay loaded (and their folders kept) for answers still being sampled
+    with them (rollout_settings.async); `close` unloads them all."""
 
     def __init__(
         self,
@@ -229,6 +230,7 @@ class VllmServerEngine:
         adapter_folder: Path,
         server_folder: str,
         api_key: str | None = None,
+        retain: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
         self.settings = settings  # RolloutSettings
@@ -236,10 +238,16 @@ class VllmServerEngine:
         self.api_key = api_key  # from the environment (server_api_key); never logged
         self.adapter_folder = adapter_folder  # where this process saves (a Path)
         self.server_folder = server_folder  # the same folder as the server names it
+        self.retain = retain
         self.synced_step: int | None = None
-        self.loaded: str | None = None
+        self.adapters: list[str] = []  # loaded on the server, oldest first
         self.version = 0
         self.prefix = f"turbo-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def loaded(self) -> str | None:
+        """The adapter of the policy's current weights (the last synced), None before the first sync."""
+        return self.adapters[-1] if self.adapters else None
 
     def sync(self, model: Any) -> None:
         self.version += 1
@@ -247,16 +255,21 @@ class VllmServerEngine:
         getattr(model, "module", model).save_pretrained(str(self.adapter_folder / name))
         seen_as = f"{self.server_folder.rstrip('/')}/{name}"
         load_adapter(self.server.url, name, seen_as, self.server.timeout, self.api_key)
-        if self.loaded is not None:
-            unload_adapter(self.server.url, self.loaded, self.server.timeout, self.api_key)
-            shutil.rmtree(self.adapter_folder / self.loaded, ignore_errors=True)
-        self.loaded = name
+        self.adapters.append(name)
+        while len(self.adapters) > self.retain + 1:
+            self.unload(self.adapters.pop(0), keep_folder=False)
+
+    def unload(self, name: str, keep_folder: bool) -> None:
+        unload_adapter(self.server.url, name, self.server.timeout, self.api_key)
+        if not keep_folder:
+            shutil.rmtree(self.adapter_folder / name, ignore_errors=True)
 
     def close(self) -> None:
-        """Unload the last adapter from the server (its folder stays: the policy of the last rollout)."""
-        if self.loaded is not None:
-            unload_adapter(self.server.url, self.loaded, self.server.timeout, self.api_key)
-            self.loaded = None
+        """Unload the adapters from the server (the last one's folder stays: the policy of the last
+        rollout)."""
+        while self.adapters:
+            name = self.adapters.pop(0)
+            self.unload(name, keep_folder=not self.adapters)
 
     def sample(
         self,
@@ -269,9 +282,21 @@ class VllmServerEngine:
         stop: list[str] | None = None,
     ) -> list[Sample]:
         no_media(media, "vLLM server")
+        return self.sample_with(self.loaded or "", prompts, n, greedy, seed, stop)
+
+    def sample_with(
+        self,
+        adapter: str,
+        prompts: list[list[int]],
+        n: int,
+        greedy: bool,
+        seed: int,
+        stop: list[str] | None = None,
+    ) -> list[Sample]:
+        """`sample` with the adapter named `adapter` (one that is still loaded); safe from another thread."""
         answers, logps = sample_answer_ids_server(
             self.server.url,
-            self.loaded or "",
+            adapter,
             prompts,
             n=n,
             **self.settings.sampling(greedy),
@@ -288,7 +313,9 @@ class VllmServerEngine:
 def open_server_engine(settings: Any, tokenizer: Any) -> Iterator[VllmServerEngine]:
     """The engine of an RL experiment's rollout_settings.vllm_server: adapters saved to adapter_path (None:
     <log_path>/rollout_adapter), named for the server as server_adapter_path; the last unloaded on exit.
-    The server is checked first (check_server: the key, the answer, the base model)."""
+    The server is checked first (check_server: the key, the answer, the base model). With
+    rollout_settings.async, the engine samples ahead (generators/async_rollouts.py) and keeps the adapters
+    of the answers in flight loaded."""
     server = settings.rollout_settings.vllm_server
     api_key = server_api_key(server)
     served = check_server(
@@ -298,8 +325,16 @@ def open_server_engine(settings: Any, tokenizer: Any) -> Iterator[VllmServerEngi
     folder = Path(server.adapter_path or Path(settings.log_path) / "rollout_adapter")
     folder.mkdir(parents=True, exist_ok=True)
     seen_as = server.server_adapter_path or str(folder.resolve())
-    engine = VllmServerEngine(tokenizer, settings.rollout_settings, folder, seen_as, api_key)
+    overlap = settings.rollout_settings.async_
+    retain = 0 if overlap is None else overlap.max_staleness
+    engine = VllmServerEngine(tokenizer, settings.rollout_settings, folder, seen_as, api_key, retain)
     try:
-        yield engine
+        if overlap is None:
+            yield engine
+        else:
+            from turbo.generators.async_rollouts import AsyncEngine
+
+            with AsyncEngine(engine, overlap.max_staleness) as ahead:
+                yield ahead
     finally:
         engine.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from turbo.settings.base import StrictModel
 from turbo.settings.rewards import check_reward_labels
@@ -75,9 +75,28 @@ def api_key_env_name(name: str) -> bool:
     return not keylike
 
 
+class AsyncRolloutSettings(StrictModel):
+    """Rollouts that overlap training (vLLM server engine, train_grpo): while the trainer trains a step,
+    the server already samples the answers of the next one with the adapter it has (the policy before
+    that step). An answer is trained at most `max_staleness` optimisation steps after the policy that
+    sampled it; the rollout correction (trainer_settings.rollout_correction) weights it by pi_train /
+    pi_sampler. Logged per step: rollout/staleness, rollout/wait_seconds."""
+
+    max_staleness: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Optimisation steps an answer may lag behind the policy it trains (the batches sampled "
+        "ahead). 1: the answers of step t+1 are sampled with the policy of step t while step t trains.",
+    )
+
+
 class RolloutSettings(StrictModel):
     """Sampling of the answers the policy learns from. The log-probs of the update always come from the
     training model; the engine only samples (their gap is logged as rollout/logp_gap)."""
+
+    # `async` (a Python keyword) is the field's name in the file, async_ in Python; written back as `async`
+    model_config = ConfigDict(**StrictModel.model_config, serialize_by_alias=True)
 
     use_vllm: bool = Field(
         False,
@@ -92,6 +111,13 @@ class RolloutSettings(StrictModel):
         None,
         description="Sample on a separate vLLM server instead (LoRA policies; use_vllm: false). See "
         "docs/rl.md, 'Rollouts on a separate vLLM server'.",
+    )
+    async_: AsyncRolloutSettings | None = Field(
+        None,
+        alias="async",
+        description='Overlap sampling with training: {"max_staleness": 1} samples the next step\'s answers '
+        "on the vLLM server (vllm_server) while this step trains; needs trainer_settings.rollout_correction. "
+        "None: every step waits for its own rollout. See docs/rl.md, 'Rollouts that overlap training'.",
     )
     max_new_tokens: int = Field(64, gt=0, description="New tokens per answer at most.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
@@ -201,12 +227,40 @@ def check_rl_trainer(trainer: TrainerSettings, rows_per_rollout: int) -> None:
         )
 
 
+def check_async(settings: Any) -> None:
+    """rollout_settings.async: a vLLM server samples ahead (train_grpo, no tools), and the stale answers are
+    corrected (trainer_settings.rollout_correction)."""
+    rollout = settings.rollout_settings
+    if rollout.async_ is None:
+        return
+    if rollout.vllm_server is None:
+        engine = "a colocated vLLM engine (use_vllm: true)" if rollout.use_vllm else "transformers generate"
+        raise ValueError(
+            f"rollout_settings.async overlaps sampling on a vLLM server with training, but the rollouts come "
+            f"from {engine}, which shares this process with the trainer; set rollout_settings.vllm_server "
+            '({"url": "http://host:8000"}, see docs/rl.md) or remove async'
+        )
+    trainer = settings.trainer_settings
+    if "num_generations" not in type(trainer).model_fields:
+        raise ValueError("rollout_settings.async overlaps the rollouts of train_grpo only; remove it")
+    if getattr(settings, "tool_settings", None):
+        raise ValueError(
+            "rollout_settings.async does not overlap trajectories with tool calls (tool_settings); remove one"
+        )
+    if trainer.rollout_correction is None:
+        raise ValueError(
+            "rollout_settings.async trains answers sampled by an older policy; correct for it with "
+            'trainer_settings.rollout_correction, e.g. {"level": "token", "mode": "truncate", "cap": 2.0}'
+        )
+
+
 def check_rl_experiment(settings: Any, rewards_needed: bool = True) -> None:
     """What train_ppo and train_grpo check alike."""
     if settings.model_settings.model_type != "causal":
         raise ValueError("model_settings.model_type must be 'causal' (the policy generates)")
     # evaluation data and cherry-picks: the base settings' evaluation_problems
     check_rollout(settings.rollout_settings, settings.model_settings)
+    check_async(settings)
     check_reward_labels(settings.reward_settings)
     if rewards_needed and not settings.reward_settings:
         raise ValueError("reward_settings: give at least one reward function")

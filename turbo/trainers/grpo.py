@@ -21,6 +21,7 @@ from turbo.trainers.rollout import (
     rollout_metrics,
     trained_mask,
 )
+from turbo.trainers.rollout_async import ahead_batches, overlap_metrics, prefetch_ahead
 from turbo.trainers.rollout_dumps import dump_rollout
 from turbo.trainers.rollout_steps import (
     loss_mask,
@@ -44,8 +45,10 @@ class GrpoTrainer(RolloutTrainer):
         settings = self.grpo
         step = self.state.global_step
         sync_seconds = sync_engine(self.engine, model, step)
+        prefetch_ahead(self, settings.num_generations)  # rollout_settings.async: the next steps' answers
         model.train()
         rollout = self.sample(model, inputs["prompts"], seed=self.seed + step)
+        overlap = overlap_metrics(self.engine)
         sampling_metrics: dict[str, float] = {}
         if settings.dynamic_sampling is not None:
 
@@ -125,6 +128,7 @@ class GrpoTrainer(RolloutTrainer):
         metrics = rollout_metrics(rollout, old if old is not None else seen)
         metrics.update({name: sum(values) / len(values) for name, values in stats.items() if values})
         metrics.update(sampling_metrics)
+        metrics.update(overlap)
         metrics.update(truncated_fraction(rollout))
         if correction is not None:
             metrics.update(correction.metrics())
@@ -147,6 +151,13 @@ class GrpoTrainer(RolloutTrainer):
             seed=seed,
         )
         return penalise_overlong(rollout, self.rollout_settings.max_new_tokens, self.grpo.overlong_penalty)
+
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> tuple[list, Any]:
+        """With rollout_settings.async the next steps' prompt batches are read ahead (rollout_async)."""
+        batches = ahead_batches(self, epoch_iterator, num_batches)
+        if batches is None:
+            return super().get_batch_samples(epoch_iterator, num_batches, device)
+        return batches, None  # prompt batches have no labels to count
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """A multimodal policy saves its parts as train_multimodal does (LM adapter, projectors)."""
