@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model, load_average
+
 REPO = Path(__file__).resolve().parent.parent
 VALIDATE_FILE = "tests/fixtures/configs/train/sft/lora.json"
 PARTS = [
@@ -50,24 +52,6 @@ PARTS = [
     "first step",
 ]
 WORDS = ["the", "a", "of", "river", "mountain", "city", "light", "small", "quick", "answer", "question"]
-
-
-def cpu_model() -> str:
-    """The CPU's model name and the flags that decide its bf16 speed (amx, avx512_bf16)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if "model name" in line), "?")
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
-    )
-    wanted = [flag for flag in flags if flag.startswith("amx") or flag in {"avx512_bf16", "avx512f", "avx2"}]
-    return f"{name} ({os.cpu_count()} cores; {' '.join(wanted) or 'no avx512/amx flags'})"
-
-
-def load_average() -> str:
-    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def timed_process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
