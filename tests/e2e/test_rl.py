@@ -78,6 +78,7 @@ def test_grpo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
         assert row["time/generation"] + row["time/rewards"] <= row["rollout_seconds"]
         assert row["time/forward_backward"] > 0 and row["time/optimizer"] > 0
         assert row["time/reference"] == 0 and row["time/old_logps"] == 0
+        assert row["time/forward_backward"] <= row["train_seconds"]  # the part of the step after sampling
 
 
 def test_grpo_evaluation_and_cherry_picks(fixture_models, tmp_path: Path) -> None:
@@ -123,6 +124,10 @@ def test_ppo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     rows = rl_rows(folder)
     assert [row["step"] for row in rows] == list(range(1, 17))
     assert COMMON_METRICS | PHASES | {"value_loss", "value_clip_fraction", "score", "value"} <= rows[0].keys()
+    for row in rows:  # PPO scores the old policy and the reference each step, after sampling
+        assert row["time/old_logps"] > 0 and row["time/reference"] > 0
+        learn = row["time/old_logps"] + row["time/reference"] + row["time/forward_backward"]
+        assert learn <= row["train_seconds"]
     assert_reward_rises(rows, margin=3.0)
     assert (folder / "final" / "value_model" / "model.safetensors").is_file()
     assert (folder / "final" / "adapter_model.safetensors").is_file()

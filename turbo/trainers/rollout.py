@@ -191,7 +191,7 @@ def frozen_token_logps(
     padded to the rollout's longest answer: the policy's (reference False), or the reference's: the
     separate `ref_model`, else the policy with its adapter disabled. The seconds are added to the
     rollout's old_logps_seconds or reference_seconds."""
-    start = time.perf_counter()
+    began = time.perf_counter()
     model = getattr(model, "module", model)  # the adapter is disabled on the unwrapped model
     scorer = ref_model if reference and ref_model is not None else model
     context = adapter_disabled(model) if reference and ref_model is None else nullcontext()
@@ -202,9 +202,9 @@ def frozen_token_logps(
             logps, _ = policy_token_logps(scorer, rollout, rows)
             out[rows, : logps.shape[1]] = logps
     if reference:
-        rollout.reference_seconds += time.perf_counter() - start
+        rollout.reference_seconds += time.perf_counter() - began
     else:
-        rollout.old_logps_seconds += time.perf_counter() - start
+        rollout.old_logps_seconds += time.perf_counter() - began
     return out
 
 
