@@ -110,7 +110,8 @@ def run_turbo(args: argparse.Namespace, data: Path, work: Path, use_vllm: bool) 
     command = [sys.executable, "-m", "turbo", "train_grpo", "--experiment_settings_path", str(path)]
     subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    summary = next(row for row in rows if "train_runtime" in row)
+    # transformers logs the elapsed train_runtime in every step's row too: the run's is the last row's
+    summary = [row for row in rows if "train_runtime" in row][-1]
     steps = [row for row in rows if "answer_length" in row]
     phases = {
         name: sum(row.get(f"time/{name}", 0.0) for row in steps) / len(steps) for name in PHASES
@@ -268,6 +269,7 @@ def main() -> None:
     args.cpu = not torch.cuda.is_available()
     if args.smollm2:
         args.model = smollm2()
+    args.model = str(Path(args.model).resolve())  # TRL reads a relative path that is not there as a hub id
     measured = peaks() if args.cpu else None
     args.dtype = best_dtype(args.dtype, measured)
     print(f"machine: {cpu_model()}")
