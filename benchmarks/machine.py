@@ -1,6 +1,6 @@
 """What the machine can do, measured by the benchmarks themselves: matmul peak per dtype, model FLOP.
 
-    python benchmarks/machine.py            # the matmul peak of this machine in float32 and bfloat16
+    python benchmarks/machine.py            # the matmul peaks (float32, bfloat16) and memory bandwidth
 
 MFU (model FLOP/s utilisation) = FLOP per token x tokens/s / the matmul peak measured here, at the
 training dtype. FLOP per token of a decoder of N parameters (the output layer counted, the input
@@ -16,7 +16,10 @@ to (S+1)/2 positions on average):
 
 from __future__ import annotations
 
+import os
+import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,6 +42,36 @@ def matmul_peak(dtype: torch.dtype = torch.float32, size: int = 2048, seconds: f
         torch.mm(a, b)
         best = max(best, 2 * size**3 / (time.perf_counter() - start))
     return best
+
+
+def memory_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
+    """Bytes/s of the best of `repeats` full reads of a `gib` GiB float32 tensor (a sum over it): the
+    speed at which a decode step can stream the weights, which bounds generation at small batches."""
+    data = torch.ones(int(gib * 2**30) // 4, dtype=torch.float32)
+    data.sum()  # pages touched, caches warm
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        data.sum()
+        best = min(best, time.perf_counter() - start)
+    return data.numel() * data.element_size() / best
+
+
+def cpu_model() -> str:
+    """The CPU's model name, cores, and the flags that decide its bf16 speed (amx, avx512_bf16)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    wanted = [flag for flag in flags if flag.startswith("amx") or flag in {"avx512_bf16", "avx512f", "avx2"}]
+    return f"{name} ({os.cpu_count()} cores; {' '.join(wanted) or 'no avx512/amx flags'})"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: numbers taken above ~0.5 are not results (other work ran)."""
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def peaks(seconds: float = 2.0) -> dict[str, float]:
@@ -75,5 +108,14 @@ def describe_peaks(measured: dict[str, float]) -> str:
     )
 
 
+def describe_bandwidth(bandwidth: float) -> str:
+    return (
+        f"memory bandwidth (best sum over a 1 GiB tensor, {torch.get_num_threads()} threads): "
+        f"{bandwidth / 1e9:.1f} GB/s"
+    )
+
+
 if __name__ == "__main__":
+    print(f"{cpu_model()}; {load_average()}")
     print(describe_peaks(peaks()))
+    print(describe_bandwidth(memory_bandwidth()))

@@ -31,6 +31,15 @@ COMMON_METRICS = {
     "train_seconds",
     "rollout/logp_gap",
 }
+PHASES = {  # where a step's time goes (issue 24 item 4)
+    "time/weight_sync",
+    "time/generation",
+    "time/rewards",
+    "time/old_logps",
+    "time/reference",
+    "time/forward_backward",
+    "time/optimizer",
+}
 
 
 def rl_rows(folder: Path) -> list[dict]:
@@ -61,6 +70,15 @@ def test_grpo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     assert all(row["rollout/logp_gap"] < 1e-4 for row in rows)
     assert (folder / "final" / "adapter_model.safetensors").is_file()
     assert (folder / "report.html").is_file()
+    # each step's time by phase: sampling and scoring are the parts of rollout_seconds; beta 0 and one
+    # pass over the rollout compute no reference and no old log-probs
+    assert rows[0].keys() >= PHASES
+    for row in rows:
+        assert row["time/generation"] > 0 and row["time/rewards"] > 0
+        assert row["time/generation"] + row["time/rewards"] <= row["rollout_seconds"]
+        assert row["time/forward_backward"] > 0 and row["time/optimizer"] > 0
+        assert row["time/reference"] == 0 and row["time/old_logps"] == 0
+        assert row["time/forward_backward"] <= row["train_seconds"]  # the part of the step after sampling
 
 
 def test_grpo_evaluation_and_cherry_picks(fixture_models, tmp_path: Path) -> None:
@@ -105,7 +123,11 @@ def test_ppo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     run_turbo(*ppo_settings(folder))
     rows = rl_rows(folder)
     assert [row["step"] for row in rows] == list(range(1, 17))
-    assert COMMON_METRICS | {"value_loss", "value_clip_fraction", "score", "value"} <= rows[0].keys()
+    assert COMMON_METRICS | PHASES | {"value_loss", "value_clip_fraction", "score", "value"} <= rows[0].keys()
+    for row in rows:  # PPO scores the old policy and the reference each step, after sampling
+        assert row["time/old_logps"] > 0 and row["time/reference"] > 0
+        learn = row["time/old_logps"] + row["time/reference"] + row["time/forward_backward"]
+        assert learn <= row["train_seconds"]
     assert_reward_rises(rows, margin=3.0)
     assert (folder / "final" / "value_model" / "model.safetensors").is_file()
     assert (folder / "final" / "adapter_model.safetensors").is_file()

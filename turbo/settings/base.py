@@ -77,7 +77,14 @@ class StrictModel(BaseModel):
     """Frozen, rejects unknown keys and names the closest valid one."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, protected_namespaces=(), use_enum_values=True, allow_inf_nan=False
+        extra="forbid",
+        frozen=True,
+        protected_namespaces=(),
+        use_enum_values=True,
+        allow_inf_nan=False,
+        # a class's validator is built when first used, not at import: `validate` of one command builds
+        # the models of that command only (the settings package defines ~90 classes for all commands)
+        defer_build=True,
     )
 
     @field_validator("*", mode="after")

@@ -134,6 +134,7 @@ class GrpoTrainer(RolloutTrainer):
             metrics.update(correction.metrics())
         metrics["train_seconds"] = time.perf_counter() - start
         metrics["sync_seconds"] = sync_seconds
+        metrics["time/weight_sync"] = sync_seconds
         record = self.metrics(model)
         for name, value in metrics.items():
             record[name].append(value)

@@ -166,6 +166,7 @@ class PpoTrainer(RolloutTrainer):
                 "value": masked_mean(old_values, mask).item(),
                 "train_seconds": time.perf_counter() - start,
                 "sync_seconds": sync_seconds,
+                "time/weight_sync": sync_seconds,
             }
         )
         record = self.metrics(model)

@@ -56,6 +56,12 @@ class Rollout:
     policy_mask: torch.Tensor | None = None
     trajectories: list[list[dict[str, Any]]] | None = None
     tool_seconds: float = 0.0
+    # where the step's time went, logged as time/<phase> (rollout_metrics): sampling (tool calls
+    # included), decoding + the reward functions, and the frozen log-probs (frozen_token_logps)
+    generation_seconds: float = 0.0
+    rewards_seconds: float = 0.0
+    old_logps_seconds: float = 0.0
+    reference_seconds: float = 0.0
 
     @property
     def width(self) -> int:
@@ -79,6 +85,7 @@ def collect(
     media = [p["media"] for p in prompts] if "media" in prompts[0] else None  # multimodal prompts
     tool_seconds = getattr(engine, "tool_seconds", 0.0)
     sampled = engine.sample(model, ids, n, greedy, seed, media=media)
+    sampled_at = time.perf_counter()
     tool_seconds = getattr(engine, "tool_seconds", 0.0) - tool_seconds
     answer_ids = [sample.answer_ids for sample in sampled]
     rows = [prompt for prompt in prompts for _ in range(n)]
@@ -96,6 +103,7 @@ def collect(
         [len(ids) for ids in finals],
         trajectories,
     )
+    scored_at = time.perf_counter()
     device = next(model.parameters()).device
     batch = answer_rows([p["prompt_ids"] for p in rows], answer_ids, tokenizer.pad_token_id)
     policy_mask = None
@@ -119,6 +127,8 @@ def collect(
         policy_mask=policy_mask,
         trajectories=trajectories if tools else None,
         tool_seconds=tool_seconds,
+        generation_seconds=sampled_at - start,
+        rewards_seconds=scored_at - sampled_at,
     )
 
 
@@ -179,7 +189,9 @@ def frozen_token_logps(
 ) -> torch.Tensor:
     """Per-token answer log-probs of every row without gradients, in chunks of `chunk` rows, [rows, width]
     padded to the rollout's longest answer: the policy's (reference False), or the reference's: the
-    separate `ref_model`, else the policy with its adapter disabled."""
+    separate `ref_model`, else the policy with its adapter disabled. The seconds are added to the
+    rollout's old_logps_seconds or reference_seconds."""
+    began = time.perf_counter()
     model = getattr(model, "module", model)  # the adapter is disabled on the unwrapped model
     scorer = ref_model if reference and ref_model is not None else model
     context = adapter_disabled(model) if reference and ref_model is None else nullcontext()
@@ -189,6 +201,10 @@ def frozen_token_logps(
             rows = torch.arange(start, min(start + chunk, len(rollout.answers)), device=out.device)
             logps, _ = policy_token_logps(scorer, rollout, rows)
             out[rows, : logps.shape[1]] = logps
+    if reference:
+        rollout.reference_seconds += time.perf_counter() - began
+    else:
+        rollout.old_logps_seconds += time.perf_counter() - began
     return out
 
 
@@ -220,7 +236,9 @@ def optimise(
     loss of one forward pass over `rows` (indices), normalised over the whole `mini_batch` (indices) so
     that the passes of a mini-batch sum to its loss; every
     update but the last steps the optimiser here, the last is left to the Trainer (clipping, optimiser
-    and scheduler step, logging). `extra_parameters` (the value model) are clipped here."""
+    and scheduler step, logging). `extra_parameters` (the value model) are clipped here. Its seconds are
+    logged as time/forward_backward."""
+    start = time.perf_counter()
     generator = torch.Generator().manual_seed(trainer.state.global_step)
     total = torch.zeros((), device=trainer.args.device)
     for epoch in range(epochs):
@@ -239,18 +257,24 @@ def optimise(
                     trainer.accelerator.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
                 trainer.optimizer.step()
                 trainer.optimizer.zero_grad()
+    trainer.metrics(model)["time/forward_backward"].append(time.perf_counter() - start)
     return total
 
 
 def rollout_metrics(rollout: Rollout, train_logps: torch.Tensor | None) -> dict[str, float]:
     """Mean/std of the total and of each reward, answer length, share of answers that ended with EOS,
-    rollout seconds, and the mean absolute gap between the engine's and the training model's log-probs."""
+    rollout seconds (and the step's phases, time/...), and the mean absolute gap between the engine's and
+    the training model's log-probs."""
     metrics = {
         "reward/mean": rollout.rewards.mean().item(),
         "reward/std": rollout.rewards.std().item() if len(rollout.rewards) > 1 else 0.0,
         "answer_length": rollout.lengths.float().mean().item(),
         "answers_finished": sum(rollout.finished) / len(rollout.finished),
         "rollout_seconds": rollout.seconds,
+        "time/generation": rollout.generation_seconds,
+        "time/rewards": rollout.rewards_seconds,
+        "time/old_logps": rollout.old_logps_seconds,
+        "time/reference": rollout.reference_seconds,
     }
     for label, values in rollout.per_function.items():
         column = torch.tensor(values)

@@ -3,11 +3,12 @@ held-out prompts and the per-example metrics; its subclasses (PpoTrainer, GrpoTr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from turbo.generators.rollout import RolloutEngine
 from turbo.trainers.base import add_metric_means, start_metrics
@@ -42,6 +43,7 @@ class RolloutTrainer(Trainer):
         self.eval_prompts = eval_prompts or []
         self.folder = folder
         self.seed = seed
+        self.add_callback(OptimizerSeconds(self))
 
     def metrics(self, model: torch.nn.Module) -> dict[str, list[float]]:
         return self._metrics["train" if model.training else "eval"]
@@ -55,3 +57,19 @@ class RolloutTrainer(Trainer):
     ) -> dict:
         """Greedy answers to the validation prompts scored by the rewards; then the cherry-picks."""
         return evaluate(self)
+
+
+class OptimizerSeconds(TrainerCallback):
+    """The Trainer's own optimiser step, logged as time/optimizer beside the phases that the step logs
+    (time/weight_sync, time/generation, time/rewards, time/old_logps, time/reference,
+    time/forward_backward)."""
+
+    def __init__(self, trainer: RolloutTrainer) -> None:
+        self.trainer = trainer
+        self.start = 0.0
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.start = time.perf_counter()
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer._metrics["train"]["time/optimizer"].append(time.perf_counter() - self.start)

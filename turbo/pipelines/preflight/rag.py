@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from turbo.errors import TurboError
-from turbo.modeling.rag.encoder import encoder_width
-from turbo.modeling.rag.retriever import index_dimension
 from turbo.pipelines.preflight.common import is_folder, nodes
 from turbo.reading import output_folder_problem
 from turbo.settings.paths import path_problem
-from turbo.settings.rag import RagModelSettings
 
 
 def _width(encoder: Any, where: str) -> tuple[int | None, list[str]]:
     """The encoder's width, or None and the problem (nothing when input_files reports the folder)."""
+    from turbo.modeling.rag.encoder import encoder_width  # here: validate of other commands skips it
+
     if not is_folder(encoder.model_path):
         return None, []
     try:
@@ -30,6 +29,9 @@ def _width(encoder: Any, where: str) -> tuple[int | None, list[str]]:
 def rag_vector_sizes(settings: Any) -> list[str]:
     """For every RAG model: retrieval_vector_size (where set) and the index's dimension equal the
     question encoder's width."""
+    from turbo.modeling.rag.retriever import index_dimension  # here: validate of other commands skips it
+    from turbo.settings.rag import RagModelSettings
+
     problems: list[str] = []
     for where, rag in nodes(settings):
         if not isinstance(rag, RagModelSettings):

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from turbo.pipelines.preflight.common import vllm_problem
-from turbo.settings.rewards import PythonRewardSettings
 
 
 def _defined_names(source: str) -> set[str] | None:
@@ -56,6 +55,8 @@ def function_problem(reference: str) -> str | None:
 
 def python_rewards(settings: Any) -> list[str]:
     """Every reward of type python names a function that can be imported."""
+    from turbo.settings.rewards import PythonRewardSettings  # here: validate of other commands skips it
+
     problems = []
     for index, reward in enumerate(settings.reward_settings):
         if not isinstance(reward, PythonRewardSettings):

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from turbo.errors import TurboError
-from turbo.modeling.rag.encoder import encoder_width
-from turbo.modeling.rag.retriever import index_dimension
 from turbo.pipelines.preflight.common import is_folder
 from turbo.pipelines.preflight.rl import function_problem
 from turbo.settings.paths import path_problem
-from turbo.settings.tools import PythonToolSettings, RetrieverToolSettings
 
 
 def _retriever_problems(tool: Any, where: str) -> list[str]:
+    from turbo.modeling.rag.encoder import encoder_width  # here: validate of other files skips them
+    from turbo.modeling.rag.retriever import index_dimension
+
     encoder = tool.encoder_settings
     if not is_folder(encoder.model_path):
         return []  # input_files reports it
@@ -41,6 +41,8 @@ def _retriever_problems(tool: Any, where: str) -> list[str]:
 
 def tools(settings: Any) -> list[str]:
     """Every tool of tool_settings can be opened: python functions import, retrievers fit their index."""
+    from turbo.settings.tools import PythonToolSettings, RetrieverToolSettings  # only files with tools
+
     problems: list[str] = []
     for index, tool in enumerate(getattr(settings, "tool_settings", None) or []):
         where = f"tool_settings.{index}"
