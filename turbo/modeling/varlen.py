@@ -67,8 +67,11 @@ def varlen_attention(
 
 
 def use_matmul_attention(query: torch.Tensor, dropout: float) -> bool:
-    """bfloat16 attention on a CPU without dropout: matmul_attention beats SDPA's flash kernel there."""
-    return query.device.type == "cpu" and query.dtype == torch.bfloat16 and dropout == 0.0
+    """bfloat16 attention on a CPU, trained (gradients on), without dropout: matmul_attention beats SDPA's
+    flash kernel there. Without gradients (a reference's or an evaluation's forward) the two are even
+    and SDPA keeps no scores in memory."""
+    bfloat16_cpu = query.device.type == "cpu" and query.dtype == torch.bfloat16
+    return bfloat16_cpu and dropout == 0.0 and torch.is_grad_enabled()
 
 
 def matmul_attention(

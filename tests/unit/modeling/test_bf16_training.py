@@ -45,6 +45,8 @@ def test_bfloat16_varlen_attention_takes_the_matmul_path_and_matches_float32() -
     assert use_matmul_attention(query.bfloat16(), 0.0)
     assert not use_matmul_attention(query, 0.0)  # float32 keeps SDPA
     assert not use_matmul_attention(query.bfloat16(), 0.1)  # dropout keeps SDPA
+    with torch.no_grad():
+        assert not use_matmul_attention(query.bfloat16(), 0.0)  # a forward without gradients keeps SDPA
     expected, _ = varlen_attention(module, query, key, value, None, cu_seq_lens_q=bounds)
     actual, _ = varlen_attention(
         module, query.bfloat16(), key.bfloat16(), value.bfloat16(), None, cu_seq_lens_q=bounds
