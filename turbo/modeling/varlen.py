@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 NAME = "turbo_varlen"
+SCORES_PER_CALL = 2_000_000  # float32 attention scores per matmul_attention call (8 MB: stays in cache)
 
 
 def varlen_attention(
@@ -48,17 +49,54 @@ def varlen_attention(
         offsets = torch.arange(group[0][1], device=query.device)  # the longest comes first
         index = (starts[:, None] + offsets).clamp(max=query.shape[2] - 1)  # (samples, longest)
         real = offsets < lengths[:, None]
-        out = torch.nn.functional.scaled_dot_product_attention(
-            *(tensor[0][:, index].transpose(0, 1) for tensor in (query, key, value)),
-            dropout_p=dropout if module.training else 0.0,
-            is_causal=True,
-            scale=scaling,
-            enable_gqa=gqa,
-        )  # (samples, heads, longest, head_dim)
+        parts = [tensor[0][:, index].transpose(0, 1) for tensor in (query, key, value)]
+        if use_matmul_attention(query, dropout if module.training else 0.0):
+            out = matmul_attention(*parts, scaling)
+        else:
+            out = torch.nn.functional.scaled_dot_product_attention(
+                *parts,
+                dropout_p=dropout if module.training else 0.0,
+                is_causal=True,
+                scale=scaling,
+                enable_gqa=gqa,
+            )  # (samples, heads, longest, head_dim)
         outputs.append(out.transpose(1, 2)[real])  # (real positions, heads, head_dim), sample by sample
         positions.append(index[real])
     order = torch.cat(positions).argsort()  # groups hold the samples longest first: back to row order
     return torch.cat(outputs)[order].unsqueeze(0), None
+
+
+def use_matmul_attention(query: torch.Tensor, dropout: float) -> bool:
+    """bfloat16 attention on a CPU, trained (gradients on), without dropout: matmul_attention beats SDPA's
+    flash kernel there. Without gradients (a reference's or an evaluation's forward) the two are even
+    and SDPA keeps no scores in memory."""
+    bfloat16_cpu = query.device.type == "cpu" and query.dtype == torch.bfloat16
+    return bfloat16_cpu and dropout == 0.0 and torch.is_grad_enabled()
+
+
+def matmul_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None = None
+) -> torch.Tensor:
+    """Causal attention of (samples, heads, length, head_dim) tensors as softmax(q k^T) v: the matmuls
+    in the inputs' dtype, the scores and softmax in float32. Grouped-query heads share their key and
+    value without copies (a group's queries are one matmul against its key). Samples go a few at a
+    time, so that a call's scores stay under SCORES_PER_CALL."""
+    samples, heads, length, width = query.shape
+    kv_heads = key.shape[1]
+    group = heads // kv_heads
+    scale = scaling if scaling is not None else width**-0.5
+    future = torch.ones(length, length, dtype=torch.bool, device=query.device).triu_(1)
+    precise = torch.promote_types(query.dtype, torch.float32)  # the scores' dtype: float32 at least
+    bias = torch.zeros(length, length, dtype=precise, device=query.device).masked_fill_(future, float("-inf"))
+    step = max(1, SCORES_PER_CALL // (heads * length * length))
+    outputs = []
+    for start in range(0, samples, step):
+        q = query[start : start + step].reshape(-1, kv_heads, group * length, width)
+        scores = (q @ key[start : start + step].transpose(-1, -2)).view(-1, kv_heads, group, length, length)
+        weights = (scores.to(precise) * scale + bias).softmax(-1).to(query.dtype)
+        out = weights.view(-1, kv_heads, group * length, length) @ value[start : start + step]
+        outputs.append(out.view(-1, heads, length, width))
+    return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
 
 
 def length_groups(segments: list[tuple[int, int]], waste: float = 0.5) -> list[list[tuple[int, int]]]:
