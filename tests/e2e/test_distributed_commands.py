@@ -4,10 +4,19 @@
 In sequential order the two ranks' batches together are the one process's batch, so the user must get
 the same run: the same logged rows (loss, token counts and every metric of the command: reduced over
 the ranks, not rank 0's half) written once per step, the same final weights up to float summation
-order (the gradients of two ranks are averaged by an all-reduce: equal to 1e-5, not bit-exact), and
-one experiment folder holding the same files as the one process's. Each command is launched once per
-module and shared by its asserts; DPO also resumes a run killed with -9 (SFT's kill test covers the
-others' shared checkpoint code) and runs on two nodes simulated on this machine.
+order, one experiment folder holding the same files as the one process's.
+
+The weights are not bit-exact: the two ranks' gradients are summed by an all-reduce in another order,
+and Adam divides each element by its own magnitude, so an element whose gradient is near zero can move
+by up to the learning rate either way (seen: 1 of 512 elements of a LoRA matrix of
+train_multimodal_dpo off by 1e-4, 2 of 16k of train_classification's by 1-4e-5, after 2 steps at lr
+3e-3). So each tensor must agree to 1e-5 in all but 1% of its elements; a rank on the wrong shard, a
+loss normalised per rank or an update missing from the average moves most elements by about the
+learning rate (train_rag's per-rank token mean did: 70% of a LoRA matrix off by up to 4e-3).
+
+Each command is launched once per module and shared by its asserts; DPO also resumes a run killed
+with -9 (SFT's kill test covers the checkpoint code the others share) and runs on two nodes simulated
+on this machine.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ class Case:
     settings: tuple[str, ...] = ()
 
 
+ENCODER = "model_settings.question_encoder_settings"
+NO_DROPOUT = f'{ENCODER}.model_kwargs={{"hidden_dropout_prob": 0, "attention_probs_dropout_prob": 0}}'
 CASES = {
     # precomputed reference log-probs: every rank computes them before training; resumed below
     "train_dpo": Case("dpo/lora.json", 2, 4, settings=("trainer_settings.precompute_ref_log_probs=true",)),
@@ -53,7 +64,11 @@ CASES = {
     "train_ddpo": Case("ddpo/lora.json", 1),
     "train_multimodal": Case("multimodal/llava_lora.json", 1, fixture="multimodal_models"),
     "train_multimodal_dpo": Case("multimodal_dpo/llava_lora.json", 1, fixture="multimodal_models"),
-    "train_rag": Case("rag/lora.json", 2, fixture="rag_models", settings=("cherry_pick_settings=null",)),
+    # the question encoder without dropout: each rank draws its own dropout masks, so with dropout the
+    # two ranks are another random draw than the one process (both right, not equal)
+    "train_rag": Case(
+        "rag/lora.json", 2, fixture="rag_models", settings=("cherry_pick_settings=null", NO_DROPOUT)
+    ),
 }
 
 
@@ -113,6 +128,16 @@ def experiment_files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in paths)
 
 
+def assert_same_weights(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    """Every tensor equal to 1e-5 in all but 1% of its elements (see the module's docstring)."""
+    assert actual.keys() == expected.keys()
+    for name, tensor in expected.items():
+        off = int(((actual[name] - tensor).abs() > 1e-5).sum())
+        assert off <= max(1, tensor.numel() // 100), (
+            f"{name}: {off} of {tensor.numel()} elements off by > 1e-5"
+        )
+
+
 def assert_same_rows(folder: Path, reference: Path, steps: int) -> None:
     rows, expected = train_rows(folder), train_rows(reference)
     assert [row["step"] for row in rows] == list(range(1, steps + 1))  # each step written once
@@ -128,10 +153,7 @@ def assert_same_rows(folder: Path, reference: Path, steps: int) -> None:
 def test_two_processes_give_the_one_process_run(runs, command: str) -> None:
     single, ranks = runs(command).single, runs(command).ranks
     assert_same_rows(ranks, single, CASES[command].steps)
-    expected, actual = final_weights(single), final_weights(ranks)
-    assert actual.keys() == expected.keys()
-    for name, tensor in expected.items():
-        torch.testing.assert_close(actual[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+    assert_same_weights(final_weights(ranks), final_weights(single))
     assert experiment_files(ranks) == experiment_files(single)  # one copy of each, no rank's extra
     assert json.loads((ranks / "experiment_settings.json").read_text())["log_path"] == str(ranks)
 
