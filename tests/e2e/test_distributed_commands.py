@@ -56,6 +56,8 @@ class Case:
 
 ENCODER = "model_settings.question_encoder_settings"
 NO_DROPOUT = f'{ENCODER}.model_kwargs={{"hidden_dropout_prob": 0, "attention_probs_dropout_prob": 0}}'
+EVALUATED = ("trainer_settings.eval_strategy=steps", "trainer_settings.eval_steps=2")
+NOT_CPU = "trainer_settings.use_cpu=false"
 CASES = {
     # precomputed reference log-probs: every rank computes them before training; resumed below
     "train_dpo": Case("dpo/lora.json", 2, 4, settings=("trainer_settings.precompute_ref_log_probs=true",)),
@@ -65,11 +67,11 @@ CASES = {
     "train_ddpo": Case("ddpo/lora.json", 1),
     "train_multimodal": Case("multimodal/llava_lora.json", 1, fixture="multimodal_models"),
     "train_multimodal_dpo": Case("multimodal_dpo/llava_lora.json", 1, fixture="multimodal_models"),
-    # the question encoder without dropout: each rank draws its own dropout masks, so with dropout the
-    # two ranks are another random draw than the one process (both right, not equal)
-    "train_rag": Case(
-        "rag/lora.json", 2, fixture="rag_models", settings=("cherry_pick_settings=null", NO_DROPOUT)
-    ),
+    # evaluated with cherry-picks at step 2 (answers and retrieved ids from each rank's share, written
+    # once); the question encoder without dropout: each rank draws its own dropout masks, so with
+    # dropout the two ranks are another random draw than the one process (both right, not equal)
+    # (and trainer_settings as a CPU user writes them: no use_cpu)
+    "train_rag": Case("rag/lora.json", 2, fixture="rag_models", settings=(*EVALUATED, NO_DROPOUT, NOT_CPU)),
 }
 
 
@@ -157,6 +159,18 @@ def test_two_processes_give_the_one_process_run(runs, command: str) -> None:
     assert_same_weights(final_weights(ranks), final_weights(single))
     assert experiment_files(ranks) == experiment_files(single)  # one copy of each, no rank's extra
     assert json.loads((ranks / "experiment_settings.json").read_text())["log_path"] == str(ranks)
+
+
+def test_rag_cherry_picks_are_the_one_process_ones(runs, rag_models: Path) -> None:
+    """Each rank answers its share of the cherry-pick questions and rank 0 writes them all once; the
+    question encoder trains under DDP."""
+    single, ranks = runs("train_rag").single, runs("train_rag").ranks
+    rows = read_jsonl(ranks / "cherry_picks" / "step_2.jsonl")
+    assert len(rows) == 2 and all(len(row["retrieved_ids"]) == 2 and row["answers"] for row in rows)
+    assert rows == read_jsonl(single / "cherry_picks" / "step_2.jsonl")
+    before = load_file(rag_models / "bert_tiny" / "model.safetensors")
+    after = load_file(ranks / "final" / "question_encoder" / "model.safetensors")
+    assert any(not torch.equal(tensor, before[name]) for name, tensor in after.items())  # it trains
 
 
 def test_dpo_killed_and_resumed_gives_the_uninterrupted_weights(runs, tmp_path: Path) -> None:
