@@ -68,16 +68,16 @@ CASES = {
     "train_multimodal": Case("multimodal/llava_lora.json", 1, fixture="multimodal_models"),
     "train_multimodal_dpo": Case("multimodal_dpo/llava_lora.json", 1, fixture="multimodal_models"),
     # evaluated with cherry-picks at step 2 (answers and retrieved ids from each rank's share, written
-    # once); the question encoder without dropout: each rank draws its own dropout masks, so with
-    # dropout the two ranks are another random draw than the one process (both right, not equal)
-    # (and trainer_settings as a CPU user writes them: no use_cpu)
+    # once), trainer_settings as a CPU user writes them (no use_cpu), and the question encoder without
+    # dropout: each rank draws its own dropout masks, so with dropout the two ranks are another random
+    # draw than the one process (both right, not equal)
     "train_rag": Case("rag/lora.json", 2, fixture="rag_models", settings=(*EVALUATED, NO_DROPOUT, NOT_CPU)),
 }
 
 
 def arguments(command: str, folder: Path, batch: int, *settings: str) -> list[str]:
     """`COMMAND --experiment_settings_path CONFIG --set ...`: the fixture's file, `steps` steps in
-    sequential order with one checkpoint at the end, no evaluation."""
+    sequential order with a checkpoint at step 2, no evaluation unless the case asks for it."""
     case = CASES[command]
     sets = [
         f"log_path={folder}",
