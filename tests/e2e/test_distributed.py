@@ -4,15 +4,15 @@ processes, with trainer_settings as users write them on a CPU machine (no use_cp
 Two processes with 2 samples each and one process with 4 see the same global batches (sequential
 order), so the runs must log the same losses and token counts and end with the same weights: each
 rank read its own shard, the metrics were reduced across ranks, and only rank 0 wrote the files.
+Two launchers of one process each on two simulated nodes (127.0.0.1) must give the one node's run.
+The other non-RL commands: tests/e2e/test_distributed_commands.py; the launchers: tests/distributed.py.
 """
 
 import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from safetensors.torch import load_file
 
 from turbo.pipelines.train.common import is_complete_checkpoint
 
+from ..distributed import ENV, accelerate, launch_nodes, torchrun
+from ..distributed import launch as run_launcher
 from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo, train_rows
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
@@ -38,35 +40,19 @@ COMMON = [
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+def sft_arguments(folder: Path, *settings: str) -> list[str]:
+    """`train_sft ...` with 2 samples per process (for 2 processes)."""
+    arguments = ["train_sft", "--experiment_settings_path", str(SFT), "--set", f"log_path={folder}", *COMMON]
+    return arguments + [*settings, "--set", "trainer_settings.per_device_train_batch_size=2"]
 
 
 def train_command(launcher: list[str], folder: Path, *settings: str) -> list[str]:
     """`<launcher> -m turbo train_sft ...` with 2 processes of 2 samples each."""
-    command = [sys.executable, "-m", *launcher, "-m", "turbo", "train_sft", "--experiment_settings_path"]
-    command += [str(SFT), "--set", f"log_path={folder}", *COMMON, *settings]
-    return command + ["--set", "trainer_settings.per_device_train_batch_size=2"]
+    return launcher + sft_arguments(folder, *settings)
 
 
 def launch(launcher: list[str], folder: Path, *settings: str, timeout: int = 600) -> None:
-    command = train_command(launcher, folder, *settings)
-    result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-3000:]}\n{result.stderr[-8000:]}"
-
-
-def torchrun() -> list[str]:
-    return ["torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
-
-
-def accelerate() -> list[str]:
-    port = str(free_port())
-    return ["accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", port]
+    run_launcher(train_command(launcher, folder, *settings), timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +136,18 @@ def test_ddp_killed_and_resumed_gives_the_uninterrupted_weights(ddp: Path, tmp_p
     assert expected.keys() == actual.keys()
     assert all(torch.equal(actual[name], tensor) for name, tensor in expected.items())  # bit-exact
     assert [row["step"] for row in train_rows(folder)] == list(range(1, STEPS + 1))
+
+
+def test_two_nodes_give_the_one_node_run(ddp: Path, tmp_path: Path) -> None:
+    """Two launchers (--nnodes 2 --node_rank 0|1, one process each) meeting at 127.0.0.1, as on two
+    machines: the same world of 2 ranks, so the same adapter (bit-exact), rows and files as one node's."""
+    folder = tmp_path / "nodes"
+    launch_nodes(sft_arguments(folder), nnodes=2, nproc_per_node=1)
+    assert_same_run(folder, ddp)
+    expected = load_file(ddp / "final" / "adapter_model.safetensors")
+    actual = load_file(folder / "final" / "adapter_model.safetensors")
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(actual[name], tensor) for name, tensor in expected.items())
 
 
 @pytest.mark.gpu

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 TRAIN = CONFIGS / "train" / "rag" / "lora.json"
 INFERENCE = CONFIGS / "inference" / "rag" / "base.json"
@@ -187,35 +187,5 @@ def test_inference_rag_reads_the_final_folder_in_the_rag_tokenizer_layout(
     assert [row["retrieved_ids"][0] for row in rows] == [f"p{i}" for i in range(8)]
 
 
-@pytest.mark.slow
-def test_ddp_two_processes_train_once_with_cherry_picks(rag_models: Path, tmp_path: Path) -> None:
-    """torchrun with 2 processes, trainer_settings as a CPU user writes them (no use_cpu): every step is
-    logged once, the cherry-picks (with what was retrieved) are written once, and the question encoder
-    trains."""
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    folder = tmp_path / "ddp"
-    command = [
-        *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)),
-        *("-m", "turbo", "train_rag", "--experiment_settings_path", str(TRAIN)),
-        *("--set", f"log_path={folder}"),
-        *("--set", "trainer_settings.use_cpu=false", "--set", "trainer_settings.max_steps=4"),
-        *("--set", "trainer_settings.eval_steps=4", "--set", "trainer_settings.save_steps=4"),
-        *("--set", "trainer_settings.per_device_train_batch_size=2"),
-    ]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-6000:]
-    steps = [row["step"] for row in read_jsonl(folder / "metrics.jsonl") if "loss" in row]
-    assert steps == [1, 2, 3, 4]
-    rows = read_jsonl(folder / "cherry_picks" / "step_4.jsonl")
-    assert len(rows) == 2 and all(len(row["retrieved_ids"]) == 2 and row["answers"] for row in rows)
-    before = load_file(str(rag_models / "bert_tiny" / "model.safetensors"))
-    after = load_file(str(folder / "final" / "question_encoder" / "model.safetensors"))
-    assert any(not torch.equal(tensor, before[name]) for name, tensor in after.items())
+# train_rag under torchrun (2 ranks against one process, cherry-picks written once):
+# tests/e2e/test_distributed_commands.py

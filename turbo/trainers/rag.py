@@ -41,14 +41,22 @@ class RagTrainer(MetricsTrainer):
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
         out = model(**inputs)
-        loss = rag_sequence_loss(
-            out["doc_scores"], out["sequence_logps"], out["num_answer_tokens"].clamp(min=1)
-        )
+        loss = rag_sequence_loss(out["doc_scores"], out["sequence_logps"], self.answer_tokens(out))
         prior = torch.softmax(out["doc_scores"].detach().float(), dim=-1)
         metrics = self.metrics(model)
         metrics["top_doc_probability"].extend(prior[:, 0].tolist())
         metrics["answer_logp_top_doc"].extend(out["sequence_logps"].detach()[:, 0].float().tolist())
         return (loss, out) if return_outputs else loss
+
+    def answer_tokens(self, out: dict[str, Any]) -> torch.Tensor:
+        """What the batch's loss is divided by: its answer tokens; with several processes, the mean over
+        the ranks of theirs. DDP averages the ranks' gradients, so each rank dividing by its own count
+        would weigh a token of a rank with short answers more than one of a rank with long ones (the
+        one-process run with the ranks' batches together divides by their total)."""
+        tokens = out["num_answer_tokens"].detach().float()
+        if self.accelerator.num_processes > 1:
+            tokens = self.accelerator.reduce(tokens, reduction="sum") / self.accelerator.num_processes
+        return tokens.clamp(min=1)
 
     def create_optimizer(self, model: Any = None) -> Any:
         if self.optimizer is not None:

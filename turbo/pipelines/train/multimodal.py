@@ -7,16 +7,15 @@ from functools import partial
 from typing import Any
 
 from turbo.data.multimodal import build_multimodal_samples
-from turbo.io import write_json
 from turbo.pipelines.train.common import metrics_log, start_experiment, training_arguments
 from turbo.pipelines.train.multimodal_steps import (
     build_model,
     multimodal_samples,
     multimodal_tokenizer,
-    parameter_report,
     part_learning_rates,
     part_shapes,
     train_and_save,
+    write_parameter_report,
 )
 from turbo.pipelines.train.splits import chat_previews
 from turbo.settings.pipelines.train.multimodal import MultimodalExperimentSettings
@@ -63,7 +62,7 @@ def run(settings: MultimodalExperimentSettings) -> None:
     )
 
     model = build_model(settings, tokenizer, shapes)
-    write_json(folder / "parameters.json", parameter_report(model))
+    write_parameter_report(folder, model)
     rates = part_learning_rates(settings)
     trainer = MultimodalTrainer(
         model=model,

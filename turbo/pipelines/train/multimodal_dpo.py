@@ -6,16 +6,15 @@ from functools import partial
 from typing import Any
 
 from turbo.data.multimodal_pair_preferences import MultimodalPairCollator, build_multimodal_pair_samples
-from turbo.io import write_json
 from turbo.pipelines.train.common import start_experiment
 from turbo.pipelines.train.multimodal_steps import (
     build_model,
     multimodal_samples,
     multimodal_tokenizer,
-    parameter_report,
     part_learning_rates,
     part_shapes,
     train_and_save,
+    write_parameter_report,
 )
 from turbo.pipelines.train.reference import (
     dpo_trainer_arguments,
@@ -56,7 +55,7 @@ def run(settings: MultimodalDpoExperimentSettings) -> None:
     val_features = [sample.features() for sample in data.val]
 
     model = build_model(settings, tokenizer, shapes)  # type: ignore[arg-type]
-    write_json(folder / "parameters.json", parameter_report(model))
+    write_parameter_report(folder, model)
     ref_model, start = build_reference(settings, model, tokenizer)
     collator = MultimodalPairCollator(tokenizer.pad_token_id, data.readers)
     if trainer_settings.precompute_ref_log_probs:

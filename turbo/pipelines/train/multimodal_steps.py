@@ -11,10 +11,11 @@ from typing import Any, NamedTuple
 
 from turbo.data.multimodal import add_modality_tokens, build_multimodal_samples
 from turbo.data.report import DatasetReport
+from turbo.io import write_json
 from turbo.modeling.loading import load_model
 from turbo.modeling.multimodal.parts import build_readers, check_shapes
 from turbo.pipelines.multimodal_model import assemble_multimodal, modality_token_ids
-from turbo.pipelines.train.common import end_run, policy_tokenizer
+from turbo.pipelines.train.common import end_run, is_main_process, policy_tokenizer
 from turbo.pipelines.train.evaluation import attach_multimodal_cherry_picks
 from turbo.pipelines.train.splits import load_splits
 from turbo.settings.pipelines.train.multimodal import MultimodalExperimentSettings
@@ -31,6 +32,13 @@ def parameter_report(model: Any) -> dict[str, dict[str, int]]:
         counts = report.setdefault(part, {"trainable": 0, "frozen": 0})
         counts["trainable" if parameter.requires_grad else "frozen"] += parameter.numel()
     return report
+
+
+def write_parameter_report(folder: Path, model: Any) -> None:
+    """parameters.json (parameter_report), by the main process only: another rank writing it into a
+    folder the main one has not set up yet makes that folder look like someone else's."""
+    if is_main_process():
+        write_json(folder / "parameters.json", parameter_report(model))
 
 
 def part_learning_rates(settings: MultimodalExperimentSettings) -> dict[str, float]:

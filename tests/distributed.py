@@ -1,0 +1,111 @@
+"""Launching turbo on several processes in tests, as users do: a free port, the torchrun command line of
+one node (N processes) or of one of several nodes simulated on this machine (127.0.0.1), a launch that
+checks the exit code, and the launch of all the nodes of a run at once.
+
+    command = ["train_sft", "--experiment_settings_path", str(config), "--set", f"log_path={folder}"]
+    launch(torchrun(nproc=2) + command)                # one node, 2 processes
+    launch_nodes(command, nnodes=2)                    # 2 nodes of 1 process, both launchers at once
+
+Every launcher runs `python -m torch.distributed.run ... -m turbo COMMAND...` from the repository root
+with one thread per process (the machine's cores are shared by both ranks and other tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from .helpers import REPO
+
+ENV = {
+    **os.environ,
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_OFFLINE": "1",
+    "OMP_NUM_THREADS": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it), for one launch's rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(nproc: int = 2, port: int | None = None, nnodes: int = 1, node_rank: int = 0) -> list[str]:
+    """`python -m torch.distributed.run` with `nproc` processes on this node, then `-m turbo`: append the
+    command and its options. With nnodes > 1 it is the launcher of node `node_rank` of a run whose nodes
+    all meet at 127.0.0.1:port (static rendezvous, as `torchrun --nnodes N --node_rank R --master_addr`
+    on a cluster); give every node's launcher the same port."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+    if nnodes > 1:
+        command += ["--nnodes", str(nnodes), "--node_rank", str(node_rank), "--master_addr", "127.0.0.1"]
+    return [*command, "--master_port", str(port), "-m", "turbo"]
+
+
+def accelerate(nproc: int = 2) -> list[str]:
+    """`accelerate launch --multi_gpu` with `nproc` processes (gloo on a machine without GPUs), then
+    `-m turbo`."""
+    port = str(free_port())
+    launcher = ["accelerate.commands.launch", "--multi_gpu", "--num_processes", str(nproc)]
+    return [sys.executable, "-m", *launcher, "--main_process_port", port, "-m", "turbo"]
+
+
+def failure(command: list[str], returncode: int, stdout: str, stderr: str) -> str:
+    return f"{' '.join(command)}\nexited {returncode}\n{stdout[-3000:]}\n{stderr[-8000:]}"
+
+
+def launch(command: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a launcher's command line from the repository root; fails the test unless it exits 0."""
+    result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, failure(command, result.returncode, result.stdout, result.stderr)
+    return result
+
+
+def launch_nodes(
+    turbo_args: list[str], nnodes: int = 2, nproc_per_node: int = 1, timeout: int = 600
+) -> list[str]:
+    """`nnodes` launchers of the same run started at once, as on `nnodes` machines (one port for all,
+    node ranks 0..nnodes-1), each with `nproc_per_node` processes running `turbo turbo_args...`. Waits
+    for all of them and fails the test unless every one exits 0; when one fails or time runs out, the
+    others are stopped (they would wait for their peer forever). Returns each node's output."""
+    port, deadline = free_port(), time.monotonic() + timeout
+    commands = [torchrun(nproc_per_node, port, nnodes, rank) + list(turbo_args) for rank in range(nnodes)]
+    with contextlib.ExitStack() as stack:  # files, not pipes: a pipe nobody reads could fill and block
+        outputs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in commands]
+        processes = [
+            subprocess.Popen(
+                command,
+                cwd=REPO,
+                env=ENV,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+            for command, out in zip(commands, outputs, strict=True)
+        ]
+        try:
+            while any(p.poll() is None for p in processes) and all(p.poll() in (None, 0) for p in processes):
+                assert time.monotonic() < deadline, f"the {nnodes} nodes did not finish in {timeout} s"
+                time.sleep(0.2)
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)  # the launcher and its ranks
+                process.wait()
+        texts = []
+        for out in outputs:
+            out.seek(0)
+            texts.append(out.read())
+    for command, process, text in zip(commands, processes, texts, strict=True):
+        assert process.returncode == 0, failure(command, process.returncode, "", text)
+    return texts
