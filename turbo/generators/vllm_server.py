@@ -240,6 +240,7 @@ class VllmServerEngine:
         self.loaded: str | None = None
         self.version = 0
         self.prefix = f"turbo-{uuid.uuid4().hex[:8]}"
+        self.loads_adapters = True  # False on the ranks > 0 of a distributed run: rank 0 loads for all
 
     def sync(self, model: Any) -> None:
         self.version += 1
@@ -254,9 +255,9 @@ class VllmServerEngine:
 
     def close(self) -> None:
         """Unload the last adapter from the server (its folder stays: the policy of the last rollout)."""
-        if self.loaded is not None:
+        if self.loaded is not None and self.loads_adapters:
             unload_adapter(self.server.url, self.loaded, self.server.timeout, self.api_key)
-            self.loaded = None
+        self.loaded = None
 
     def sample(
         self,

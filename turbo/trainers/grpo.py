@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from turbo.generators.rollout import sync_engine
 from turbo.trainers.dynamic_sampling import draw_prompts, fill_groups, round_seed
 from turbo.trainers.losses.advantages import advantages as estimate_advantages
 from turbo.trainers.losses.grpo import grpo_loss
@@ -21,6 +20,7 @@ from turbo.trainers.rollout import (
     rollout_metrics,
     trained_mask,
 )
+from turbo.trainers.rollout_distributed import generation_model, mean_over_ranks, sync_rollout_engine
 from turbo.trainers.rollout_dumps import dump_rollout
 from turbo.trainers.rollout_steps import (
     loss_mask,
@@ -43,25 +43,26 @@ class GrpoTrainer(RolloutTrainer):
     ) -> torch.Tensor:
         settings = self.grpo
         step = self.state.global_step
-        sync_seconds = sync_engine(self.engine, model, step)
+        with generation_model(self, model) as policy:  # unwrapped (ZeRO-3: gathered)
+            sync_seconds = sync_rollout_engine(self.engine, policy, step)
+            rollout = self.sample(policy, inputs["prompts"], seed=self.seed + step)
+            sampling_metrics: dict[str, float] = {}
+            if settings.dynamic_sampling is not None:
+
+                def more(round: int) -> Any:
+                    seed = round_seed(self.seed, step, round)
+                    prompts = draw_prompts(self.train_dataset, settings.rollout_batch_size, seed)
+                    return self.sample(policy, prompts, seed)
+
+                rollout, sampling_metrics = fill_groups(
+                    rollout,
+                    more,
+                    settings.num_generations,
+                    settings.rollout_batch_size,
+                    settings.dynamic_sampling.max_rounds,
+                    self.processing_class.pad_token_id,
+                )
         model.train()
-        rollout = self.sample(model, inputs["prompts"], seed=self.seed + step)
-        sampling_metrics: dict[str, float] = {}
-        if settings.dynamic_sampling is not None:
-
-            def more(round: int) -> Any:
-                seed = round_seed(self.seed, step, round)
-                prompts = draw_prompts(self.train_dataset, settings.rollout_batch_size, seed)
-                return self.sample(model, prompts, seed)
-
-            rollout, sampling_metrics = fill_groups(
-                rollout,
-                more,
-                settings.num_generations,
-                settings.rollout_batch_size,
-                settings.dynamic_sampling.max_rounds,
-                self.processing_class.pad_token_id,
-            )
         start = time.perf_counter()
         rows = len(rollout.answers)
         chunk = settings.forward_batch_size or rows
@@ -102,7 +103,7 @@ class GrpoTrainer(RolloutTrainer):
                 beta=settings.beta,
                 max_tokens=self.rollout_settings.max_new_tokens,
                 answers=len(mini_batch),
-                tokens=int(mask[mini_batch].sum()),
+                tokens=mean_over_ranks(int(mask[mini_batch].sum()), mask.device),  # dapo: the global batch
                 level=settings.importance_sampling_level,
                 weights=None if correction is None else correction.weights[chunk_rows, :width],
             )

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from turbo.generators.rollout import sync_engine
 from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, masked_whiten, ppo_loss
 from turbo.trainers.rollout import (
     Rollout,
@@ -27,6 +26,7 @@ from turbo.trainers.rollout import (
     to_answers,
     trained_mask,
 )
+from turbo.trainers.rollout_distributed import generation_model, sync_rollout_engine
 from turbo.trainers.rollout_dumps import dump_rollout
 from turbo.trainers.rollout_steps import note_correction, rollout_correction
 from turbo.trainers.rollout_trainer import RolloutTrainer
@@ -67,18 +67,19 @@ class PpoTrainer(RolloutTrainer):
     ) -> torch.Tensor:
         settings = self.ppo
         step = self.state.global_step
-        sync_seconds = sync_engine(self.engine, model, step)
+        with generation_model(self, model) as policy:  # unwrapped (ZeRO-3: gathered)
+            sync_seconds = sync_rollout_engine(self.engine, policy, step)
+            rollout = collect(
+                self.engine,
+                policy,
+                self.processing_class,
+                inputs["prompts"],
+                self.rewards,
+                n=1,
+                seed=self.seed + step,
+            )
         model.train()
         self.value_model.train()
-        rollout = collect(
-            self.engine,
-            model,
-            self.processing_class,
-            inputs["prompts"],
-            self.rewards,
-            n=1,
-            seed=self.seed + step,
-        )
         start = time.perf_counter()
         rows = len(rollout.answers)
         chunk = settings.forward_batch_size or rows

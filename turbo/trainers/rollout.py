@@ -17,6 +17,7 @@ import torch
 from turbo.generators.rollout import RolloutEngine, segment_rows
 from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
 from turbo.trainers.rewards import RewardFunction, score
+from turbo.trainers.rollout_distributed import average_gradients
 
 
 @dataclass(frozen=True)
@@ -232,8 +233,10 @@ def optimise(
                 trainer.accelerator.backward(loss)
                 loss_sum += loss.detach()
             total = loss_sum
-            if extra_parameters and trainer.args.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(extra_parameters, trainer.args.max_grad_norm)
+            if extra_parameters:
+                average_gradients(extra_parameters)  # outside the DDP wrapper: averaged here
+                if trainer.args.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(extra_parameters, trainer.args.max_grad_norm)
             if not (last and epoch == epochs - 1):
                 if trainer.args.max_grad_norm > 0:
                     trainer.accelerator.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
