@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, masked_whiten, ppo_loss
+from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, ppo_loss
 from turbo.trainers.rollout import (
     Rollout,
     collect,
@@ -26,7 +26,12 @@ from turbo.trainers.rollout import (
     to_answers,
     trained_mask,
 )
-from turbo.trainers.rollout_distributed import generation_model, sync_rollout_engine
+from turbo.trainers.rollout_distributed import (
+    generation_model,
+    mean_over_ranks,
+    sync_rollout_engine,
+    whiten_over_ranks,
+)
 from turbo.trainers.rollout_dumps import dump_rollout
 from turbo.trainers.rollout_steps import note_correction, rollout_correction
 from turbo.trainers.rollout_trainer import RolloutTrainer
@@ -103,13 +108,13 @@ class PpoTrainer(RolloutTrainer):
             old_packed, ref_packed = torch.gather(old, 1, order), torch.gather(ref, 1, order)
             rewards, kl = kl_penalised_rewards(scores, old_packed, ref_packed, packed_mask, settings.kl_coef)
             if settings.whiten_rewards:
-                rewards = masked_whiten(rewards, packed_mask, shift_mean=False) * packed_mask
+                rewards = whiten_over_ranks(rewards, packed_mask, shift_mean=False) * packed_mask
             values_packed = torch.gather(old_values, 1, order)
             advantages, returns = gae(rewards, values_packed, packed_mask, settings.gamma, settings.lam)
             advantages, returns, kl = (
                 torch.zeros_like(tensor).scatter(1, order, tensor) for tensor in (advantages, returns, kl)
             )
-            advantages = masked_whiten(advantages, mask) * mask
+            advantages = whiten_over_ranks(advantages, mask) * mask
         correction = rollout_correction(
             settings.rollout_correction, self.rollout_settings, rollout, old, mask
         )
@@ -136,7 +141,7 @@ class PpoTrainer(RolloutTrainer):
                 cliprange=settings.cliprange,
                 cliprange_value=settings.cliprange_value,
                 vf_coef=settings.vf_coef,
-                count=int(mask[mini_batch].sum()),
+                count=mean_over_ranks(int(mask[mini_batch].sum()), mask.device),  # the global batch
                 weights=None if correction is None else correction.weights[chunk_rows, :width],
             )
             for name in ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction"):

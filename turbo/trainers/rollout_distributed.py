@@ -127,3 +127,25 @@ def mean_over_ranks(count: int, device: Any) -> float:
     total = torch.tensor([float(count)], dtype=torch.float64, device=device)
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return total.item() / dist.get_world_size()
+
+
+def whiten_over_ranks(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+    """masked_whiten with the mean and variance of every rank's masked entries (PPO's advantages and
+    rewards), so N ranks whiten as one process with their rows together does."""
+    from turbo.trainers.losses.ppo import masked_whiten
+
+    if not distributed():
+        return masked_whiten(values, mask, shift_mean)
+    import torch.distributed as dist
+
+    weights = mask.to(values.dtype)
+    totals = torch.stack([(values * weights).sum(), weights.sum()]).double()
+    dist.all_reduce(totals, op=dist.ReduceOp.SUM)
+    count = totals[1].clamp(min=1)
+    mean = (totals[0] / count).to(values.dtype)
+    centred = values - mean
+    squares = (centred**2 * weights).sum().double().reshape(1)
+    dist.all_reduce(squares, op=dist.ReduceOp.SUM)
+    variance = (squares[0] / (totals[1] - 1).clamp(min=1)).to(values.dtype)
+    whitened = centred * torch.rsqrt(variance + 1e-8)
+    return whitened if shift_mean else whitened + mean
