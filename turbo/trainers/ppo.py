@@ -37,6 +37,7 @@ from turbo.trainers.rollout_steps import note_correction, rollout_correction
 from turbo.trainers.rollout_trainer import RolloutTrainer
 
 VALUE_MODEL = "value_model"
+VALUE_INSIDE = "turbo_value_model"  # the value model's name inside the policy under DeepSpeed
 
 
 def token_values(value_model: Any, rollout: Rollout, rows: torch.Tensor) -> torch.Tensor:
@@ -55,13 +56,16 @@ class PpoTrainer(RolloutTrainer):
         super().__init__(*args, **kwargs)
         self.ppo = ppo_settings
         self.value_model = value_model.to(self.args.device)
+        self.value_inside = self.is_deepspeed_enabled
+        if self.value_inside:  # DeepSpeed trains (and shards) the modules of its one engine only
+            self.model.add_module(VALUE_INSIDE, value_model)
         note_correction(ppo_settings.rollout_correction, self.rollout_settings)
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         """The Trainer's optimiser for the policy, plus one parameter group for the value model."""
         fresh = self.optimizer is None
         optimizer = super().create_optimizer(model)
-        if fresh:
+        if fresh and not self.value_inside:  # inside the policy (DeepSpeed), its parameters are there
             optimizer.add_param_group(
                 {"params": [p for p in self.value_model.parameters() if p.requires_grad]}
             )
@@ -158,7 +162,9 @@ class PpoTrainer(RolloutTrainer):
             mini_batches=settings.num_mini_batches,
             forward_batch=settings.forward_batch_size,
             loss_of=loss_of,
-            extra_parameters=[p for p in self.value_model.parameters() if p.requires_grad],
+            extra_parameters=None
+            if self.value_inside  # clipped with the policy's by DeepSpeed
+            else [p for p in self.value_model.parameters() if p.requires_grad],
         )
         metrics = rollout_metrics(rollout, old)
         metrics.update({name: sum(values) / len(values) for name, values in stats.items() if values})
@@ -183,7 +189,10 @@ class PpoTrainer(RolloutTrainer):
         super()._save(output_dir, state_dict)
         if self.args.should_save:
             folder = Path(output_dir or self.args.output_dir) / VALUE_MODEL
-            self.value_model.save_pretrained(folder)
+            prefix = f"{VALUE_INSIDE}."
+            state = state_dict or {}  # under DeepSpeed the engine's (ZeRO-3: gathered) weights
+            inside = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+            self.value_model.save_pretrained(folder, state_dict=inside or None)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
