@@ -4,8 +4,9 @@ rollout step does differently when the policy is wrapped or sharded, as plain fu
 - Each rank samples answers to its own share of the prompts (the Trainer's sampler shards them); the
   answers of one prompt (a GRPO group) are sampled, scored and turned into advantages on that rank.
 - Generation runs on the unwrapped policy; under DeepSpeed ZeRO-3 its parameters are gathered for the
-  rollout and ZeRO's hooks are taken off meanwhile (as TRL's unwrap_model_for_generation does), so each
-  rank generates on its own, however many tokens its answers take.
+  rollout and ZeRO's hooks are taken off meanwhile (as TRL's unwrap_model_for_generation does), under
+  FSDP2 every sharded module is unsharded and kept whole until the rollout ends, so each rank generates
+  on its own, however many tokens its answers take.
 - A shared vLLM server is brought to the new policy once per step: rank 0 saves and loads the adapter,
   the other ranks wait for its name and sample with it.
 - Metrics are averaged over the ranks when logged (add_metric_means); the rollout dumps gather every
@@ -40,6 +41,11 @@ def generation_model(trainer: Any, model: Any) -> Iterator[Any]:
     gathered on every rank and ZeRO's forward hooks off until the block ends (TRL's
     unwrap_model_for_generation), so that ranks need not run the same number of forward passes."""
     unwrapped = trainer.accelerator.unwrap_model(model)
+    sharded = fsdp2_modules(unwrapped)
+    if sharded:
+        with fsdp2_unsharded(sharded):
+            yield unwrapped
+        return
     if not is_zero3(trainer) or not hasattr(model, "optimizer"):
         yield unwrapped
         return
@@ -59,6 +65,29 @@ def generation_model(trainer: Any, model: Any) -> Iterator[Any]:
             if coordinator is not None and not coordinator.is_invalid_trace():
                 coordinator._invalidate_trace()
             offload._register_deepspeed_module(offload.module)
+
+
+def fsdp2_modules(model: torch.nn.Module) -> list[Any]:
+    """The modules FSDP2 (fully_shard) sharded, root first; none without FSDP2."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return [module for module in model.modules() if isinstance(module, FSDPModule)]
+
+
+@contextmanager
+def fsdp2_unsharded(modules: list[Any]) -> Iterator[None]:
+    """Every FSDP2 module's parameters gathered for the block (one collective all-gather each, all ranks
+    at once) and kept whole across its forward passes, so that generate runs no collective and ranks may
+    take different numbers of steps; sharded again afterwards."""
+    for module in modules:
+        module.set_reshard_after_forward(False)
+        module.unshard()
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.reshard()
+            module.set_reshard_after_forward(True)
 
 
 def zero3_offload(engine: Any) -> Any:
