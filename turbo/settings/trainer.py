@@ -30,11 +30,12 @@ NOT_TRAINING_ARGUMENTS = {
 """Fields of TrainerSettings that turbo reads itself (warmup_ratio becomes warmup_steps below)."""
 
 
-FSDP_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "fsdp2": ("full_shard auto_wrap", {"fsdp_version": 2, "reshard_after_forward": True}),
+FSDP_PRESETS: dict[str, tuple[bool, dict[str, Any]]] = {
+    "fsdp2": (True, {"version": 2, "reshard_after_forward": True}),
 }
-"""trainer_settings.fsdp presets -> transformers' fsdp string and fsdp_config (the user's fsdp_config on
-top). accelerate wraps each of the model's _no_split_modules (the decoder layers) with fully_shard."""
+"""trainer_settings.fsdp presets -> transformers' fsdp and fsdp_config (the user's fsdp_config on top):
+full sharding; accelerate wraps each of the model's _no_split_modules (the decoder layers) with
+fully_shard."""
 
 
 class TrainerSettings(StrictModel):
@@ -88,8 +89,8 @@ class TrainerSettings(StrictModel):
         None,
         description='FSDP of transformers.Trainer: the preset "fsdp2" (PyTorch FSDP2 through accelerate: '
         "parameters, gradients and optimizer state sharded, each decoder layer wrapped; fsdp_config adds to "
-        'it), or transformers\' own string, e.g. "full_shard auto_wrap" (FSDP1 unless fsdp_config sets '
-        "fsdp_version 2).",
+        'it), or transformers\' own string, e.g. "full_shard auto_wrap", with fsdp_config as transformers '
+        "reads it.",
     )
     fsdp_config: dict[str, Any] | None = None
     seed: Seed | None = Field(None, description="Defaults to the experiment's seed.")
@@ -153,10 +154,11 @@ class TrainerSettings(StrictModel):
             raise ValueError("eval_strategy 'steps' needs eval_steps")
         if self.deepspeed is not None and self.fsdp is not None:
             raise ValueError("set either deepspeed or fsdp, not both")
-        if self.fsdp in FSDP_PRESETS and (self.fsdp_config or {}).get("fsdp_version", 2) != 2:
+        fsdp_config = self.fsdp_config or {}
+        if self.fsdp in FSDP_PRESETS and fsdp_config.get("fsdp_version", fsdp_config.get("version", 2)) != 2:
             raise ValueError(
                 f"fsdp_config.fsdp_version: the preset fsdp {self.fsdp!r} is FSDP2; remove fsdp_version "
-                'or write fsdp: "full_shard auto_wrap" for FSDP1'
+                'or write fsdp: "full_shard auto_wrap" with your fsdp_config for FSDP1'
             )
         if self.deepspeed is not None:
             from turbo.settings.deepspeed import conflicts, load_config  # pure Python, no torch
