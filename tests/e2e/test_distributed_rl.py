@@ -271,11 +271,11 @@ def test_ppo_on_two_ranks_matches_one_process(backend: str, ppo_one: Path, tmp_p
     """DDP: the value model (outside the DDP wrapper) has its gradients averaged over the ranks; ZeRO-3:
     it is part of the policy's engine. Advantages are whitened over both ranks' tokens. The value model
     trains in full with Adam at lr 0.02, whose first steps are +-lr wherever a gradient is ~0, so its
-    weights are compared in the mean."""
+    weights are compared in the mean, and the second epoch's loss (after one such update) to 1e-3."""
     folder = tmp_path / backend
     extra = {} if backend == "ddp" else {"trainer_settings.deepspeed": backend}
     launch("train_ppo", PPO, folder, {**PPO_RANKS, **extra})
-    assert_same_steps(folder, ppo_one, ("loss", "reward/mean", "value", "policy_loss"))
+    assert_same_steps(folder, ppo_one, ("loss", "reward/mean", "value", "policy_loss"), rel=1e-3)
     assert_close_weights(folder, ppo_one, atol=1e-3)
     value, expected = (
         weights(folder, "value_model/model.safetensors"),

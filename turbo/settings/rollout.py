@@ -195,6 +195,11 @@ def check_rl_trainer(trainer: TrainerSettings, rows_per_rollout: int) -> None:
             "trainer_settings.gradient_accumulation_steps must be 1 for online RL; raise rollout_batch_size "
             "and num_mini_batches instead"
         )
+    if trainer.deepspeed is not None and getattr(trainer, "forward_batch_size", None) is not None:
+        raise ValueError(
+            "trainer_settings.forward_batch_size: not with trainer_settings.deepspeed yet (DeepSpeed steps "
+            "after every backward pass); remove it and raise num_mini_batches to split the rollout instead"
+        )
     mini_batches = getattr(trainer, "num_mini_batches", 1)
     if rows_per_rollout % mini_batches:
         raise ValueError(
