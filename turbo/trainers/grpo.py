@@ -31,6 +31,8 @@ from turbo.trainers.rollout_steps import (
 )
 from turbo.trainers.rollout_trainer import RolloutTrainer
 
+RANK_STRIDE = 7919  # dynamic sampling: rank r's extra draws are seeded apart from rank 0's
+
 
 class GrpoTrainer(RolloutTrainer):
     def __init__(self, *args: Any, grpo_settings: Any, **kwargs: Any) -> None:
@@ -50,7 +52,8 @@ class GrpoTrainer(RolloutTrainer):
             if settings.dynamic_sampling is not None:
 
                 def more(round: int) -> Any:
-                    seed = round_seed(self.seed, step, round)
+                    # each rank draws its own extra prompts (the same draw on every rank would repeat groups)
+                    seed = round_seed(self.seed, step, round) + RANK_STRIDE * self.args.process_index
                     prompts = draw_prompts(self.train_dataset, settings.rollout_batch_size, seed)
                     return self.sample(policy, prompts, seed)
 
