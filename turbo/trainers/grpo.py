@@ -38,6 +38,13 @@ class GrpoTrainer(RolloutTrainer):
     def __init__(self, *args: Any, grpo_settings: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.grpo = grpo_settings
+        if self.args.world_size > 1 and grpo_settings.dynamic_sampling and grpo_settings.forward_batch_size:
+            from turbo.errors import SettingsError
+
+            raise SettingsError(  # ranks would run different numbers of backward passes (DDP hangs)
+                "trainer_settings.forward_batch_size: not with dynamic_sampling on several processes (each "
+                "rank refills its own groups, so ranks hold different numbers of answers); remove it"
+            )
         note_correction(grpo_settings.rollout_correction, self.rollout_settings)
 
     def training_step(
