@@ -178,3 +178,20 @@ def whiten_over_ranks(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool
     variance = (squares[0] / (totals[1] - 1).clamp(min=1)).to(values.dtype)
     whitened = centred * torch.rsqrt(variance + 1e-8)
     return whitened if shift_mean else whitened + mean
+
+
+@contextmanager
+def schedule_held(trainer: Any, hold: bool) -> Iterator[None]:
+    """Under DeepSpeed the engine steps the optimiser and the learning-rate schedule inside the backward
+    pass; an update that is not the step's last (num_iterations, num_mini_batches) must not advance the
+    schedule, which the Trainer steps once per step as it does without DeepSpeed."""
+    engine = trainer.model_wrapped if hold and trainer.is_deepspeed_enabled else None
+    scheduler = getattr(engine, "lr_scheduler", None)
+    if scheduler is None:
+        yield
+        return
+    engine.lr_scheduler = None
+    try:
+        yield
+    finally:
+        engine.lr_scheduler = scheduler
