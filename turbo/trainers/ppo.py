@@ -89,6 +89,8 @@ class PpoTrainer(RolloutTrainer):
             )
         model.train()
         self.value_model.train()
+        # the Trainer zeroes the policy's gradients after its step, not the value model's (outside it)
+        self.value_model.zero_grad(set_to_none=True)
         start = time.perf_counter()
         rows = len(rollout.answers)
         chunk = settings.forward_batch_size or rows
