@@ -243,6 +243,7 @@ class VllmServerEngine:
         self.adapters: list[str] = []  # loaded on the server, oldest first
         self.version = 0
         self.prefix = f"turbo-{uuid.uuid4().hex[:8]}"
+        self.loads_adapters = True  # False on the ranks > 0 of a distributed run: rank 0 loads for all
 
     @property
     def loaded(self) -> str | None:
@@ -266,10 +267,11 @@ class VllmServerEngine:
 
     def close(self) -> None:
         """Unload the adapters from the server (the last one's folder stays: the policy of the last
-        rollout)."""
+        rollout). The ranks > 0 of a distributed run only forget them: rank 0 loaded them."""
         while self.adapters:
             name = self.adapters.pop(0)
-            self.unload(name, keep_folder=not self.adapters)
+            if self.loads_adapters:
+                self.unload(name, keep_folder=not self.adapters)
 
     def sample(
         self,

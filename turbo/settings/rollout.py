@@ -124,7 +124,11 @@ class RolloutSettings(StrictModel):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of the rollouts.")
     top_k: int | None = Field(None, ge=1, description="Sample among the k likeliest tokens; None: all.")
     generation_batch: int | None = Field(
-        None, gt=0, description="Prompts per transformers generate call. None: the whole rollout at once."
+        None,
+        gt=0,
+        description="Prompts per transformers generate call. None: the whole rollout at once. 1: each "
+        "prompt's answers are drawn from a generator seeded by the step's seed and the prompt alone, so a "
+        "run samples the same answers on one process and on N ranks (slower: one call per prompt).",
     )
 
     @property
@@ -217,8 +221,11 @@ def check_rl_trainer(trainer: TrainerSettings, rows_per_rollout: int) -> None:
             "trainer_settings.gradient_accumulation_steps must be 1 for online RL; raise rollout_batch_size "
             "and num_mini_batches instead"
         )
-    if trainer.deepspeed is not None or trainer.fsdp is not None:
-        raise ValueError("trainer_settings.deepspeed / fsdp are not supported by train_ppo / train_grpo yet")
+    if trainer.deepspeed is not None and getattr(trainer, "forward_batch_size", None) is not None:
+        raise ValueError(
+            "trainer_settings.forward_batch_size: not with trainer_settings.deepspeed yet (DeepSpeed steps "
+            "after every backward pass); remove it and raise num_mini_batches to split the rollout instead"
+        )
     mini_batches = getattr(trainer, "num_mini_batches", 1)
     if rows_per_rollout % mini_batches:
         raise ValueError(

@@ -30,6 +30,14 @@ NOT_TRAINING_ARGUMENTS = {
 """Fields of TrainerSettings that turbo reads itself (warmup_ratio becomes warmup_steps below)."""
 
 
+FSDP_PRESETS: dict[str, tuple[bool, dict[str, Any]]] = {
+    "fsdp2": (True, {"version": 2, "reshard_after_forward": True}),
+}
+"""trainer_settings.fsdp presets -> transformers' fsdp and fsdp_config (the user's fsdp_config on top):
+full sharding; accelerate wraps each of the model's _no_split_modules (the decoder layers) with
+fully_shard."""
+
+
 class TrainerSettings(StrictModel):
     """The transformers.TrainingArguments fields users set (anything else is rejected); each keeps its
     transformers meaning and default."""
@@ -78,7 +86,11 @@ class TrainerSettings(StrictModel):
         'trainer settings (write "auto" or leave them out of the DeepSpeed config).',
     )
     fsdp: str | None = Field(
-        None, description='FSDP of transformers.Trainer, e.g. "full_shard auto_wrap" (needs GPUs).'
+        None,
+        description='FSDP of transformers.Trainer: the preset "fsdp2" (PyTorch FSDP2 through accelerate: '
+        "parameters, gradients and optimizer state sharded, each decoder layer wrapped; fsdp_config adds to "
+        'it), or transformers\' own string, e.g. "full_shard auto_wrap", with fsdp_config as transformers '
+        "reads it.",
     )
     fsdp_config: dict[str, Any] | None = None
     seed: Seed | None = Field(None, description="Defaults to the experiment's seed.")
@@ -142,6 +154,12 @@ class TrainerSettings(StrictModel):
             raise ValueError("eval_strategy 'steps' needs eval_steps")
         if self.deepspeed is not None and self.fsdp is not None:
             raise ValueError("set either deepspeed or fsdp, not both")
+        fsdp_config = self.fsdp_config or {}
+        if self.fsdp in FSDP_PRESETS and fsdp_config.get("fsdp_version", fsdp_config.get("version", 2)) != 2:
+            raise ValueError(
+                f"fsdp_config.fsdp_version: the preset fsdp {self.fsdp!r} is FSDP2; remove fsdp_version "
+                'or write fsdp: "full_shard auto_wrap" with your fsdp_config for FSDP1'
+            )
         if self.deepspeed is not None:
             from turbo.settings.deepspeed import conflicts, load_config  # pure Python, no torch
 
@@ -162,4 +180,7 @@ class TrainerSettings(StrictModel):
             from turbo.settings.deepspeed import resolve
 
             kwargs["deepspeed"] = resolve(self.deepspeed)
+        if self.fsdp in FSDP_PRESETS:
+            kwargs["fsdp"], preset = FSDP_PRESETS[self.fsdp]
+            kwargs["fsdp_config"] = {**preset, **(self.fsdp_config or {})}
         return {key: value for key, value in kwargs.items() if value is not None}

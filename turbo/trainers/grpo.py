@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from turbo.generators.rollout import sync_engine
 from turbo.trainers.dynamic_sampling import draw_prompts, fill_groups, round_seed
 from turbo.trainers.losses.advantages import advantages as estimate_advantages
 from turbo.trainers.losses.grpo import grpo_loss
@@ -22,6 +21,7 @@ from turbo.trainers.rollout import (
     trained_mask,
 )
 from turbo.trainers.rollout_async import ahead_batches, overlap_metrics, prefetch_ahead
+from turbo.trainers.rollout_distributed import generation_model, mean_over_ranks, sync_rollout_engine
 from turbo.trainers.rollout_dumps import dump_rollout
 from turbo.trainers.rollout_steps import (
     loss_mask,
@@ -32,11 +32,20 @@ from turbo.trainers.rollout_steps import (
 )
 from turbo.trainers.rollout_trainer import RolloutTrainer
 
+RANK_STRIDE = 7919  # dynamic sampling: rank r's extra draws are seeded apart from rank 0's
+
 
 class GrpoTrainer(RolloutTrainer):
     def __init__(self, *args: Any, grpo_settings: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.grpo = grpo_settings
+        if self.args.world_size > 1 and grpo_settings.dynamic_sampling and grpo_settings.forward_batch_size:
+            from turbo.errors import SettingsError
+
+            raise SettingsError(  # ranks would run different numbers of backward passes (DDP hangs)
+                "trainer_settings.forward_batch_size: not with dynamic_sampling on several processes (each "
+                "rank refills its own groups, so ranks hold different numbers of answers); remove it"
+            )
         note_correction(grpo_settings.rollout_correction, self.rollout_settings)
 
     def training_step(
@@ -44,27 +53,29 @@ class GrpoTrainer(RolloutTrainer):
     ) -> torch.Tensor:
         settings = self.grpo
         step = self.state.global_step
-        sync_seconds = sync_engine(self.engine, model, step)
-        prefetch_ahead(self, settings.num_generations)  # rollout_settings.async: the next steps' answers
+        with generation_model(self, model) as policy:  # unwrapped (ZeRO-3: gathered)
+            sync_seconds = sync_rollout_engine(self.engine, policy, step)
+            prefetch_ahead(self, settings.num_generations)  # rollout_settings.async: the next steps' answers
+            rollout = self.sample(policy, inputs["prompts"], seed=self.seed + step)
+            overlap = overlap_metrics(self.engine)
+            sampling_metrics: dict[str, float] = {}
+            if settings.dynamic_sampling is not None:
+
+                def more(round: int) -> Any:
+                    # each rank draws its own extra prompts (the same draw on every rank would repeat groups)
+                    seed = round_seed(self.seed, step, round) + RANK_STRIDE * self.args.process_index
+                    prompts = draw_prompts(self.train_dataset, settings.rollout_batch_size, seed)
+                    return self.sample(policy, prompts, seed)
+
+                rollout, sampling_metrics = fill_groups(
+                    rollout,
+                    more,
+                    settings.num_generations,
+                    settings.rollout_batch_size,
+                    settings.dynamic_sampling.max_rounds,
+                    self.processing_class.pad_token_id,
+                )
         model.train()
-        rollout = self.sample(model, inputs["prompts"], seed=self.seed + step)
-        overlap = overlap_metrics(self.engine)
-        sampling_metrics: dict[str, float] = {}
-        if settings.dynamic_sampling is not None:
-
-            def more(round: int) -> Any:
-                seed = round_seed(self.seed, step, round)
-                prompts = draw_prompts(self.train_dataset, settings.rollout_batch_size, seed)
-                return self.sample(model, prompts, seed)
-
-            rollout, sampling_metrics = fill_groups(
-                rollout,
-                more,
-                settings.num_generations,
-                settings.rollout_batch_size,
-                settings.dynamic_sampling.max_rounds,
-                self.processing_class.pad_token_id,
-            )
         start = time.perf_counter()
         rows = len(rollout.answers)
         chunk = settings.forward_batch_size or rows
@@ -105,7 +116,7 @@ class GrpoTrainer(RolloutTrainer):
                 beta=settings.beta,
                 max_tokens=self.rollout_settings.max_new_tokens,
                 answers=len(mini_batch),
-                tokens=int(mask[mini_batch].sum()),
+                tokens=mean_over_ranks(int(mask[mini_batch].sum()), mask.device),  # dapo: the global batch
                 level=settings.importance_sampling_level,
                 weights=None if correction is None else correction.weights[chunk_rows, :width],
             )

@@ -13,8 +13,7 @@ from typing import Any
 
 import torch
 
-from turbo.generators.rollout import sync_engine
-from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, masked_whiten, ppo_loss
+from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, ppo_loss
 from turbo.trainers.rollout import (
     Rollout,
     collect,
@@ -27,11 +26,18 @@ from turbo.trainers.rollout import (
     to_answers,
     trained_mask,
 )
+from turbo.trainers.rollout_distributed import (
+    generation_model,
+    mean_over_ranks,
+    sync_rollout_engine,
+    whiten_over_ranks,
+)
 from turbo.trainers.rollout_dumps import dump_rollout
 from turbo.trainers.rollout_steps import note_correction, rollout_correction
 from turbo.trainers.rollout_trainer import RolloutTrainer
 
 VALUE_MODEL = "value_model"
+VALUE_INSIDE = "turbo_value_model"  # the value model's name inside the policy under DeepSpeed
 
 
 def token_values(value_model: Any, rollout: Rollout, rows: torch.Tensor) -> torch.Tensor:
@@ -50,13 +56,16 @@ class PpoTrainer(RolloutTrainer):
         super().__init__(*args, **kwargs)
         self.ppo = ppo_settings
         self.value_model = value_model.to(self.args.device)
+        self.value_inside = self.is_deepspeed_enabled
+        if self.value_inside:  # DeepSpeed trains (and shards) the modules of its one engine only
+            self.model.add_module(VALUE_INSIDE, value_model)
         note_correction(ppo_settings.rollout_correction, self.rollout_settings)
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         """The Trainer's optimiser for the policy, plus one parameter group for the value model."""
         fresh = self.optimizer is None
         optimizer = super().create_optimizer(model)
-        if fresh:
+        if fresh and not self.value_inside:  # inside the policy (DeepSpeed), its parameters are there
             optimizer.add_param_group(
                 {"params": [p for p in self.value_model.parameters() if p.requires_grad]}
             )
@@ -67,18 +76,21 @@ class PpoTrainer(RolloutTrainer):
     ) -> torch.Tensor:
         settings = self.ppo
         step = self.state.global_step
-        sync_seconds = sync_engine(self.engine, model, step)
+        with generation_model(self, model) as policy:  # unwrapped (ZeRO-3: gathered)
+            sync_seconds = sync_rollout_engine(self.engine, policy, step)
+            rollout = collect(
+                self.engine,
+                policy,
+                self.processing_class,
+                inputs["prompts"],
+                self.rewards,
+                n=1,
+                seed=self.seed + step,
+            )
         model.train()
         self.value_model.train()
-        rollout = collect(
-            self.engine,
-            model,
-            self.processing_class,
-            inputs["prompts"],
-            self.rewards,
-            n=1,
-            seed=self.seed + step,
-        )
+        # the Trainer zeroes the policy's gradients after its step, not the value model's (outside it)
+        self.value_model.zero_grad(set_to_none=True)
         start = time.perf_counter()
         rows = len(rollout.answers)
         chunk = settings.forward_batch_size or rows
@@ -102,13 +114,13 @@ class PpoTrainer(RolloutTrainer):
             old_packed, ref_packed = torch.gather(old, 1, order), torch.gather(ref, 1, order)
             rewards, kl = kl_penalised_rewards(scores, old_packed, ref_packed, packed_mask, settings.kl_coef)
             if settings.whiten_rewards:
-                rewards = masked_whiten(rewards, packed_mask, shift_mean=False) * packed_mask
+                rewards = whiten_over_ranks(rewards, packed_mask, shift_mean=False) * packed_mask
             values_packed = torch.gather(old_values, 1, order)
             advantages, returns = gae(rewards, values_packed, packed_mask, settings.gamma, settings.lam)
             advantages, returns, kl = (
                 torch.zeros_like(tensor).scatter(1, order, tensor) for tensor in (advantages, returns, kl)
             )
-            advantages = masked_whiten(advantages, mask) * mask
+            advantages = whiten_over_ranks(advantages, mask) * mask
         correction = rollout_correction(
             settings.rollout_correction, self.rollout_settings, rollout, old, mask
         )
@@ -135,7 +147,7 @@ class PpoTrainer(RolloutTrainer):
                 cliprange=settings.cliprange,
                 cliprange_value=settings.cliprange_value,
                 vf_coef=settings.vf_coef,
-                count=int(mask[mini_batch].sum()),
+                count=mean_over_ranks(int(mask[mini_batch].sum()), mask.device),  # the global batch
                 weights=None if correction is None else correction.weights[chunk_rows, :width],
             )
             for name in ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction"):
@@ -152,7 +164,9 @@ class PpoTrainer(RolloutTrainer):
             mini_batches=settings.num_mini_batches,
             forward_batch=settings.forward_batch_size,
             loss_of=loss_of,
-            extra_parameters=[p for p in self.value_model.parameters() if p.requires_grad],
+            extra_parameters=None
+            if self.value_inside  # clipped with the policy's by DeepSpeed
+            else [p for p in self.value_model.parameters() if p.requires_grad],
         )
         metrics = rollout_metrics(rollout, old)
         metrics.update({name: sum(values) / len(values) for name, values in stats.items() if values})
@@ -178,7 +192,10 @@ class PpoTrainer(RolloutTrainer):
         super()._save(output_dir, state_dict)
         if self.args.should_save:
             folder = Path(output_dir or self.args.output_dir) / VALUE_MODEL
-            self.value_model.save_pretrained(folder)
+            prefix = f"{VALUE_INSIDE}."
+            state = state_dict or {}  # under DeepSpeed the engine's (ZeRO-3: gathered) weights
+            inside = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+            self.value_model.save_pretrained(folder, state_dict=inside or None)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)

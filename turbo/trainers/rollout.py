@@ -17,6 +17,7 @@ import torch
 from turbo.generators.rollout import RolloutEngine, segment_rows
 from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
 from turbo.trainers.rewards import RewardFunction, score
+from turbo.trainers.rollout_distributed import average_gradients, schedule_held
 
 
 @dataclass(frozen=True)
@@ -245,14 +246,18 @@ def optimise(
         for last, forward_rows in passes(rows, mini_batches, forward_batch, generator):
             mini_batch = torch.cat(forward_rows).to(trainer.args.device)
             loss_sum = torch.zeros((), device=trainer.args.device)
+            final = last and epoch == epochs - 1
             for chunk in forward_rows:
                 loss = loss_of(chunk.to(trainer.args.device), mini_batch)
-                trainer.accelerator.backward(loss)
+                with schedule_held(trainer, hold=not final):  # DeepSpeed steps inside backward
+                    trainer.accelerator.backward(loss)
                 loss_sum += loss.detach()
             total = loss_sum
-            if extra_parameters and trainer.args.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(extra_parameters, trainer.args.max_grad_norm)
-            if not (last and epoch == epochs - 1):
+            if extra_parameters:
+                average_gradients(extra_parameters)  # outside the DDP wrapper: averaged here
+                if trainer.args.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(extra_parameters, trainer.args.max_grad_norm)
+            if not final:
                 if trainer.args.max_grad_norm > 0:
                     trainer.accelerator.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
                 trainer.optimizer.step()

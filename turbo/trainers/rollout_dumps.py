@@ -48,11 +48,15 @@ def rollout_rows(rollout: Any, advantages: list[float]) -> list[dict[str, Any]]:
 
 
 def dump_rollout(trainer: Any, every: int | None, rollout: Any, advantages: list[float]) -> None:
-    """Write rollouts/step_N.jsonl for the step being trained when it is due (main process only)."""
+    """Write rollouts/step_N.jsonl for the step being trained when it is due: on several processes,
+    every rank's answers (rank 0's first), written once by rank 0."""
     from turbo.io import write_jsonl
+    from turbo.trainers.rollout_distributed import gather_rows
 
     step = trainer.state.global_step + 1  # the step this update is logged as
     logging_steps = int(trainer.state.logging_steps or trainer.args.logging_steps)
-    if not dump_due(step, every, logging_steps) or not trainer.is_world_process_zero():
+    if not dump_due(step, every, logging_steps):
         return
-    write_jsonl(Path(trainer.folder) / ROLLOUTS / f"step_{step}.jsonl", rollout_rows(rollout, advantages))
+    rows = gather_rows(rollout_rows(rollout, advantages))
+    if rows is not None and trainer.is_world_process_zero():
+        write_jsonl(Path(trainer.folder) / ROLLOUTS / f"step_{step}.jsonl", rows)

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from turbo.generators.rollout import sync_engine
 from turbo.trainers.rewards import RewardFunction
 from turbo.trainers.rollout import collect
+from turbo.trainers.rollout_distributed import generation_model, sync_rollout_engine
 
 EVAL_ANSWERS = "eval_answers"
 
@@ -49,11 +49,12 @@ def evaluate_prompts(
     batch: int,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Greedy answers to the held-out prompts and their rewards (eval_reward/...), and one row per prompt."""
-    sync_engine(engine, model, trainer.state.global_step)
-    parts = [
-        collect(engine, model, tokenizer, prompts[i : i + batch], rewards, n=1, greedy=True)
-        for i in range(0, len(prompts), batch)
-    ]
+    with generation_model(trainer, trainer.model_wrapped) as policy:  # every rank answers every prompt
+        sync_rollout_engine(engine, policy, trainer.state.global_step)
+        parts = [
+            collect(engine, policy, tokenizer, prompts[i : i + batch], rewards, n=1, greedy=True)
+            for i in range(0, len(prompts), batch)
+        ]
     values = torch.cat([part.rewards for part in parts])
     metrics = {"eval_reward/mean": values.mean().item()}
     labels = parts[0].per_function.keys()

@@ -83,3 +83,20 @@ def test_greedy_transformers_samples_follow_rollout_settings(tiny: tuple) -> Non
     engine = TransformersEngine(tokenizer, RolloutSettings(max_new_tokens=4, temperature=5.0))
     first, second = (engine.sample(model, [prompt], n=1, greedy=True, seed=seed)[0] for seed in (0, 1))
     assert first == second and len(first.answer_ids) <= 4  # greedy: temperature None, whatever the seed
+
+
+def test_generation_batch_1_samples_each_prompt_by_the_seed_and_the_prompt_alone(tiny: tuple) -> None:
+    """What makes N ranks sample the answers of one process: a prompt's answers do not depend on the other
+    prompts of the call, on their order, or on the process's random state (which is left as it was)."""
+    tokenizer, model = tiny
+    first, second = (tokenizer(text)["input_ids"] for text in ("hello there", "one two three four"))
+    engine = TransformersEngine(tokenizer, RolloutSettings(max_new_tokens=6, generation_batch=1))
+    together = engine.sample(model, [first, second], n=3, greedy=False, seed=7)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    alone = engine.sample(model, [second], n=3, greedy=False, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert alone == together[3:]
+    assert engine.sample(model, [second, first], n=3, greedy=False, seed=7)[3:] == together[:3]
+    other_step = engine.sample(model, [second], n=3, greedy=False, seed=8)
+    assert [s.answer_ids for s in other_step] != [s.answer_ids for s in alone]

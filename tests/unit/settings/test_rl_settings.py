@@ -70,6 +70,10 @@ def test_grpo_training_arguments_leave_out_the_grpo_fields() -> None:
             "LoRA or full weights",
         ),
         ({"trainer_settings": {"eval_strategy": "steps", "eval_steps": 2}}, "val_dataset_settings"),
+        (
+            {"trainer_settings": {"deepspeed": "zero3", "forward_batch_size": 2, "use_cpu": False}},
+            "forward_batch_size: not with trainer_settings.deepspeed yet",
+        ),
     ],
 )
 def test_grpo_settings_errors(changes: dict, message: str) -> None:

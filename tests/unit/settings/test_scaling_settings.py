@@ -81,3 +81,24 @@ def test_packing_rejects_prompt_learning_adapters() -> None:
     data["model_settings"]["peft_settings"] = {"name": "PREFIX_TUNING", "num_virtual_tokens": 4}
     with pytest.raises(SettingsError, match="use LORA or turn packing off"):
         validate_settings(data, SftExperimentSettings, "x.json")
+
+
+def test_the_fsdp2_preset_is_fsdp2_through_transformers_with_the_users_fsdp_config_on_top() -> None:
+    kwargs = TrainerSettings(fsdp="fsdp2", fsdp_config={"cpu_offload": True}).training_arguments()
+    assert kwargs["fsdp"] is True
+    assert kwargs["fsdp_config"] == {"version": 2, "reshard_after_forward": True, "cpu_offload": True}
+    with pytest.raises(ValidationError, match="fsdp_config.fsdp_version: the preset fsdp 'fsdp2' is FSDP2"):
+        TrainerSettings(fsdp="fsdp2", fsdp_config={"fsdp_version": 1})
+    assert TrainerSettings(fsdp="full_shard auto_wrap").training_arguments()["fsdp"] == "full_shard auto_wrap"
+
+
+@pytest.mark.parametrize("backend", [{"deepspeed": "zero3"}, {"fsdp": "fsdp2"}])
+def test_rl_commands_take_deepspeed_and_fsdp(backend: dict) -> None:
+    from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
+    from turbo.settings.pipelines.train.ppo import PpoExperimentSettings
+
+    for command, settings in ((GrpoExperimentSettings, "grpo"), (PpoExperimentSettings, "ppo")):
+        data = json.loads((CONFIGS / "train" / settings / "lora.json").read_text())
+        data["trainer_settings"] |= {**backend, "use_cpu": False}
+        trainer = command.model_validate(data).trainer_settings
+        assert trainer.training_arguments().keys() >= {next(iter(backend))}
