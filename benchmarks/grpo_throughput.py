@@ -4,7 +4,7 @@ generation length and reward; and where the time of a turbo step goes.
 
     python benchmarks/grpo_throughput.py [--smollm2 | --model PATH] [--steps 4] [--repeat 3]
         [--prompts 8] [--generations 8] [--max-new-tokens 64] [--dtype best|float32|bfloat16]
-        [--only turbo_hf,turbo_vllm,trl,trl_vllm] [--enforce-eager true|false]
+        [--only turbo_hf,turbo_vllm,trl,trl_vllm] [--enforce-eager true|false] [--prefix-caching true|false]
     python benchmarks/grpo_throughput.py --model tests/fixtures/models/llama_tiny --steps 2 --prompts 2 \
         --generations 4 --max-new-tokens 16      # a smoke run
 
@@ -67,6 +67,8 @@ def turbo_settings(args: argparse.Namespace, data: Path, folder: Path, use_vllm:
         engine = {"vllm_engine_settings": {"max_model_len": 512}}
         if args.enforce_eager is not None:
             engine["vllm_engine_settings"]["enforce_eager"] = args.enforce_eager == "true"
+        if args.prefix_caching is not None:
+            engine["vllm_engine_settings"]["enable_prefix_caching"] = args.prefix_caching == "true"
     return {
         "train_dataset_settings": {
             "dataset_type": "chat",
@@ -264,6 +266,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="best", choices=["best", "float32", "bfloat16"])
     parser.add_argument("--repeat", type=int, default=1, help="runs of each variant; the median is kept")
     parser.add_argument("--enforce-eager", choices=["true", "false"], help="turbo_vllm's enforce_eager")
+    parser.add_argument(
+        "--prefix-caching", choices=["true", "false"], help="turbo_vllm enable_prefix_caching"
+    )
     parser.add_argument("--only", default="turbo_hf,turbo_vllm,trl,trl_vllm")
     args = parser.parse_args()
     args.cpu = not torch.cuda.is_available()
