@@ -20,6 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+from turbo.pipelines.train.common import is_complete_checkpoint
 
 from .helpers import REPO
 
@@ -68,6 +71,27 @@ def launch(command: list[str], timeout: int = 600) -> subprocess.CompletedProces
     result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, failure(command, result.returncode, result.stdout, result.stderr)
     return result
+
+
+def killed_at_checkpoint(command: list[str], checkpoint: Path, timeout: float = 300) -> None:
+    """Start a launcher's command line and kill -9 the launcher and all its ranks as soon as `checkpoint`
+    is complete (its trainer_state.json written); fails the test if the run ends or fails before."""
+    process = subprocess.Popen(
+        command, cwd=REPO, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not is_complete_checkpoint(checkpoint):
+            if process.poll() is not None:
+                raise AssertionError(f"training ended before {checkpoint.name}:\n{process.stderr.read()}")
+            assert time.monotonic() < deadline, f"no {checkpoint.name} in {timeout} s"
+            time.sleep(0.005)
+        assert process.poll() is None, "training finished before it could be killed"
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # already gone when it failed on its own
+            os.killpg(process.pid, signal.SIGKILL)  # the launcher and its ranks
+        process.wait()
+        process.stderr.close()
 
 
 def launch_nodes(

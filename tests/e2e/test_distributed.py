@@ -10,21 +10,15 @@ The other non-RL commands: tests/e2e/test_distributed_commands.py; the launchers
 
 import importlib.util
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from turbo.pipelines.train.common import is_complete_checkpoint
-
-from ..distributed import ENV, accelerate, launch_nodes, torchrun
+from ..distributed import accelerate, killed_at_checkpoint, launch_nodes, torchrun
 from ..distributed import launch as run_launcher
-from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo, train_rows
+from ..helpers import CONFIGS, read_jsonl, run_turbo, train_rows
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 STEPS = 4
@@ -112,22 +106,7 @@ def test_deepspeed_with_torchrun_matches_one_process(single: Path, tmp_path: Pat
 
 def test_ddp_killed_and_resumed_gives_the_uninterrupted_weights(ddp: Path, tmp_path: Path) -> None:
     folder = tmp_path / "killed"
-    process = subprocess.Popen(
-        train_command(torchrun(), folder), cwd=REPO, env=ENV, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    first, deadline = folder / "checkpoints" / "checkpoint-2", time.monotonic() + 300
-    try:
-        while not is_complete_checkpoint(first):
-            if process.poll() is not None:
-                raise AssertionError(f"training ended before its first checkpoint:\n{process.stderr.read()}")
-            assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.005)
-        assert process.poll() is None, "training finished before it could be killed"
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the launcher and both ranks
-        process.wait()
-        process.stderr.close()
+    killed_at_checkpoint(train_command(torchrun(), folder), folder / "checkpoints" / "checkpoint-2")
     assert not (folder / "final").exists()
 
     launch(torchrun(), folder, "--set", "trainer_settings.resume_from_checkpoint=true")

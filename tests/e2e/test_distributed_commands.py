@@ -21,13 +21,8 @@ on this machine.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +30,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from turbo.pipelines.train.common import is_complete_checkpoint
-
-from ..distributed import ENV, launch, launch_nodes, torchrun
-from ..helpers import CONFIGS, REPO, read_jsonl, train_rows
+from ..distributed import killed_at_checkpoint, launch, launch_nodes, torchrun
+from ..helpers import CONFIGS, read_jsonl, train_rows
 
 pytestmark = pytest.mark.slow
 
@@ -178,22 +171,7 @@ def test_dpo_killed_and_resumed_gives_the_uninterrupted_weights(runs, tmp_path: 
     the reference log-probs and ends bit-exact with the uninterrupted 2-process run."""
     folder, uninterrupted = tmp_path / "killed", runs("train_dpo").ranks
     command = torchrun(nproc=2) + arguments("train_dpo", folder, 2)
-    process = subprocess.Popen(
-        command, cwd=REPO, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    first, deadline = folder / "checkpoints" / "checkpoint-2", time.monotonic() + 300
-    try:
-        while not is_complete_checkpoint(first):
-            if process.poll() is not None:
-                raise AssertionError(f"training ended before its first checkpoint:\n{process.stderr.read()}")
-            assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.005)
-        assert process.poll() is None, "training finished before it could be killed"
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # already gone when it failed on its own
-            os.killpg(process.pid, signal.SIGKILL)  # the launcher and both ranks
-        process.wait()
-        process.stderr.close()
+    killed_at_checkpoint(command, folder / "checkpoints" / "checkpoint-2")
     assert not (folder / "final").exists()
 
     launch(

@@ -15,13 +15,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -30,8 +25,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from turbo.pipelines.train.common import is_complete_checkpoint
-
+from ..distributed import ENV, killed_at_checkpoint, launch_nodes, torchrun
 from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo, train_rows
 from .test_remote_vllm_server import KEY, VARIABLE, Vllm
 
@@ -53,22 +47,6 @@ COMMON = {
 RL = {**COMMON, "rollout_settings.generation_batch": 1}
 PREFERENCE = {**COMMON, "trainer_settings.eval_strategy": "no", "trainer_settings.save_steps": 10}
 BATCH = "trainer_settings.per_device_train_batch_size"
-ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def torchrun(port: int | None = None, nnodes: int = 1, node_rank: int = 0) -> list[str]:
-    """2 processes on this node, or (nnodes 2) the one process of node `node_rank` meeting at 127.0.0.1."""
-    nproc = 2 if nnodes == 1 else 1
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
-    if nnodes > 1:
-        command += ["--nnodes", str(nnodes), "--node_rank", str(node_rank), "--master_addr", "127.0.0.1"]
-    return [*command, "--master_port", str(port or free_port()), "-m", "turbo"]
 
 
 def turbo_args(command: str, config: Path, folder: Path, settings: dict) -> list[str]:
@@ -150,22 +128,9 @@ def test_grpo_killed_and_resumed_on_two_ranks_gives_the_uninterrupted_weights(
 ) -> None:
     folder = tmp_path / "killed"
     settings = {**GRPO_RANKS, "trainer_settings.save_steps": 1}
-    process = subprocess.Popen(
-        torchrun() + turbo_args("train_grpo", GRPO, folder, settings), cwd=REPO, env=ENV,
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    first, deadline = folder / "checkpoints" / "checkpoint-1", time.monotonic() + 300
-    try:
-        while not is_complete_checkpoint(first):
-            if process.poll() is not None:
-                raise AssertionError(f"training ended before its first checkpoint:\n{process.stderr.read()}")
-            assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.005)
-        assert process.poll() is None, "training finished before it could be killed"
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the launcher and both ranks
-        process.wait()
-        process.stderr.close()
+    killed_at_checkpoint(
+        torchrun() + turbo_args("train_grpo", GRPO, folder, settings), folder / "checkpoints" / "checkpoint-1"
+    )
     assert not (folder / "final").exists()
     launch("train_grpo", GRPO, folder, {**settings, "trainer_settings.resume_from_checkpoint": True})
     expected, actual = weights(grpo_ddp), weights(folder)
@@ -177,27 +142,8 @@ def test_grpo_killed_and_resumed_on_two_ranks_gives_the_uninterrupted_weights(
 
 def test_grpo_on_two_simulated_nodes_equals_one_node(grpo_ddp: Path, tmp_path: Path) -> None:
     """Two launchers (`--nnodes 2 --node_rank 0|1 --master_addr 127.0.0.1`, one process each)."""
-    folder, port = tmp_path / "nodes", free_port()
-    args = turbo_args("train_grpo", GRPO, folder, GRPO_RANKS)
-    processes = [
-        subprocess.Popen(
-            torchrun(port, nnodes=2, node_rank=rank) + args,
-            cwd=REPO,
-            env=ENV,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for rank in (0, 1)
-    ]
-    try:
-        outputs = [process.communicate(timeout=600)[1] for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-    assert [p.returncode for p in processes] == [0, 0], "\n".join(out[-4000:] for out in outputs)
+    folder = tmp_path / "nodes"
+    launch_nodes(turbo_args("train_grpo", GRPO, folder, GRPO_RANKS), nnodes=2)
     expected, actual = weights(grpo_ddp), weights(folder)
     assert expected.keys() == actual.keys()
     assert all(torch.equal(actual[name], tensor) for name, tensor in expected.items())
