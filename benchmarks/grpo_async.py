@@ -147,7 +147,11 @@ def run(args: argparse.Namespace, url: str, work: Path, name: str, overlap: bool
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     if done.returncode:
-        raise SystemExit(f"train_grpo ({name}) exited {done.returncode}:\n{done.stderr[-4000:]}")
+        server_log = (work / "server.log").read_text(errors="replace")[-6000:]
+        raise SystemExit(
+            f"train_grpo ({name}) exited {done.returncode}:\n{done.stderr[-4000:]}\n"
+            f"--- the server's log ---\n{server_log}"
+        )
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     logged = [row for row in rows if "reward/mean" in row]
     summary = next(row for row in rows if "train_runtime" in row)
