@@ -71,6 +71,8 @@ def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen,
         "--model", str(Path(args.model).resolve()),
         "--host", "127.0.0.1", "--port", str(port), "--dtype", args.dtype, "--enforce-eager",
         "--max-model-len", "512", "--kv-cache-memory-bytes", str(args.kv_cache_mib * 2**20),
+        "--max-num-batched-tokens", "16384",  # no chunked prefill: vLLM's CPU sampler crashes on seeded
+        # requests whose prefill is split ("CPU Generator does not use offset")
         "--enable-lora", "--max-lora-rank", str(args.lora_rank), "--max-loras", str(args.max_staleness + 1),
         "--seed", "0",
     ]  # fmt: skip
