@@ -156,7 +156,7 @@ def run(args: argparse.Namespace, url: str, work: Path, name: str, overlap: bool
         )
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     logged = [row for row in rows if "reward/mean" in row]
-    summary = next(row for row in rows if "train_runtime" in row)
+    summary = [row for row in rows if "train_runtime" in row][-1]  # every step's row has the runtime so far
     return {
         "load": load,
         "steps_per_second": steps / summary["train_runtime"],
