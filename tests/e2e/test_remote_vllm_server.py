@@ -7,16 +7,14 @@ unset variable, a wrong key or another served model stop the run with exit 2 and
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
+from ..standin import JsonHandler, serving
 
 GRPO = CONFIGS / "train" / "grpo" / "lora.json"
 BASE = str((REPO / "tests" / "fixtures" / "models" / "llama_tiny").resolve())  # as `vllm serve` names it
@@ -24,7 +22,7 @@ KEY = "remote-test-key-4f1c9a"
 VARIABLE = "TURBO_E2E_VLLM_KEY"
 
 
-class Vllm(BaseHTTPRequestHandler):
+class Vllm(JsonHandler):
     served = BASE
     requests: list[tuple[str, str | None]] = []
 
@@ -65,26 +63,12 @@ class Vllm(BaseHTTPRequestHandler):
             return False
         return True
 
-    def answer(self, code: int, payload: object) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError):
-            self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def server() -> Iterator[str]:
     Vllm.requests, Vllm.served = [], BASE
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Vllm)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Vllm) as url:
+        yield url
 
 
 def grpo(folder: Path, url: str, expect: int, command: str = "train_grpo"):

@@ -9,14 +9,12 @@ the adapter of the step before (staleness 1), asked before that step trained."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
+from ..standin import JsonHandler, serving
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +33,7 @@ STEPS = 4  # one epoch: 16 prompts, 4 per step
 SAMPLE_SECONDS = 0.3  # each completions request takes this long, as a server that is busy sampling
 
 
-class Server(BaseHTTPRequestHandler):
+class Server(JsonHandler):
     """Records (route, body) per request, and per loaded adapter the hash of its weights; answers
     completions only for an adapter that is loaded (404 otherwise, as vLLM does)."""
 
@@ -72,26 +71,12 @@ class Server(BaseHTTPRequestHandler):
         ]  # fmt: skip
         self.answer(200, {"choices": choices})
 
-    def answer(self, code: int, payload: object) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError):
-            self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     Server.events, Server.weights, Server.loaded = [], {}, set()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Server)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Server) as url:
+        yield url
 
 
 def train(folder: Path, url: str, *more: str) -> None:
