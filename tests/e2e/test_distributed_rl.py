@@ -16,9 +16,7 @@ import importlib.util
 import io
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,7 +25,8 @@ from safetensors.torch import load_file
 
 from ..distributed import ENV, killed_at_checkpoint, launch_nodes, torchrun
 from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo, train_rows
-from .test_remote_vllm_server import KEY, VARIABLE, Vllm
+from ..standin import serving
+from .test_remote_vllm_server import BASE, KEY, VARIABLE, Vllm
 
 pytestmark = pytest.mark.slow
 needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed")
@@ -179,12 +178,10 @@ class Recording(Vllm):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    Vllm.requests, Recording.bodies = [], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    # a test of another module in this process may have left another served model
+    Vllm.requests, Vllm.served, Recording.bodies = [], BASE, []
+    with serving(Recording) as url:
+        yield url
 
 
 def test_grpo_ranks_share_one_vllm_server_with_one_adapter_load_per_step(server: str, tmp_path: Path) -> None:

@@ -325,7 +325,10 @@ def open_server_engine(settings: Any, tokenizer: Any) -> Iterator[VllmServerEngi
     )
     logger.info("vLLM server %s serves %s%s", server.url, served, " (API key accepted)" if api_key else "")
     folder = Path(server.adapter_path or Path(settings.log_path) / "rollout_adapter")
-    folder.mkdir(parents=True, exist_ok=True)
+    # the ranks > 0 of a distributed run never save adapters, and must not write into log_path before
+    # rank 0 has made it an experiment folder (its preflight would refuse the folder)
+    if int(os.environ.get("RANK", "0")) == 0:
+        folder.mkdir(parents=True, exist_ok=True)
     seen_as = server.server_adapter_path or str(folder.resolve())
     overlap = settings.rollout_settings.async_
     retain = 0 if overlap is None else overlap.max_staleness
