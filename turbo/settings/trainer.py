@@ -117,6 +117,8 @@ class TrainerSettings(StrictModel):
         True,
         description="train_sft, train_dpo (not with lc_alpha): put each batch in one row without pad "
         "positions, each sample attending only to itself (same samples and loss; no work on padding). "
+        "train_grpo, train_ppo: the same for the scoring of the answers (old and reference log-probs, "
+        "the value model, the forward/backward passes), not for multimodal prompts. "
         "Used where the attention reads sample offsets (sdpa/eager through turbo_varlen, "
         "flash-attention) and no prompt-learning adapter adds virtual tokens; else rows are padded. "
         "Packed rows (pack_to_max_length) are always padding-free.",

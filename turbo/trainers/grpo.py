@@ -85,10 +85,13 @@ class GrpoTrainer(RolloutTrainer):
         dump_rollout(self, settings.rollout_dump_steps, rollout, advantages.tolist())
         correcting = settings.rollout_correction is not None and self.rollout_settings.separate_sampler
         reuse = settings.num_iterations > 1 or settings.num_mini_batches > 1 or correcting
-        old = frozen_token_logps(model, rollout, chunk, reference=False) if reuse else None
+        flat = self.padding_free
+        old = frozen_token_logps(model, rollout, chunk, reference=False, flat=flat) if reuse else None
         ref = None
         if settings.beta > 0:
-            ref = frozen_token_logps(model, rollout, chunk, reference=True, ref_model=self.ref_model)
+            ref = frozen_token_logps(
+                model, rollout, chunk, reference=True, ref_model=self.ref_model, flat=flat
+            )
         mask = trained_mask(rollout)
         mask = loss_mask(rollout, mask, settings.mask_truncated_answers)
         correction = rollout_correction(
@@ -98,7 +101,7 @@ class GrpoTrainer(RolloutTrainer):
         stats: dict[str, list[float]] = {"kl": [], "clip_fraction": [], "policy_loss": [], "entropy": []}
 
         def loss_of(chunk_rows: torch.Tensor, mini_batch: torch.Tensor) -> torch.Tensor:
-            logps, entropy = policy_token_logps(model, rollout, chunk_rows, entropy=True)
+            logps, entropy = policy_token_logps(model, rollout, chunk_rows, entropy=True, flat=flat)
             width = logps.shape[1]
             old_logps = logps.detach() if old is None else old[chunk_rows, :width]
             if old is None:

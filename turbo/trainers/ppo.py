@@ -13,10 +13,12 @@ from typing import Any
 
 import torch
 
+from turbo.trainers.logps import MODEL_KEYS
 from turbo.trainers.losses.ppo import gae, kl_penalised_rewards, masked_mean, ppo_loss
 from turbo.trainers.rollout import (
     Rollout,
     collect,
+    flatten,
     frozen_token_logps,
     optimise,
     policy_token_logps,
@@ -25,6 +27,7 @@ from turbo.trainers.rollout import (
     select,
     to_answers,
     trained_mask,
+    unflatten,
 )
 from turbo.trainers.rollout_distributed import (
     generation_model,
@@ -40,14 +43,18 @@ VALUE_MODEL = "value_model"
 VALUE_INSIDE = "turbo_value_model"  # the value model's name inside the policy under DeepSpeed
 
 
-def token_values(value_model: Any, rollout: Rollout, rows: torch.Tensor) -> torch.Tensor:
-    """The value of the state before each answer token of `rows`: [rows, width], left-aligned."""
+def token_values(value_model: Any, rollout: Rollout, rows: torch.Tensor, flat: bool = False) -> torch.Tensor:
+    """The value of the state before each answer token of `rows`: [rows, width], left-aligned. `flat`:
+    the rows are read in one row without padding (as policy_token_logps; the same values)."""
     batch = select(rollout.batch, rows)
+    inputs = flatten(batch) if flat else batch
     backbone = getattr(value_model, value_model.base_model_prefix)
     hidden = backbone(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        **{key: inputs[key] for key in MODEL_KEYS if key in inputs}, use_cache=False
     ).last_hidden_state
     values = value_model.score(hidden).squeeze(-1)[:, :-1].float()
+    if flat:
+        values = unflatten(values, batch["attention_mask"])
     return to_answers(values, rollout.starts[rows], int(rollout.lengths[rows].max()))
 
 
@@ -99,13 +106,14 @@ class PpoTrainer(RolloutTrainer):
         if settings.missing_eos_penalty is not None:
             unfinished = torch.tensor([not done for done in rollout.finished], device=scores.device)
             scores -= settings.missing_eos_penalty * unfinished.float()
-        old = frozen_token_logps(model, rollout, chunk, reference=False)
-        ref = frozen_token_logps(model, rollout, chunk, reference=True, ref_model=self.ref_model)
+        flat = self.padding_free
+        old = frozen_token_logps(model, rollout, chunk, reference=False, flat=flat)
+        ref = frozen_token_logps(model, rollout, chunk, reference=True, ref_model=self.ref_model, flat=flat)
         with torch.no_grad():
             old_values = torch.zeros_like(old)
             for begin in range(0, rows, chunk):
                 part = torch.arange(begin, min(begin + chunk, rows), device=old.device)
-                values = token_values(self.value_model, rollout, part)
+                values = token_values(self.value_model, rollout, part, flat)
                 old_values[part, : values.shape[1]] = values
             # over the policy's tokens only, packed first in order: the score lands on the last one and
             # GAE skips tool results (without tools the order is the identity)
@@ -132,9 +140,9 @@ class PpoTrainer(RolloutTrainer):
         }
 
         def loss_of(chunk_rows: torch.Tensor, mini_batch: torch.Tensor) -> torch.Tensor:
-            logps, entropy = policy_token_logps(model, rollout, chunk_rows, entropy=True)
+            logps, entropy = policy_token_logps(model, rollout, chunk_rows, entropy=True, flat=flat)
             width = logps.shape[1]
-            values = token_values(self.value_model, rollout, chunk_rows)
+            values = token_values(self.value_model, rollout, chunk_rows, flat)
             chunk_mask = mask[chunk_rows, :width]
             result = ppo_loss(
                 logps,

@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
+from turbo.data.packing import OFFSET_KEYS, FlatCollator
 from turbo.generators.rollout import RolloutEngine, segment_rows
-from turbo.trainers.logps import adapter_disabled, answer_rows, token_logps
+from turbo.trainers.logps import adapter_disabled, answer_rows, to_device, token_logps
 from turbo.trainers.rewards import RewardFunction, score
 from turbo.trainers.rollout_distributed import average_gradients, schedule_held
 
@@ -164,11 +165,41 @@ def select(batch: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torc
     return {key: value[:, :length] for key, value in picked.items()}
 
 
+def flatten(padded: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Padded scoring rows (input_ids, attention_mask, labels) in one row without padding, as train_sft's
+    and train_dpo's padding-free batches (FlatCollator): each row's tokens are its attention_mask
+    positions, its position ids restart at 0, and the sample offsets let the attention (turbo_varlen,
+    flash-attention) keep each sample to itself. `unflatten` puts per-target values back in rows."""
+    mask = padded["attention_mask"].bool()
+    ids, labels, keep = padded["input_ids"].tolist(), padded["labels"].tolist(), mask.tolist()
+    features = [
+        {
+            "input_ids": [token for token, real in zip(row_ids, row_keep, strict=True) if real],
+            "labels": [label for label, real in zip(row_labels, row_keep, strict=True) if real],
+        }
+        for row_ids, row_labels, row_keep in zip(ids, labels, keep, strict=True)
+    ]
+    flat = FlatCollator()(features)
+    keys = ("input_ids", "labels", "position_ids", *OFFSET_KEYS)
+    return {key: to_device(flat[key], mask.device) for key in keys}
+
+
+def unflatten(values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Per-target values of a flattened batch ([1, total - 1]) -> those of its padded rows ([rows, length
+    - 1], 0 at the padding): the value at a row's token is its next token's in both (at a row's last
+    token, off the answer, the flat row's next token is the next row's first)."""
+    mask = attention_mask.bool()
+    per_token = torch.nn.functional.pad(values[0], (0, 1))  # the last token of the row predicts nothing
+    return values.new_zeros(mask.shape).masked_scatter(mask, per_token)[:, :-1]
+
+
 def policy_token_logps(
-    model: Any, rollout: Rollout, rows: torch.Tensor, entropy: bool = False
+    model: Any, rollout: Rollout, rows: torch.Tensor, entropy: bool = False, flat: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The policy's per-token answer log-probs of `rows` ([rows, width], left-aligned; 0 past the answer),
-    recomputed by the training model through turbo.trainers.logps; and the entropy when asked for."""
+    recomputed by the training model through turbo.trainers.logps; and the entropy when asked for.
+    `flat`: the rows are scored in one row without padding (`flatten`; the same values), which the
+    model's attention must support (sample offsets read; no virtual tokens, no media)."""
     width = int(rollout.lengths[rows].max())
     batch: dict[str, Any] = select(rollout.batch, rows)
     if rollout.media is not None:
@@ -177,21 +208,25 @@ def policy_token_logps(
         device = rollout.rewards.device
         stacked = stack_media([rollout.media[row] for row in rows.tolist()])
         batch["modality_inputs"] = {modality: value.to(device) for modality, value in stacked.items()}
-    tokens = token_logps(model, batch, entropy=entropy)
+    tokens = token_logps(model, flatten(batch) if flat else batch, entropy=entropy)
+    logps, token_entropy = tokens.logps, tokens.entropy
+    if flat:
+        logps = unflatten(logps, batch["attention_mask"])
+        token_entropy = None if token_entropy is None else unflatten(token_entropy, batch["attention_mask"])
     starts = rollout.starts[rows]
-    logps = to_answers(tokens.logps, starts, width)
-    token_entropy = None if tokens.entropy is None else to_answers(tokens.entropy.detach(), starts, width)
+    logps = to_answers(logps, starts, width)
+    token_entropy = None if token_entropy is None else to_answers(token_entropy.detach(), starts, width)
     return logps, token_entropy
 
 
 @torch.no_grad()
 def frozen_token_logps(
-    model: Any, rollout: Rollout, chunk: int, reference: bool, ref_model: Any = None
+    model: Any, rollout: Rollout, chunk: int, reference: bool, ref_model: Any = None, flat: bool = False
 ) -> torch.Tensor:
     """Per-token answer log-probs of every row without gradients, in chunks of `chunk` rows, [rows, width]
     padded to the rollout's longest answer: the policy's (reference False), or the reference's: the
     separate `ref_model`, else the policy with its adapter disabled. The seconds are added to the
-    rollout's old_logps_seconds or reference_seconds."""
+    rollout's old_logps_seconds or reference_seconds. `flat`: padding-free (policy_token_logps)."""
     began = time.perf_counter()
     model = getattr(model, "module", model)  # the adapter is disabled on the unwrapped model
     scorer = ref_model if reference and ref_model is not None else model
@@ -200,7 +235,7 @@ def frozen_token_logps(
     with context:
         for start in range(0, len(rollout.answers), chunk):
             rows = torch.arange(start, min(start + chunk, len(rollout.answers)), device=out.device)
-            logps, _ = policy_token_logps(scorer, rollout, rows)
+            logps, _ = policy_token_logps(scorer, rollout, rows, flat=flat)
             out[rows, : logps.shape[1]] = logps
     if reference:
         rollout.reference_seconds += time.perf_counter() - began

@@ -20,7 +20,9 @@ class RolloutTrainer(Trainer):
     """What train_ppo's and train_grpo's trainers keep: the rollout engine, the rewards, the reference
     (None: the policy with its adapter disabled, or none at all), the held-out prompts, the experiment
     folder and the seed; evaluation answers the held-out prompts (`evaluate`). Per-step metrics are
-    appended to `self.metrics(model)` and logged as the preference trainers' (`add_metric_means`)."""
+    appended to `self.metrics(model)` and logged as the preference trainers' (`add_metric_means`).
+    `padding_free`: the answers are scored in one row without padding (policy_token_logps), decided
+    once by the pipeline for the models that read sample offsets."""
 
     def __init__(
         self,
@@ -32,6 +34,7 @@ class RolloutTrainer(Trainer):
         eval_prompts: list[dict[str, Any]] | None = None,
         folder: Path,
         seed: int,
+        padding_free: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -43,6 +46,7 @@ class RolloutTrainer(Trainer):
         self.eval_prompts = eval_prompts or []
         self.folder = folder
         self.seed = seed
+        self.padding_free = padding_free
         self.add_callback(OptimizerSeconds(self))
 
     def metrics(self, model: torch.nn.Module) -> dict[str, list[float]]:

@@ -11,6 +11,7 @@ from turbo.pipelines.train.rollout import (
     load_prompts,
     load_rl_reference,
     log_setup,
+    padding_free,
     rollout_trainer_arguments,
     train_with_rollouts,
 )
@@ -32,11 +33,12 @@ def run(settings: GrpoExperimentSettings) -> None:
     model = load_policy(settings, tokenizer)
     ref_model = load_rl_reference(settings, tokenizer, needed=trainer_settings.beta > 0)
     log_setup(settings, ref_model, trainer_settings.beta > 0)
+    flat = padding_free(settings, model, ref_model)
 
     with open_engine(settings, tokenizer) as engine:
         arguments = rollout_trainer_arguments(
             settings, folder, tokenizer, train, val, engine, rewards, ref_model
         )
-        trainer = GrpoTrainer(model=model, grpo_settings=trainer_settings, **arguments)
+        trainer = GrpoTrainer(model=model, grpo_settings=trainer_settings, padding_free=flat, **arguments)
         train_with_rollouts(trainer, settings, ref_model, rewards, cherry_picks, tokenizer, resume)
     save_final(trainer, tokenizer, folder)

@@ -16,6 +16,7 @@ from turbo.pipelines.train.rollout import (
     load_prompts,
     load_rl_reference,
     log_setup,
+    padding_free,
     rollout_trainer_arguments,
     train_with_rollouts,
 )
@@ -74,12 +75,19 @@ def run(settings: PpoExperimentSettings) -> None:
     value_model = load_value_model(settings, tokenizer)
     ref_model = load_rl_reference(settings, tokenizer, needed=True)
     log_setup(settings, ref_model, True)
+    flat = padding_free(settings, model, ref_model, value_model)
 
     with open_engine(settings, tokenizer) as engine:
         arguments = rollout_trainer_arguments(
             settings, folder, tokenizer, train, val, engine, rewards, ref_model
         )
-        trainer = PpoTrainer(model=model, ppo_settings=trainer_settings, value_model=value_model, **arguments)
+        trainer = PpoTrainer(
+            model=model,
+            ppo_settings=trainer_settings,
+            value_model=value_model,
+            padding_free=flat,
+            **arguments,
+        )
         train_with_rollouts(trainer, settings, ref_model, rewards, cherry_picks, tokenizer, resume)
     final = save_final(trainer, tokenizer, folder)
     logger.info("the value model is in %s", final / VALUE_MODEL)

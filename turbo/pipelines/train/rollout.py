@@ -104,6 +104,21 @@ def load_rl_reference(settings: Any, tokenizer: Any, needed: bool) -> Any:
     return load_frozen(settings, tokenizer, settings.ref_model_settings)
 
 
+def padding_free(settings: Any, *models: Any) -> bool:
+    """Whether the answers are scored in one row without padding (trainer_settings.padding_free, as in
+    train_sft and train_dpo): every model that scores them (policy, reference, value model) has an
+    attention that reads sample offsets (sdpa/eager switched to turbo_varlen, flash-attention), no
+    prompt-learning adapter prepends virtual tokens, and the prompts carry no media. Decided once."""
+    from turbo.modeling.varlen import reads_offsets, use_varlen_attention
+
+    peft = settings.model_settings.peft_settings
+    if not settings.trainer_settings.padding_free or (peft is not None and peft.virtual_tokens):
+        return False
+    if getattr(settings, "multimodal_settings", None) is not None:
+        return False
+    return all(use_varlen_attention(model) or reads_offsets(model) for model in models if model is not None)
+
+
 def to_device(rewards: list, device: Any) -> None:
     """Reward models go where the policy trains."""
     for _, function in rewards:
