@@ -58,7 +58,8 @@ def assert_reward_rises(rows: list[dict], margin: float) -> None:
 
 def test_grpo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     folder = tmp_path / "grpo"
-    run_turbo("train_grpo", "--experiment_settings_path", GRPO, "--set", f"log_path={folder}")
+    result = run_turbo("train_grpo", "--experiment_settings_path", GRPO, "--set", f"log_path={folder}")
+    assert "answers scored padding-free" in result.stdout + result.stderr  # trainer_settings.padding_free
     rows = rl_rows(folder)
     assert [row["step"] for row in rows] == list(range(1, 31))
     assert rows[0].keys() >= COMMON_METRICS
@@ -120,7 +121,8 @@ def ppo_settings(folder: Path, *more: str) -> list[str]:
 
 def test_ppo_mean_reward_rises(fixture_models, tmp_path: Path) -> None:
     folder = tmp_path / "ppo"
-    run_turbo(*ppo_settings(folder))
+    result = run_turbo(*ppo_settings(folder))
+    assert "answers scored padding-free" in result.stdout + result.stderr  # the value model's passes too
     rows = rl_rows(folder)
     assert [row["step"] for row in rows] == list(range(1, 17))
     assert COMMON_METRICS | PHASES | {"value_loss", "value_clip_fraction", "score", "value"} <= rows[0].keys()

@@ -32,8 +32,8 @@ def run(settings: GrpoExperimentSettings) -> None:
     rewards = build_rewards(settings.reward_settings, tokenizer)
     model = load_policy(settings, tokenizer)
     ref_model = load_rl_reference(settings, tokenizer, needed=trainer_settings.beta > 0)
-    log_setup(settings, ref_model, trainer_settings.beta > 0)
     flat = padding_free(settings, model, ref_model)
+    log_setup(settings, ref_model, trainer_settings.beta > 0, flat)
 
     with open_engine(settings, tokenizer) as engine:
         arguments = rollout_trainer_arguments(

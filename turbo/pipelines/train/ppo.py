@@ -74,8 +74,8 @@ def run(settings: PpoExperimentSettings) -> None:
     model = load_policy(settings, tokenizer)
     value_model = load_value_model(settings, tokenizer)
     ref_model = load_rl_reference(settings, tokenizer, needed=True)
-    log_setup(settings, ref_model, True)
     flat = padding_free(settings, model, ref_model, value_model)
+    log_setup(settings, ref_model, True, flat)
 
     with open_engine(settings, tokenizer) as engine:
         arguments = rollout_trainer_arguments(

@@ -127,10 +127,10 @@ def to_device(rewards: list, device: Any) -> None:
             model.to(device)
 
 
-def log_setup(settings: Any, ref_model: Any, uses_reference: bool) -> None:
+def log_setup(settings: Any, ref_model: Any, uses_reference: bool, flat: bool) -> None:
     rollout = settings.rollout_settings
     logger.info(
-        "rollouts: %s; rewards: %s; reference: %s",
+        "rollouts: %s; rewards: %s; reference: %s; answers scored %s",
         f"vLLM server {rollout.vllm_server.url}"
         if rollout.vllm_server is not None
         else "colocated vLLM"
@@ -142,6 +142,7 @@ def log_setup(settings: Any, ref_model: Any, uses_reference: bool) -> None:
         else "separate model"
         if ref_model is not None
         else "the policy with its adapter disabled",
+        "padding-free" if flat else "in padded rows",
     )
 
 
