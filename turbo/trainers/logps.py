@@ -33,7 +33,7 @@ import torch
 
 from turbo.data.packing import OFFSET_KEYS
 from turbo.labels import IGNORE_INDEX
-from turbo.trainers.losses.chunked_ce import linear_token_logps, supports_chunked_loss
+from turbo.trainers.losses.chunked_ce import linear_entropy, linear_token_logps, supports_chunked_loss
 
 ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels", "modality_inputs", *OFFSET_KEYS)
 # what the model reads of a batch: multimodal rows also carry their media (`modality_inputs`, the
@@ -133,10 +133,10 @@ def token_logps(
     model: Any, batch: Mapping[str, torch.Tensor], entropy: bool = False, chunked: bool = False
 ) -> TokenLogps:
     """Per-token answer log-probs of `batch` under `model` (one forward pass). `chunked`: project only
-    the answer positions (where the model allows it; the same values), without entropy."""
-    weight = output_weight(model) if chunked and not entropy and not _is_prompt_learning(model) else None
+    the answer positions (where the model allows it; the same values; the entropy on them only)."""
+    weight = output_weight(model) if chunked and not _is_prompt_learning(model) else None
     if weight is not None:
-        return _chunked_token_logps(model, batch, weight)
+        return _chunked_token_logps(model, batch, weight, entropy)
     logits = answer_logits(model, batch)[:, :-1].float()
     targets = batch["labels"][:, 1:]
     mask = _answer_mask(batch)
@@ -150,8 +150,11 @@ def token_logps(
     return TokenLogps(logps, mask, logits.detach().mean(-1), _segments(batch), token_entropy)
 
 
-def _chunked_token_logps(model: Any, batch: Mapping[str, torch.Tensor], weight: torch.Tensor) -> TokenLogps:
-    """token_logps from the final hidden states: only the answer positions reach the output layer."""
+def _chunked_token_logps(
+    model: Any, batch: Mapping[str, torch.Tensor], weight: torch.Tensor, entropy: bool = False
+) -> TokenLogps:
+    """token_logps from the final hidden states: only the answer positions reach the output layer (the
+    entropy too, 0 elsewhere)."""
     inputs = {key: batch[key] for key in MODEL_KEYS if key in batch}
     outputs = model(**inputs, use_cache=False, output_hidden_states=True, logits_to_keep=1)
     hidden = outputs.hidden_states[-1][:, :-1]
@@ -160,7 +163,11 @@ def _chunked_token_logps(model: Any, batch: Mapping[str, torch.Tensor], weight: 
     logps = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device).masked_scatter(mask, picked)
     with torch.no_grad():  # the mean logit over the vocabulary is the hidden state times the mean row
         mean_logits = hidden.float() @ weight.float().mean(0)
-    return TokenLogps(logps, mask, mean_logits, _segments(batch))
+    token_entropy = None
+    if entropy:
+        zeros = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device)
+        token_entropy = zeros.masked_scatter(mask, linear_entropy(hidden[mask].detach(), weight))
+    return TokenLogps(logps, mask, mean_logits, _segments(batch), token_entropy)
 
 
 def reduce_answers(tokens: TokenLogps) -> AnswerLogps:

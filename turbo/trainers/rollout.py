@@ -208,7 +208,8 @@ def policy_token_logps(
         device = rollout.rewards.device
         stacked = stack_media([rollout.media[row] for row in rows.tolist()])
         batch["modality_inputs"] = {modality: value.to(device) for modality, value in stacked.items()}
-    tokens = token_logps(model, flatten(batch) if flat else batch, entropy=entropy)
+    # chunked: only the answer positions reach the output layer (not the prompt's; the same values)
+    tokens = token_logps(model, flatten(batch) if flat else batch, entropy=entropy, chunked=True)
     logps, token_entropy = tokens.logps, tokens.entropy
     if flat:
         logps = unflatten(logps, batch["attention_mask"])

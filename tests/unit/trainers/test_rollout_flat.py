@@ -11,7 +11,7 @@ import torch
 
 from turbo.labels import IGNORE_INDEX
 from turbo.modeling.varlen import NAME, use_varlen_attention
-from turbo.trainers.logps import answer_rows, token_logps
+from turbo.trainers.logps import answer_rows, output_weight, token_logps
 from turbo.trainers.rollout import Rollout, flatten, frozen_token_logps, policy_token_logps, unflatten
 
 # (prompt, answer) token ids of different lengths, as a rollout's rows (prompt-major)
@@ -99,6 +99,33 @@ def test_flat_token_logps_and_entropy_equal_the_padded_rows(policy, layout: str)
     torch.testing.assert_close(logps, padded.logps, atol=1e-5, rtol=0)  # 0 off the answers in both
     torch.testing.assert_close(entropy[answers], padded.entropy[answers], atol=1e-5, rtol=0)
     assert bool((padded.logps[answers] < 0).all())
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_answer_positions_only_equal_the_full_logits(policy, flat: bool) -> None:
+    """RL scoring projects only the answer positions through the output layer (chunked, not the prompt's):
+    log-probs, entropies and gradients equal those of the full logits."""
+    assert output_weight(policy) is not None  # else both would take the full-logits path
+    batch = rollout_of(SAMPLES).batch
+    batch = flatten(batch) if flat else batch
+    results = {}
+    for chunked in (False, True):
+        policy.zero_grad(set_to_none=True)
+        tokens = token_logps(policy, batch, entropy=True, chunked=chunked)
+        weights = torch.randn(tokens.logps.shape, generator=torch.Generator().manual_seed(0))
+        (tokens.logps * weights).sum().backward()
+        grads = {name: p.grad.clone() for name, p in policy.named_parameters() if p.grad is not None}
+        results[chunked] = tokens, grads
+    (full, full_grads), (chunked, chunked_grads) = results[False], results[True]
+    answers = full.mask
+    assert int(answers.sum()) == sum(len(answer) for _, answer in SAMPLES)
+    torch.testing.assert_close(chunked.logps, full.logps, atol=1e-5, rtol=0)  # 0 off the answers in both
+    torch.testing.assert_close(chunked.entropy[answers], full.entropy[answers], atol=1e-5, rtol=0)
+    assert bool((chunked.entropy[answers] > 0).all())
+    assert chunked_grads.keys() == full_grads.keys() and len(full_grads) == len(list(policy.parameters()))
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(chunked_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    policy.zero_grad(set_to_none=True)
 
 
 def test_policy_token_logps_and_gradients_equal_the_padded_rows(policy) -> None:

@@ -219,3 +219,15 @@ def linear_token_logps(
         goal = targets[start : start + chunk, None]
         pieces.append((logits.gather(1, goal) - logits.logsumexp(dim=-1, keepdim=True)).squeeze(1))
     return torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
+
+
+@torch.no_grad()
+def linear_entropy(hidden: torch.Tensor, weight: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+    """The entropy of softmax(hidden @ weight.T) per row, float32, one chunk of logits at a time (a
+    metric: no gradient)."""
+    hidden = hidden.to(weight.dtype)
+    pieces = []
+    for start in range(0, hidden.shape[0], chunk):
+        logits = (hidden[start : start + chunk] @ weight.T).float()
+        pieces.append(logits.logsumexp(-1) - (logits.softmax(-1) * logits).sum(-1))
+    return torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
