@@ -90,10 +90,38 @@ def engine_arguments(entry: ChatInferenceModelSettings, seed: int, on_cpu: bool)
         "kv_cache_memory_bytes": engine.kv_cache_memory_bytes or (CPU_KV_CACHE_BYTES if on_cpu else None),
     }
     arguments.update({name: value for name, value in optional.items() if value is not None})
+    if on_cpu:
+        arguments.update(whole_prefills(engine, model.model_path))
     if model.adapter_path is not None or engine.enable_lora:
         rank = engine.max_lora_rank or (adapter_rank(model.adapter_path) if model.adapter_path else None)
         arguments.update(enable_lora=True, max_loras=1, **({"max_lora_rank": rank} if rank else {}))
     return {**arguments, **engine.engine_kwargs}
+
+
+def whole_prefills(engine: VLLMEngineSettings, model_path: Path) -> dict[str, Any]:
+    """On CPU, no prompt's prefill is split over engine steps: vLLM's CPU sampler cannot resume the
+    random generator of a seeded request whose prefill was split ("CPU Generator does not use offset",
+    as soon as a step's prompts exceed max_num_batched_tokens: long multi-turn tool trajectories). A
+    step then schedules whole prompts only, so its token budget holds at least the longest one."""
+    longest = engine.max_model_len or _max_positions(model_path)
+    if longest is None:
+        return {}
+    return {
+        "enable_chunked_prefill": False,
+        "max_num_batched_tokens": max(engine.max_num_batched_tokens or 0, longest),
+    }
+
+
+def _max_positions(model_path: Path) -> int | None:
+    """The model's context length as vLLM reads it by default (max_position_embeddings), or None."""
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("max_position_embeddings") or (config.get("text_config") or {}).get(
+        "max_position_embeddings"
+    )
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _check_vocabulary(model_path: Path, tokenizer: Any) -> None:

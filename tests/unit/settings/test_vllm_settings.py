@@ -109,8 +109,14 @@ def test_engine_arguments(tmp_path: Path) -> None:
         "enable_lora": True,
         "max_loras": 1,
         "max_lora_rank": 16,  # rank 12 rounded up to a rank vLLM accepts
-        "max_num_batched_tokens": 512,
+        "enable_chunked_prefill": False,  # on CPU no seeded prefill is split (e2e/test_vllm_cpu_prefill.py)
+        "max_num_batched_tokens": 512,  # engine_kwargs win
     }
+    entry["vllm_engine_settings"]["engine_kwargs"] = {}
+    entry["vllm_engine_settings"]["max_num_batched_tokens"] = 64
+    small = ChatInferenceExperimentSettings.model_validate(data).inference_settings[1]
+    assert engine_arguments(small, seed=5, on_cpu=True)["max_num_batched_tokens"] == 256  # max_model_len
+    assert "enable_chunked_prefill" not in engine_arguments(small, seed=5, on_cpu=False)
     defaults = ChatInferenceExperimentSettings.model_validate(
         chat_data(
             use_vllm=True, model_settings={"model_path": "m", "transformers_settings": {"dtype": "float16"}}
