@@ -101,6 +101,14 @@ def test_flat_token_logps_and_entropy_equal_the_padded_rows(policy, layout: str)
     assert bool((padded.logps[answers] < 0).all())
 
 
+def assert_same_gradients(policy, got: dict, expected: dict) -> None:
+    """Every parameter has a gradient in both, equal to float32 tolerance; the policy's are cleared."""
+    assert got.keys() == expected.keys() and len(expected) == len(list(policy.parameters()))
+    for name, grad in expected.items():
+        torch.testing.assert_close(got[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    policy.zero_grad(set_to_none=True)
+
+
 @pytest.mark.parametrize("flat", [False, True])
 def test_answer_positions_only_equal_the_full_logits(policy, flat: bool) -> None:
     """RL scoring projects only the answer positions through the output layer (chunked, not the prompt's):
@@ -122,10 +130,7 @@ def test_answer_positions_only_equal_the_full_logits(policy, flat: bool) -> None
     torch.testing.assert_close(chunked.logps, full.logps, atol=1e-5, rtol=0)  # 0 off the answers in both
     torch.testing.assert_close(chunked.entropy[answers], full.entropy[answers], atol=1e-5, rtol=0)
     assert bool((chunked.entropy[answers] > 0).all())
-    assert chunked_grads.keys() == full_grads.keys() and len(full_grads) == len(list(policy.parameters()))
-    for name, grad in full_grads.items():
-        torch.testing.assert_close(chunked_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
-    policy.zero_grad(set_to_none=True)
+    assert_same_gradients(policy, chunked_grads, full_grads)
 
 
 def test_policy_token_logps_and_gradients_equal_the_padded_rows(policy) -> None:
@@ -145,10 +150,7 @@ def test_policy_token_logps_and_gradients_equal_the_padded_rows(policy) -> None:
     torch.testing.assert_close(flat, padded, atol=1e-5, rtol=0)
     assert bool((flat[~mask] == 0).all()) and bool((flat[mask] < 0).all())
     torch.testing.assert_close(flat_entropy[mask], padded_entropy[mask], atol=1e-5, rtol=0)
-    assert flat_grads.keys() == padded_grads.keys() and len(flat_grads) == len(list(policy.parameters()))
-    for name, grad in padded_grads.items():
-        torch.testing.assert_close(flat_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
-    policy.zero_grad(set_to_none=True)
+    assert_same_gradients(policy, flat_grads, padded_grads)
 
 
 def test_frozen_token_logps_in_chunks_equal_the_padded_rows(policy) -> None:
