@@ -13,10 +13,23 @@ import sys
 from pathlib import Path
 
 SYSTEM = (
-    "You answer questions about the Python standard library. To look something up, write "
-    "<search>your query</search>; the passages found come back as <result>...</result>. "
-    "Then answer with the qualified name of the function, e.g. json.dumps."
+    "You answer questions about the Python standard library with the help of a search engine. "
+    "First search: write <search>your query</search>. The passages found come back as "
+    "<result>...</result>. Then answer with the qualified name of the function."
 )
+# One worked exchange before the question (a few-shot turn): without it SmolLM2-135M-Instruct never
+# writes <search> (0 of 64 samples at temperature 1); with it, 57 of 64 samples and every greedy answer
+# search. The result is what the example's index returns for the query; its function is left out of
+# the questions.
+EXAMPLE_TITLE = "operator.setitem"
+EXAMPLE = [
+    {"role": "user", "content": "Which function does this: Same as a[b] = c?"},
+    {
+        "role": "assistant",
+        "content": "<search>Same as a[b] = c</search>\n<result>operator.setitem / Same as a[b] = c. // "
+        "operator.eq / Same as a == b. // operator.and_ / Same as a & b.</result>\noperator.setitem",
+    },
+]
 TRAIN, HELD_OUT = 256, 64
 
 
@@ -33,6 +46,7 @@ def questions(passages: list[dict]) -> list[dict]:
             title.count(".") < 1
             or not 5 <= len(sentence.split()) <= 30
             or title.split(".")[-1].startswith("_")
+            or title == EXAMPLE_TITLE
         ):
             continue
         out.append(
@@ -40,6 +54,7 @@ def questions(passages: list[dict]) -> list[dict]:
                 "id": title,
                 "messages": [
                     {"role": "system", "content": SYSTEM},
+                    *EXAMPLE,
                     {"role": "user", "content": f"Which function does this: {sentence}?"},
                 ],
                 "reference": title,

@@ -20,6 +20,7 @@ PY
 fi
 python examples/agentic/make_questions.py outputs/rag_example/passages.jsonl outputs/agentic_example
 export PYTHONPATH="examples/agentic${PYTHONPATH:+:$PYTHONPATH}"  # the reward function (rewards.py)
+export TOKENIZERS_PARALLELISM=false
 python -m turbo inference_chat --inference_settings_path examples/agentic/inference_before.json
 python -m turbo train_grpo --experiment_settings_path examples/agentic/grpo.json
 python -m turbo inference_chat --inference_settings_path examples/agentic/inference_after.json
