@@ -23,8 +23,9 @@ cores it picks (VLLM_CPU_OMP_THREADS_BIND=auto: all but one core, the last reser
 so a trainer on every core competes with it. `--pin` runs the overlapped runs on their own server
 whose worker is bound to the last core, with the trainer pinned to the other cores (one thread each);
 the runs without overlap keep a server as `vllm serve` starts it and a trainer on every core, each at
-its best. `--dtype bfloat16` serves and trains in bfloat16. It is meant for a server on another machine
-or GPU.
+its best. Each server is up only for its own runs (then the runs without overlap come first, not
+alternating): an idle vLLM CPU worker still takes a share of a core. `--dtype bfloat16` serves and
+trains in bfloat16. It is meant for a server on another machine or GPU.
 """
 
 from __future__ import annotations
@@ -243,23 +244,20 @@ def main() -> None:
         if len(cores) < 2:
             raise SystemExit("--pin needs at least 2 cores")
         layout["async"] = (cores[-1:], cores[:-1])
+    alternating = [("sync", "async") if r % 2 == 0 else ("async", "sync") for r in range(args.repeat)]
+    plan = [[(name, repeat) for repeat, order in enumerate(alternating) for name in order]]  # one server
+    if args.pin:  # a server per layout, up only for its own runs: an idle vLLM CPU worker still spins
+        plan = [[(name, repeat) for repeat in range(args.repeat)] for name in ("sync", "async")]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        servers: dict[str, tuple[subprocess.Popen, str]] = {}
-        try:
-            for name in ("sync", "async"):
-                server_cores, trainer_cores = layout[name]
-                if name == "async" and not args.pin:
-                    servers[name] = servers["sync"]
-                    continue
-                servers[name] = start_server(args, work / f"server_{name}.log", server_cores)
-                # a first run warms the server up (kernels, the first LoRA load): not counted
-                run(args, servers[name][1], work, f"warm_up_{name}", overlap=False, steps=min(args.steps, 2),
-                    cores=trainer_cores)  # fmt: skip
-            for repeat in range(args.repeat):
-                order = ["sync", "async"] if repeat % 2 == 0 else ["async", "sync"]
-                for name in order:
-                    result = run(args, servers[name][1], work, f"{name}_{repeat}", overlap=name == "async",
+        for session in plan:
+            first = session[0][0]
+            server, url = start_server(args, work / f"server_{first}.log", layout[first][0])
+            try:  # a first run warms the server up (kernels, the first LoRA load): not counted
+                run(args, url, work, f"warm_up_{first}", overlap=False, steps=min(args.steps, 2),
+                    cores=layout[first][1])  # fmt: skip
+                for name, repeat in session:
+                    result = run(args, url, work, f"{name}_{repeat}", overlap=name == "async",
                                  cores=layout[name][1])  # fmt: skip
                     results[name].append(result)
                     speed, staleness = result["steps_per_second"], result["staleness"]
@@ -268,8 +266,7 @@ def main() -> None:
                         f"wait {result['wait']:.2f} s/step (load average before {result['load']})",
                         flush=True,
                     )
-        finally:
-            for server, _ in {id(value[0]): value for value in servers.values()}.values():
+            finally:
                 server.terminate()
                 server.wait(timeout=120)
     if args.pin:
