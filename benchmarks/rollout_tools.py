@@ -24,6 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "configs" / "train" / "grpo" / "tools.json"
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "fixtures" / "tools")]  # this turbo; the fixture tool
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # conditions.py beside this file
+
+from conditions import describe_conditions  # noqa: E402
 
 
 def settings_of(path: Path, overrides: list[str]):  # noqa: ANN201 - GrpoExperimentSettings
@@ -82,6 +85,7 @@ def main() -> None:
     from turbo.modeling.tokenizer import load_tokenizer
     from turbo.pipelines.train.rollout import load_policy, prompt_split
 
+    print(describe_conditions(), flush=True)
     settings = settings_of(args.settings, args.overrides)
     if not settings.tool_settings:
         raise SystemExit(f"{args.settings}: no tool_settings to compare against")
@@ -109,6 +113,7 @@ def main() -> None:
         print(f"{name:28}" + "".join(f"{results[label][name]:16.3f}" for label in results))
     ratio = results["with tools"]["trajectories/s"] / results["without tools"]["trajectories/s"]
     print(f"trajectories/s with tools / without: {ratio:.2f}")
+    print(describe_conditions())
 
 
 if __name__ == "__main__":
