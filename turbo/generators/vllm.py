@@ -112,24 +112,24 @@ def whole_prefills(engine: VLLMEngineSettings, model_path: Path) -> dict[str, An
     }
 
 
-def _max_positions(model_path: Path) -> int | None:
-    """The model's context length as vLLM reads it by default (max_position_embeddings), or None."""
+def _config_value(model_path: Path, name: str) -> Any:
+    """A field of the model's config.json (or of its text_config, for multimodal models); None when the
+    file or the field is missing."""
     try:
         config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    value = config.get("max_position_embeddings") or (config.get("text_config") or {}).get(
-        "max_position_embeddings"
-    )
+    return config.get(name) or (config.get("text_config") or {}).get(name)
+
+
+def _max_positions(model_path: Path) -> int | None:
+    """The model's context length as vLLM reads it by default (max_position_embeddings), or None."""
+    value = _config_value(model_path, "max_position_embeddings")
     return value if isinstance(value, int) and value > 0 else None
 
 
 def _check_vocabulary(model_path: Path, tokenizer: Any) -> None:
-    try:
-        config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    vocab_size = config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
+    vocab_size = _config_value(model_path, "vocab_size")
     if vocab_size and len(tokenizer) > vocab_size:
         raise ModelError(
             f"the tokenizer has {len(tokenizer)} tokens but the model at {model_path} only {vocab_size}; "

@@ -141,3 +141,10 @@ def reads_offsets(model: torch.nn.Module) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     implementation = str(getattr(getattr(base, "config", None), "_attn_implementation", None))
     return implementation == NAME or implementation.startswith("flash")
+
+
+def attend_by_offsets(*models: torch.nn.Module | None) -> bool:
+    """Whether every model given (None skipped) keeps each sample of a padding-free row to itself:
+    sdpa/eager models are switched to "turbo_varlen" (use_varlen_attention), flash-attention reads the
+    offsets itself. Stops at the first model that cannot."""
+    return all(use_varlen_attention(model) or reads_offsets(model) for model in models if model is not None)

@@ -6,7 +6,7 @@ import logging
 
 from turbo.data.pair_preferences import PairCollator, build_pair_samples
 from turbo.modeling.loading import load_model
-from turbo.modeling.varlen import reads_offsets, use_varlen_attention
+from turbo.modeling.varlen import attend_by_offsets
 from turbo.pipelines.train.common import end_run, policy_tokenizer, start_experiment
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
 from turbo.pipelines.train.reference import (
@@ -49,9 +49,7 @@ def run(settings: DpoExperimentSettings) -> None:
     peft = settings.model_settings.peft_settings
     flat = trainer_settings.padding_free and trainer_settings.lc_alpha is None
     flat = flat and (peft is None or not peft.virtual_tokens)
-    flat = flat and all(
-        use_varlen_attention(m) or reads_offsets(m) for m in (model, ref_model, sft_model) if m is not None
-    )
+    flat = flat and attend_by_offsets(model, ref_model, sft_model)
     collator = PairCollator(tokenizer.pad_token_id, flat=flat)
     if trainer_settings.precompute_ref_log_probs:
         train_features, val_features = precompute_references(

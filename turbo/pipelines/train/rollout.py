@@ -109,14 +109,14 @@ def padding_free(settings: Any, *models: Any) -> bool:
     train_sft and train_dpo): every model that scores them (policy, reference, value model) has an
     attention that reads sample offsets (sdpa/eager switched to turbo_varlen, flash-attention), no
     prompt-learning adapter prepends virtual tokens, and the prompts carry no media. Decided once."""
-    from turbo.modeling.varlen import reads_offsets, use_varlen_attention
+    from turbo.modeling.varlen import attend_by_offsets
 
     peft = settings.model_settings.peft_settings
     if not settings.trainer_settings.padding_free or (peft is not None and peft.virtual_tokens):
         return False
     if getattr(settings, "multimodal_settings", None) is not None:
         return False
-    return all(use_varlen_attention(model) or reads_offsets(model) for model in models if model is not None)
+    return attend_by_offsets(*models)
 
 
 def to_device(rewards: list, device: Any) -> None:

@@ -8,7 +8,7 @@ from turbo.data.cache import cached
 from turbo.data.chat import ChatSample, build_chat_samples
 from turbo.data.packing import FlatCollator, pack_features
 from turbo.modeling.loading import load_model
-from turbo.modeling.varlen import reads_offsets, use_varlen_attention
+from turbo.modeling.varlen import attend_by_offsets
 from turbo.pipelines.train.common import (
     end_run,
     metrics_log,
@@ -51,7 +51,7 @@ def run(settings: SftExperimentSettings) -> None:
     peft = settings.model_settings.peft_settings
     virtual_tokens = peft is not None and peft.virtual_tokens
     flat = packing or (settings.trainer_settings.padding_free and not virtual_tokens)
-    if flat and (use_varlen_attention(model) or reads_offsets(model) or packing):
+    if flat and (attend_by_offsets(model) or packing):
         collator = FlatCollator()
     else:
         collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
