@@ -35,11 +35,16 @@ def varlen_attention(
     """Attention output (batch, length, heads, head_dim), as transformers' attention functions return it."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    p = dropout if module.training else 0.0
+    shared = kwargs.get("shared_prompts")
+    if shared is not None:  # GRPO's answers over one copy of their prompt (turbo.modeling.shared_prompts)
+        from turbo.modeling.shared_prompts import attention
+
+        return attention(module, query, key, value, shared, dropout, scaling), None
     if cu_seq_lens_q is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
-    gqa = query.shape[1] != key.shape[1]
     bounds = cu_seq_lens_q.tolist()
     segments = [(start, end - start) for start, end in zip(bounds, bounds[1:], strict=False) if end > start]
     outputs, positions = [], []
@@ -50,20 +55,53 @@ def varlen_attention(
         index = (starts[:, None] + offsets).clamp(max=query.shape[2] - 1)  # (samples, longest)
         real = offsets < lengths[:, None]
         parts = [tensor[0][:, index].transpose(0, 1) for tensor in (query, key, value)]
-        if use_matmul_attention(query, dropout if module.training else 0.0):
-            out = matmul_attention(*parts, scaling)
-        else:
-            out = torch.nn.functional.scaled_dot_product_attention(
-                *parts,
-                dropout_p=dropout if module.training else 0.0,
-                is_causal=True,
-                scale=scaling,
-                enable_gqa=gqa,
-            )  # (samples, heads, longest, head_dim)
+        out = causal_attention(*parts, p, scaling)  # (samples, heads, longest, head_dim)
         outputs.append(out.transpose(1, 2)[real])  # (real positions, heads, head_dim), sample by sample
         positions.append(index[real])
     order = torch.cat(positions).argsort()  # groups hold the samples longest first: back to row order
     return torch.cat(outputs)[order].unsqueeze(0), None
+
+
+def causal_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, dropout: float, scaling: float | None
+) -> torch.Tensor:
+    """Causal attention of right-padded (samples, heads, length, head_dim) rows (a query never sees the
+    padding after it): matmul_attention where it is faster, else SDPA."""
+    if use_matmul_attention(query, dropout):
+        return matmul_attention(query, key, value, scaling)
+    return torch.nn.functional.scaled_dot_product_attention(
+        query,
+        key,
+        value,
+        dropout_p=dropout,
+        is_causal=True,
+        scale=scaling,
+        enable_gqa=query.shape[1] != key.shape[1],
+    )
+
+
+def masked_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    visible: torch.Tensor,
+    dropout: float,
+    scaling: float | None,
+) -> torch.Tensor:
+    """Attention in which query i of sample s sees key j where visible[s, i, j] (bool)."""
+    if use_matmul_attention(query, dropout):
+        precise = torch.promote_types(query.dtype, torch.float32)
+        bias = torch.zeros(visible.shape, dtype=precise, device=query.device)
+        return matmul_attention(query, key, value, scaling, bias.masked_fill_(~visible, float("-inf")))
+    return torch.nn.functional.scaled_dot_product_attention(
+        query,
+        key,
+        value,
+        attn_mask=visible[:, None],
+        dropout_p=dropout,
+        scale=scaling,
+        enable_gqa=query.shape[1] != key.shape[1],
+    )
 
 
 def use_matmul_attention(query: torch.Tensor, dropout: float) -> bool:
@@ -75,26 +113,34 @@ def use_matmul_attention(query: torch.Tensor, dropout: float) -> bool:
 
 
 def matmul_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None = None
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    scaling: float | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Causal attention of (samples, heads, length, head_dim) tensors as softmax(q k^T) v: the matmuls
-    in the inputs' dtype, the scores and softmax in float32. Grouped-query heads share their key and
-    value without copies (a group's queries are one matmul against its key). Samples go a few at a
-    time, so that a call's scores stay under SCORES_PER_CALL."""
+    """Attention of (samples, heads, length, head_dim) queries over (samples, kv_heads, keys, head_dim)
+    keys and values as softmax(q k^T + bias) v: the matmuls in the inputs' dtype, the scores and softmax
+    in float32. `bias` (samples, length, keys), 0 or -inf, says what each query sees; None: causal.
+    Grouped-query heads share their key and value without copies (a group's queries are one matmul
+    against its key). Samples go a few at a time, so that a call's scores stay under SCORES_PER_CALL."""
     samples, heads, length, width = query.shape
-    kv_heads = key.shape[1]
+    kv_heads, keys = key.shape[1], key.shape[2]
     group = heads // kv_heads
     scale = scaling if scaling is not None else width**-0.5
-    future = torch.ones(length, length, dtype=torch.bool, device=query.device).triu_(1)
     precise = torch.promote_types(query.dtype, torch.float32)  # the scores' dtype: float32 at least
-    bias = torch.zeros(length, length, dtype=precise, device=query.device).masked_fill_(future, float("-inf"))
-    step = max(1, SCORES_PER_CALL // (heads * length * length))
+    if bias is None:
+        future = torch.ones(length, keys, dtype=torch.bool, device=query.device).triu_(1)
+        bias = torch.zeros(1, length, keys, dtype=precise, device=query.device)
+        bias.masked_fill_(future, float("-inf"))
+    step = max(1, SCORES_PER_CALL // (heads * length * keys))
     outputs = []
     for start in range(0, samples, step):
         q = query[start : start + step].reshape(-1, kv_heads, group * length, width)
-        scores = (q @ key[start : start + step].transpose(-1, -2)).view(-1, kv_heads, group, length, length)
-        weights = (scores.to(precise) * scale + bias).softmax(-1).to(query.dtype)
-        out = weights.view(-1, kv_heads, group * length, length) @ value[start : start + step]
+        scores = (q @ key[start : start + step].transpose(-1, -2)).view(-1, kv_heads, group, length, keys)
+        seen = bias if bias.shape[0] == 1 else bias[start : start + step]
+        weights = (scores.to(precise) * scale + seen[:, None, None]).softmax(-1).to(query.dtype)
+        out = weights.view(-1, kv_heads, group * length, keys) @ value[start : start + step]
         outputs.append(out.view(-1, heads, length, width))
     return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
 

@@ -36,9 +36,12 @@ RANK_STRIDE = 7919  # dynamic sampling: rank r's extra draws are seeded apart fr
 
 
 class GrpoTrainer(RolloutTrainer):
-    def __init__(self, *args: Any, grpo_settings: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, grpo_settings: Any, share_prompts: bool = False, **kwargs: Any) -> None:
+        """`share_prompts`: the answers are scored over one copy of their prompt (policy_token_logps),
+        decided once by the pipeline (train/grpo.py)."""
         super().__init__(*args, **kwargs)
         self.grpo = grpo_settings
+        self.share_prompts = share_prompts
         if self.args.world_size > 1 and grpo_settings.dynamic_sampling and grpo_settings.forward_batch_size:
             from turbo.errors import SettingsError
 
@@ -85,12 +88,12 @@ class GrpoTrainer(RolloutTrainer):
         dump_rollout(self, settings.rollout_dump_steps, rollout, advantages.tolist())
         correcting = settings.rollout_correction is not None and self.rollout_settings.separate_sampler
         reuse = settings.num_iterations > 1 or settings.num_mini_batches > 1 or correcting
-        flat = self.padding_free
-        old = frozen_token_logps(model, rollout, chunk, reference=False, flat=flat) if reuse else None
+        layout = {"flat": self.padding_free, "shared": self.share_prompts}
+        old = frozen_token_logps(model, rollout, chunk, reference=False, **layout) if reuse else None
         ref = None
         if settings.beta > 0:
             ref = frozen_token_logps(
-                model, rollout, chunk, reference=True, ref_model=self.ref_model, flat=flat
+                model, rollout, chunk, reference=True, ref_model=self.ref_model, **layout
             )
         mask = trained_mask(rollout)
         mask = loss_mask(rollout, mask, settings.mask_truncated_answers)
@@ -101,7 +104,7 @@ class GrpoTrainer(RolloutTrainer):
         stats: dict[str, list[float]] = {"kl": [], "clip_fraction": [], "policy_loss": [], "entropy": []}
 
         def loss_of(chunk_rows: torch.Tensor, mini_batch: torch.Tensor) -> torch.Tensor:
-            logps, entropy = policy_token_logps(model, rollout, chunk_rows, entropy=True, flat=flat)
+            logps, entropy = policy_token_logps(model, rollout, chunk_rows, entropy=True, **layout)
             width = logps.shape[1]
             old_logps = logps.detach() if old is None else old[chunk_rows, :width]
             if old is None:

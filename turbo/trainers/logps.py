@@ -35,7 +35,15 @@ from turbo.data.packing import OFFSET_KEYS
 from turbo.labels import IGNORE_INDEX
 from turbo.trainers.losses.chunked_ce import linear_entropy, linear_token_logps, supports_chunked_loss
 
-ROW_KEYS = ("input_ids", "attention_mask", "position_ids", "labels", "modality_inputs", *OFFSET_KEYS)
+ROW_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "position_ids",
+    "labels",
+    "modality_inputs",
+    "shared_prompts",
+    *OFFSET_KEYS,
+)
 # what the model reads of a batch: multimodal rows also carry their media (`modality_inputs`, the
 # tensors of each modality in the order their spans appear, turbo.modeling.multimodal.model), and
 # padding-free rows the offsets of their samples
@@ -134,6 +142,8 @@ def token_logps(
 ) -> TokenLogps:
     """Per-token answer log-probs of `batch` under `model` (one forward pass). `chunked`: project only
     the answer positions (where the model allows it; the same values; the entropy on them only)."""
+    if "shared_prompts" in batch:  # each distinct prompt once, its answers after it
+        return shared_token_logps(model, batch["shared_prompts"], entropy)
     weight = output_weight(model) if chunked and not _is_prompt_learning(model) else None
     if weight is not None:
         return _chunked_token_logps(model, batch, weight, entropy)
@@ -168,6 +178,52 @@ def _chunked_token_logps(
         zeros = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device)
         token_entropy = zeros.masked_scatter(mask, linear_entropy(hidden[mask].detach(), weight))
     return TokenLogps(logps, mask, mean_logits, _segments(batch), token_entropy)
+
+
+def scores_shared_prompts(*models: Any) -> bool:
+    """Whether every model given (None skipped) can score a row of shared prompts (shared_token_logps):
+    its attention is turbo_varlen, which reads the layout (flash-attention kernels do not), and its
+    logits a plain linear head."""
+    from turbo.modeling.varlen import NAME
+
+    def shares(model: Any) -> bool:
+        inner = getattr(model, "module", model)
+        base = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+        attention = getattr(getattr(base, "config", None), "_attn_implementation", None)
+        return attention == NAME and output_weight(model) is not None
+
+    return all(shares(model) for model in models if model is not None)
+
+
+def shared_token_logps(model: Any, shared: Any, entropy: bool = False) -> TokenLogps:
+    """token_logps of a row of shared prompts (turbo.modeling.shared_prompts.SharedPrompts: each
+    distinct prompt once, its answers after it), per answer and answer token: [answers, longest answer],
+    left-aligned (0 past an answer's end), one sample per row. The model's attention must be turbo_varlen
+    and its logits a plain linear head. The values and gradients are those of scoring each prompt +
+    answer as its own row."""
+    weight = output_weight(model)
+    if weight is None:
+        raise ValueError("shared prompts need a model whose logits are a plain linear head")
+    shared = shared.to(weight.device)
+    outputs = model(
+        input_ids=shared.input_ids,
+        position_ids=shared.position_ids,
+        shared_prompts=shared,
+        use_cache=False,
+        output_hidden_states=True,
+        logits_to_keep=1,
+    )
+    hidden = outputs.hidden_states[-1][0]
+    mask = shared.answer_real
+    states = hidden[shared.source]  # [answers, longest answer, hidden]: the output before each token
+    zeros = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device)
+    logps = zeros.masked_scatter(mask, linear_token_logps(states[mask], weight, shared.targets[mask]))
+    with torch.no_grad():  # the mean logit over the vocabulary is the hidden state times the mean row
+        mean_logits = states.float() @ weight.float().mean(0)
+    token_entropy = None
+    if entropy:
+        token_entropy = zeros.masked_scatter(mask, linear_entropy(states[mask].detach(), weight))
+    return TokenLogps(logps, mask, mean_logits, torch.zeros_like(shared.answer_index), token_entropy)
 
 
 def reduce_answers(tokens: TokenLogps) -> AnswerLogps:

@@ -16,7 +16,12 @@ import torch
 
 from turbo.data.packing import OFFSET_KEYS, FlatCollator
 from turbo.generators.rollout import RolloutEngine, segment_rows
-from turbo.trainers.logps import adapter_disabled, answer_rows, to_device, token_logps
+from turbo.trainers.logps import (
+    adapter_disabled,
+    answer_rows,
+    to_device,
+    token_logps,
+)
 from turbo.trainers.rewards import RewardFunction, score
 from turbo.trainers.rollout_distributed import average_gradients, schedule_held
 
@@ -194,12 +199,21 @@ def unflatten(values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 def policy_token_logps(
-    model: Any, rollout: Rollout, rows: torch.Tensor, entropy: bool = False, flat: bool = False
+    model: Any,
+    rollout: Rollout,
+    rows: torch.Tensor,
+    entropy: bool = False,
+    flat: bool = False,
+    shared: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The policy's per-token answer log-probs of `rows` ([rows, width], left-aligned; 0 past the answer),
     recomputed by the training model through turbo.trainers.logps; and the entropy when asked for.
     `flat`: the rows are scored in one row without padding (`flatten`; the same values), which the
-    model's attention must support (sample offsets read; no virtual tokens, no media)."""
+    model's attention must support (sample offsets read; no virtual tokens, no media). `shared`: in one
+    row too, each distinct prompt once for all its answers (turbo.modeling.shared_prompts; the same
+    values; the attention must be turbo_varlen, the output layer a plain linear head)."""
+    if shared:
+        return policy_shared_logps(model, rollout, rows, entropy)
     width = int(rollout.lengths[rows].max())
     batch: dict[str, Any] = select(rollout.batch, rows)
     if rollout.media is not None:
@@ -220,14 +234,35 @@ def policy_token_logps(
     return logps, token_entropy
 
 
+def policy_shared_logps(
+    model: Any, rollout: Rollout, rows: torch.Tensor, entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """policy_token_logps with shared prompts: each row's answer tokens given its prompt."""
+    from turbo.modeling.shared_prompts import SharedPrompts
+
+    ids = rollout.batch["input_ids"][rows].tolist()
+    starts, lengths = rollout.starts[rows].tolist(), rollout.lengths[rows].tolist()
+    prompts = [row[: start + 1] for row, start in zip(ids, starts, strict=True)]
+    answers = [row[start + 1 : start + 1 + n] for row, start, n in zip(ids, starts, lengths, strict=True)]
+    shared = SharedPrompts.build(prompts, answers, rollout.rewards.device)
+    tokens = token_logps(model, {"shared_prompts": shared}, entropy=entropy)
+    return tokens.logps, tokens.entropy
+
+
 @torch.no_grad()
 def frozen_token_logps(
-    model: Any, rollout: Rollout, chunk: int, reference: bool, ref_model: Any = None, flat: bool = False
+    model: Any,
+    rollout: Rollout,
+    chunk: int,
+    reference: bool,
+    ref_model: Any = None,
+    flat: bool = False,
+    shared: bool = False,
 ) -> torch.Tensor:
     """Per-token answer log-probs of every row without gradients, in chunks of `chunk` rows, [rows, width]
     padded to the rollout's longest answer: the policy's (reference False), or the reference's: the
     separate `ref_model`, else the policy with its adapter disabled. The seconds are added to the
-    rollout's old_logps_seconds or reference_seconds. `flat`: padding-free (policy_token_logps)."""
+    rollout's old_logps_seconds or reference_seconds. `flat`, `shared`: as policy_token_logps."""
     began = time.perf_counter()
     model = getattr(model, "module", model)  # the adapter is disabled on the unwrapped model
     scorer = ref_model if reference and ref_model is not None else model
@@ -236,7 +271,7 @@ def frozen_token_logps(
     with context:
         for start in range(0, len(rollout.answers), chunk):
             rows = torch.arange(start, min(start + chunk, len(rollout.answers)), device=out.device)
-            logps, _ = policy_token_logps(scorer, rollout, rows, flat=flat)
+            logps, _ = policy_token_logps(scorer, rollout, rows, flat=flat, shared=shared)
             out[rows, : logps.shape[1]] = logps
     if reference:
         rollout.reference_seconds += time.perf_counter() - began

@@ -25,6 +25,7 @@ logger = logging.getLogger("turbo")
 def run(settings: DpoExperimentSettings) -> None:
 
     from turbo.trainers.dpo import REFERENCE_KEYS, DpoTrainer
+    from turbo.trainers.logps import scores_shared_prompts
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
@@ -50,7 +51,13 @@ def run(settings: DpoExperimentSettings) -> None:
     flat = trainer_settings.padding_free and trainer_settings.lc_alpha is None
     flat = flat and (peft is None or not peft.virtual_tokens)
     flat = flat and attend_by_offsets(model, ref_model, sft_model)
-    collator = PairCollator(tokenizer.pad_token_id, flat=flat)
+    # each pair's prompt once, its two answers after it (turbo.modeling.shared_prompts)
+    shared = flat and trainer_settings.share_prompts and scores_shared_prompts(model, ref_model, sft_model)
+    logger.info(
+        "pairs scored %s",
+        "padding-free, each prompt once" if shared else "padding-free" if flat else "in padded rows",
+    )
+    collator = PairCollator(tokenizer.pad_token_id, flat=flat, shared=shared)
     if trainer_settings.precompute_ref_log_probs:
         train_features, val_features = precompute_references(
             trainer_settings,

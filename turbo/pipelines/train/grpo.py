@@ -23,6 +23,7 @@ logger = logging.getLogger("turbo")
 def run(settings: GrpoExperimentSettings) -> None:
     from turbo.generators.engines import open_engine
     from turbo.trainers.grpo import GrpoTrainer
+    from turbo.trainers.logps import scores_shared_prompts
     from turbo.trainers.rewards import build_rewards
 
     folder, resume = start_experiment(settings)
@@ -33,12 +34,15 @@ def run(settings: GrpoExperimentSettings) -> None:
     model = load_policy(settings, tokenizer)
     ref_model = load_rl_reference(settings, tokenizer, needed=trainer_settings.beta > 0)
     flat = padding_free(settings, model, ref_model)
-    log_setup(settings, ref_model, trainer_settings.beta > 0, flat)
+    shared = flat and trainer_settings.share_prompts and scores_shared_prompts(model, ref_model)
+    log_setup(settings, ref_model, trainer_settings.beta > 0, flat, shared)
 
     with open_engine(settings, tokenizer) as engine:
         arguments = rollout_trainer_arguments(
             settings, folder, tokenizer, train, val, engine, rewards, ref_model
         )
-        trainer = GrpoTrainer(model=model, grpo_settings=trainer_settings, padding_free=flat, **arguments)
+        trainer = GrpoTrainer(
+            model=model, grpo_settings=trainer_settings, padding_free=flat, share_prompts=shared, **arguments
+        )
         train_with_rollouts(trainer, settings, ref_model, rewards, cherry_picks, tokenizer, resume)
     save_final(trainer, tokenizer, folder)

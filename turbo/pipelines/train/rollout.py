@@ -127,7 +127,7 @@ def to_device(rewards: list, device: Any) -> None:
             model.to(device)
 
 
-def log_setup(settings: Any, ref_model: Any, uses_reference: bool, flat: bool) -> None:
+def log_setup(settings: Any, ref_model: Any, uses_reference: bool, flat: bool, shared: bool = False) -> None:
     rollout = settings.rollout_settings
     logger.info(
         "rollouts: %s; rewards: %s; reference: %s; answers scored %s",
@@ -142,7 +142,11 @@ def log_setup(settings: Any, ref_model: Any, uses_reference: bool, flat: bool) -
         else "separate model"
         if ref_model is not None
         else "the policy with its adapter disabled",
-        "padding-free" if flat else "in padded rows",
+        "padding-free, each prompt once for its answers"
+        if shared
+        else "padding-free"
+        if flat
+        else "in padded rows",
     )
 
 

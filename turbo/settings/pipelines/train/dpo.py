@@ -57,6 +57,14 @@ class DpoTrainerSettings(TrainerSettings):
         "against it as rewards/sft_{chosen,rejected,margins,accuracies} (beside the reference's); the "
         "loss never reads it.",
     )
+    share_prompts: bool = Field(
+        True,
+        description="train_dpo: score a pair's chosen and rejected answers over one copy of their prompt "
+        "(the prompt passes the policy and the reference once per pair, not twice; the same log-probs "
+        "and gradients). Used with padding_free (not with lc_alpha) where the attention is sdpa/eager "
+        "(through turbo_varlen) and the output layer a plain linear head; else each answer keeps its "
+        "own copy (train_multimodal_dpo always).",
+    )
     lc_alpha: float | None = Field(
         None,
         ge=0,

@@ -95,6 +95,14 @@ class GrpoTrainerSettings(RlTrainerSettings):
     mask_truncated_answers: bool = Field(
         False, description="Answers cut at max_new_tokens (no end token) get no loss (DAPO)."
     )
+    share_prompts: bool = Field(
+        True,
+        description="Score a group's answers over one copy of their prompt: each distinct prompt passes the "
+        "model once in the forward/backward passes and the old and reference log-probs, not once per "
+        "answer (Prefix Grouper's shared-prefix forward; the same log-probs and gradients). Used with "
+        "padding_free where the attention is sdpa/eager (through turbo_varlen) and the output layer a "
+        "plain linear head; else each answer is scored with its own copy.",
+    )
     overlong_penalty: OverlongPenaltySettings | None = Field(
         None,
         description="DAPO's soft overlong penalty added to the reward, linear over the last `buffer` tokens "
