@@ -33,7 +33,7 @@ import torch
 
 from turbo.data.packing import OFFSET_KEYS
 from turbo.labels import IGNORE_INDEX
-from turbo.trainers.losses.chunked_ce import linear_entropy, linear_token_logps, supports_chunked_loss
+from turbo.trainers.losses.chunked_ce import linear_token_logps_entropy, supports_chunked_loss
 
 ROW_KEYS = (
     "input_ids",
@@ -169,14 +169,16 @@ def _chunked_token_logps(
     outputs = model(**inputs, use_cache=False, output_hidden_states=True, logits_to_keep=1)
     hidden = outputs.hidden_states[-1][:, :-1]
     mask = _answer_mask(batch)
-    picked = linear_token_logps(hidden[mask], weight, batch["labels"][:, 1:][mask])
+    picked, entropies = linear_token_logps_entropy(
+        hidden[mask], weight, batch["labels"][:, 1:][mask], entropy=entropy
+    )
     logps = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device).masked_scatter(mask, picked)
     with torch.no_grad():  # the mean logit over the vocabulary is the hidden state times the mean row
         mean_logits = hidden.float() @ weight.float().mean(0)
     token_entropy = None
-    if entropy:
+    if entropies is not None:
         zeros = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device)
-        token_entropy = zeros.masked_scatter(mask, linear_entropy(hidden[mask].detach(), weight))
+        token_entropy = zeros.masked_scatter(mask, entropies)
     return TokenLogps(logps, mask, mean_logits, _segments(batch), token_entropy)
 
 
@@ -217,12 +219,13 @@ def shared_token_logps(model: Any, shared: Any, entropy: bool = False) -> TokenL
     mask = shared.answer_real
     states = hidden[shared.source]  # [answers, longest answer, hidden]: the output before each token
     zeros = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device)
-    logps = zeros.masked_scatter(mask, linear_token_logps(states[mask], weight, shared.targets[mask]))
+    picked, entropies = linear_token_logps_entropy(
+        states[mask], weight, shared.targets[mask], entropy=entropy
+    )
+    logps = zeros.masked_scatter(mask, picked)
     with torch.no_grad():  # the mean logit over the vocabulary is the hidden state times the mean row
         mean_logits = states.float() @ weight.float().mean(0)
-    token_entropy = None
-    if entropy:
-        token_entropy = zeros.masked_scatter(mask, linear_entropy(states[mask].detach(), weight))
+    token_entropy = None if entropies is None else zeros.masked_scatter(mask, entropies)
     return TokenLogps(logps, mask, mean_logits, torch.zeros_like(shared.answer_index), token_entropy)
 
 

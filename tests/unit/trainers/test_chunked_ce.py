@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from turbo.trainers.losses.chunked_ce import chunked_cross_entropy, linear_token_logps
+from turbo.trainers.losses.chunked_ce import (
+    chunked_cross_entropy,
+    linear_token_logps,
+    linear_token_logps_entropy,
+)
 
 
 def plain_loss(hidden, weight, labels, num_items_in_batch=None):
@@ -95,6 +99,30 @@ def test_token_logps_and_gradients_equal_the_full_log_softmax(train_weight, chun
     with torch.no_grad():
         without_grad = linear_token_logps(hidden, weight, targets, chunk=chunk)
     torch.testing.assert_close(without_grad, expected.detach())
+
+
+@pytest.mark.parametrize("train_weight", [False, True])
+@pytest.mark.parametrize("grad", [False, True])
+def test_entropy_from_the_same_logits_equals_the_full_softmax(train_weight, grad) -> None:
+    """GRPO's and PPO's entropy metric comes out of the log-prob projection: the full softmax's entropy,
+    no gradient of its own, and the log-probs and gradients as without it."""
+    torch.manual_seed(4)
+    hidden = torch.randn(11, 16, requires_grad=grad)
+    weight = torch.randn(40, 16, requires_grad=train_weight)
+    targets = torch.randint(0, 40, (11,))
+    log_probs = (hidden @ weight.T).float().log_softmax(-1)
+    expected = -(log_probs.exp() * log_probs).sum(-1).detach()
+    logps, entropy = linear_token_logps_entropy(hidden, weight, targets, chunk=4)
+    torch.testing.assert_close(entropy, expected, atol=1e-5, rtol=0)
+    assert not entropy.requires_grad and bool((entropy > 0).all())
+    torch.testing.assert_close(logps, linear_token_logps(hidden, weight, targets, chunk=4), atol=0, rtol=0)
+    assert logps.requires_grad == (grad or train_weight)
+    if grad:
+        logps.sum().backward()
+        expected_grad = hidden.grad.clone()
+        hidden.grad = None
+        linear_token_logps(hidden, weight, targets, chunk=4).sum().backward()
+        torch.testing.assert_close(expected_grad, hidden.grad, atol=0, rtol=0)
 
 
 def test_float32_states_meet_a_bfloat16_output_layer() -> None:

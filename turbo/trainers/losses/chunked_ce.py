@@ -141,6 +141,35 @@ def chunked_cross_entropy(
     return total / targets.numel()
 
 
+def project(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    chunk: int,
+    entropy: torch.Tensor | None = None,
+    grad_hidden: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """log softmax(hidden @ weight.T)[targets] per row, a chunk of rows at a time; fills `entropy` with
+    each row's entropy and `grad_hidden` with weight.T @ (onehot - softmax) when they are given."""
+    logps = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+    for start in range(0, hidden.shape[0], chunk):
+        goal = targets[start : start + chunk]
+        logits = (hidden[start : start + chunk] @ weight.T).float()
+        logsumexp = logits.logsumexp(dim=-1)
+        logps[start : start + chunk] = logits.gather(1, goal[:, None]).squeeze(1) - logsumexp
+        if grad_hidden is None and entropy is None:
+            continue
+        log_probs = logits.sub_(logsumexp[:, None])  # in place
+        probs = log_probs.exp() if entropy is not None else log_probs.exp_()
+        if entropy is not None:  # -sum p log p, without a third [chunk, vocabulary] buffer
+            entropy[start : start + chunk] = -(probs[:, None] @ log_probs[:, :, None]).flatten()
+        if grad_hidden is not None:
+            grad = probs.neg_()  # onehot - softmax, in place
+            grad[torch.arange(len(goal), device=goal.device), goal] += 1
+            grad_hidden[start : start + chunk] = grad.to(hidden.dtype) @ weight
+    return logps
+
+
 class _LinearTokenLogps(torch.autograd.Function):
     """log softmax(hidden_i @ weight.T)[target_i] per row i, a chunk of rows at a time.
 
@@ -156,20 +185,12 @@ class _LinearTokenLogps(torch.autograd.Function):
         weight: torch.Tensor,
         targets: torch.Tensor,
         chunk: int,
+        entropy: torch.Tensor | None = None,
     ) -> torch.Tensor:
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         early = need_hidden and not need_weight
         grad_hidden = torch.empty_like(hidden) if early else None
-        logps = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
-        for start in range(0, hidden.shape[0], chunk):
-            goal = targets[start : start + chunk]
-            logits = (hidden[start : start + chunk] @ weight.T).float()
-            logsumexp = logits.logsumexp(dim=-1)
-            logps[start : start + chunk] = logits.gather(1, goal[:, None]).squeeze(1) - logsumexp
-            if grad_hidden is not None:
-                grad = logits.sub_(logsumexp[:, None]).exp_().neg_()  # onehot - softmax, in place
-                grad[torch.arange(len(goal), device=goal.device), goal] += 1
-                grad_hidden[start : start + chunk] = grad.to(hidden.dtype) @ weight
+        logps = project(hidden, weight, targets, chunk, entropy, grad_hidden)
         ctx.chunk = chunk  # type: ignore[attr-defined]
         if early:
             ctx.save_for_backward(grad_hidden)
@@ -180,11 +201,11 @@ class _LinearTokenLogps(torch.autograd.Function):
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad_output: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None, None]:
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]  # type: ignore[attr-defined]
         if not need_weight:
             (grad_hidden,) = ctx.saved_tensors  # type: ignore[attr-defined]
-            return grad_hidden * grad_output[:, None].to(grad_hidden.dtype), None, None, None
+            return grad_hidden * grad_output[:, None].to(grad_hidden.dtype), None, None, None, None
         hidden, weight, targets = ctx.saved_tensors  # type: ignore[attr-defined]
         chunk = ctx.chunk  # type: ignore[attr-defined]
         grad_hidden = torch.empty_like(hidden) if need_hidden else None
@@ -198,7 +219,7 @@ class _LinearTokenLogps(torch.autograd.Function):
             if grad_hidden is not None:
                 grad_hidden[start : start + chunk] = grad @ weight
             grad_weight += (grad.T @ rows).float()
-        return grad_hidden, grad_weight.to(weight.dtype), None, None
+        return grad_hidden, grad_weight.to(weight.dtype), None, None, None
 
 
 def linear_token_logps(
@@ -210,24 +231,21 @@ def linear_token_logps(
     layer, targets (n,) the tokens they predict. Equal to the plain full-logits log-softmax and its
     gradients; memory holds one chunk of logits at a time.
     """
+    return linear_token_logps_entropy(hidden, weight, targets, chunk, entropy=False)[0]
+
+
+def linear_token_logps_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    chunk: int = CHUNK,
+    entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """linear_token_logps, and with `entropy` the entropy of each row's softmax (a metric: no gradient)
+    from the same logits: one projection onto the vocabulary, not two."""
     hidden = hidden.to(weight.dtype)  # as the output layer reads them
+    entropies = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device) if entropy else None
     if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
-        return _LinearTokenLogps.apply(hidden, weight, targets, chunk)
-    pieces = []
-    for start in range(0, hidden.shape[0], chunk):
-        logits = (hidden[start : start + chunk] @ weight.T).float()
-        goal = targets[start : start + chunk, None]
-        pieces.append((logits.gather(1, goal) - logits.logsumexp(dim=-1, keepdim=True)).squeeze(1))
-    return torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
-
-
-@torch.no_grad()
-def linear_entropy(hidden: torch.Tensor, weight: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
-    """The entropy of softmax(hidden @ weight.T) per row, float32, one chunk of logits at a time (a
-    metric: no gradient)."""
-    hidden = hidden.to(weight.dtype)
-    pieces = []
-    for start in range(0, hidden.shape[0], chunk):
-        logits = (hidden[start : start + chunk] @ weight.T).float()
-        pieces.append(logits.logsumexp(-1) - (logits.softmax(-1) * logits).sum(-1))
-    return torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
+        return _LinearTokenLogps.apply(hidden, weight, targets, chunk, entropies), entropies
+    with torch.no_grad():
+        return project(hidden, weight, targets, chunk, entropies), entropies
