@@ -16,12 +16,7 @@ import torch
 
 from turbo.data.packing import OFFSET_KEYS, FlatCollator
 from turbo.generators.rollout import RolloutEngine, segment_rows
-from turbo.trainers.logps import (
-    adapter_disabled,
-    answer_rows,
-    to_device,
-    token_logps,
-)
+from turbo.trainers.logps import adapter_disabled, answer_rows, to_device, token_logps
 from turbo.trainers.rewards import RewardFunction, score
 from turbo.trainers.rollout_distributed import average_gradients, schedule_held
 
