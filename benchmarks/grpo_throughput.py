@@ -105,7 +105,9 @@ def turbo_settings(args: argparse.Namespace, data: Path, folder: Path, use_vllm:
 
 
 def run_turbo(args: argparse.Namespace, data: Path, work: Path, use_vllm: bool) -> dict:
-    folder = work / ("turbo_vllm" if use_vllm else "turbo_hf")
+    name = "turbo_vllm" if use_vllm else "turbo_hf"
+    runs = len(list(work.glob(f"{name}_*.json")))  # a folder per run: turbo refuses to write over a run
+    folder = work / f"{name}_{runs + 1}"
     path = work / f"{folder.name}.json"
     path.write_text(json.dumps(turbo_settings(args, data, folder, use_vllm)))
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false"}
