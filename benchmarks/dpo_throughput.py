@@ -268,7 +268,10 @@ def main() -> None:
         f"FLOP/token = 6N + 8*L*d*S with N={n:,}, L={layers}, "
         f"d={width}, S={length:.0f} (mean row length) = {(policy_flop + reference_flop) / 1e6:.0f} MFLOP; "
         f"{tokens_per_step:.0f} tokens/step; the precomputed variant scores no reference in its steps "
-        f"(4N + 6*L*d*S = {policy_flop / 1e6:.0f} MFLOP) and counts its precompute in wall time only"
+        f"(4N + 6*L*d*S = {policy_flop / 1e6:.0f} MFLOP) and counts its precompute in wall time only; "
+        "tokens are those of one row per answer (prompt + answer), as TRL scores them: turbo's shared "
+        "prompts (trainer_settings.share_prompts) pass each pair's prompt once, so its MFU counts the "
+        "FLOP it saves as done"
     )
     print(
         f"{'':20}{'seconds':>9}{'steps/s':>9}{'MFU':>7}{'wall s':>9}{'peak RSS MiB':>14}"
