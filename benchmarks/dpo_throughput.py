@@ -199,14 +199,18 @@ def launch(name: str, args: argparse.Namespace, data: Path) -> dict | None:
     return result
 
 
-def pair_shape(args: argparse.Namespace) -> tuple[dict[str, int], float]:
-    """The model's shape and the mean token length of a chosen or rejected row (chat template applied)."""
+def pair_shape(args: argparse.Namespace) -> tuple[dict[str, int], float, float]:
+    """The model's shape, the mean token length of a chosen or rejected row and of a prompt (chat
+    template applied)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(args.model)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    lengths = []
+    lengths, prompts = [], []
     for record in make_records(args.records):
+        prompt = [{"role": "user", "content": record["prompt"]}]
+        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        prompts.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
         for answer in ("chosen", "rejected"):
             chat = [
                 {"role": "user", "content": record["prompt"]},
@@ -215,7 +219,8 @@ def pair_shape(args: argparse.Namespace) -> tuple[dict[str, int], float]:
             text = tokenizer.apply_chat_template(chat, tokenize=False)
             length = len(tokenizer(text, add_special_tokens=False)["input_ids"])
             lengths.append(min(length, args.max_length))
-    return model_shape(model.config, count_parameters(model)), sum(lengths) / len(lengths)
+    shape = model_shape(model.config, count_parameters(model))
+    return shape, sum(lengths) / len(lengths), sum(prompts) / len(prompts)
 
 
 def main() -> None:
@@ -241,7 +246,7 @@ def main() -> None:
         return
     print(describe_conditions(), flush=True)
     measured = peaks()
-    shape, length = pair_shape(args)
+    shape, length, prompt = pair_shape(args)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in make_records(args.records)))
@@ -263,15 +268,15 @@ def main() -> None:
     policy_flop = 4 * n + 6 * layers * width * length  # the LoRA policy's forward and backward
     reference_flop = 2 * n + 2 * layers * width * length  # the reference's forward, where a step scores it
     tokens_per_step = 2 * args.batch * length  # chosen and rejected rows of each pair
+    shared_tokens = args.batch * (2 * length - prompt)  # each pair's prompt once (share_prompts)
     print(
         f"MFU = FLOP/token x tokens/s / the matmul peak at the run's dtype; "
         f"FLOP/token = 6N + 8*L*d*S with N={n:,}, L={layers}, "
         f"d={width}, S={length:.0f} (mean row length) = {(policy_flop + reference_flop) / 1e6:.0f} MFLOP; "
-        f"{tokens_per_step:.0f} tokens/step; the precomputed variant scores no reference in its steps "
-        f"(4N + 6*L*d*S = {policy_flop / 1e6:.0f} MFLOP) and counts its precompute in wall time only; "
-        "tokens are those of one row per answer (prompt + answer), as TRL scores them: turbo's shared "
-        "prompts (trainer_settings.share_prompts) pass each pair's prompt once, so its MFU counts the "
-        "FLOP it saves as done"
+        f"{tokens_per_step:.0f} tokens/step in rows of prompt + answer (TRL), {shared_tokens:.0f} for turbo, "
+        f"whose shared prompts (trainer_settings.share_prompts) pass each pair's prompt ({prompt:.0f} "
+        "tokens) once; the precomputed variant scores no reference in its steps "
+        f"(4N + 6*L*d*S = {policy_flop / 1e6:.0f} MFLOP) and counts its precompute in wall time only"
     )
     print(
         f"{'':20}{'seconds':>9}{'steps/s':>9}{'MFU':>7}{'wall s':>9}{'peak RSS MiB':>14}"
@@ -282,7 +287,8 @@ def main() -> None:
     for name, r in results.items():
         peak = measured["bfloat16" if "bf16" in name else "float32"]
         flop = policy_flop + (0 if "precomputed" in name else reference_flop)
-        mfu = flop * tokens_per_step * r["steps_per_second"] / peak
+        tokens = shared_tokens if name.startswith("turbo") else tokens_per_step
+        mfu = flop * tokens * r["steps_per_second"] / peak
         reference = results.get(FLOAT32_RUN[name.split()[0]], {}).get("loss") if " bf16" in name else None
         versus = f"{r['loss'] - reference:+.4f}" if reference is not None else "-"
         ratios = (
