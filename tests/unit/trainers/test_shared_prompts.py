@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from tests.unit.trainers.test_rollout_flat import rollout_of  # a rollout's rows as `collect` builds them
 from turbo.modeling.shared_prompts import SharedPrompts
 from turbo.modeling.varlen import matmul_attention, use_varlen_attention
-from turbo.trainers.logps import answer_rows
-from turbo.trainers.rollout import Rollout, frozen_token_logps, policy_token_logps
+from turbo.trainers.rollout import frozen_token_logps, policy_token_logps
 
 # two groups of a rollout (prompt-major), answers of different lengths, and a third prompt
 GROUPS = {
@@ -22,23 +22,6 @@ GROUPS = {
     (1, 70, 71, 72): [[73, 74, 75]],
 }
 SAMPLES = [(list(prompt), answer) for prompt, answers in GROUPS.items() for answer in answers]
-
-
-def rollout_of(samples: list[tuple[list[int], list[int]]]) -> Rollout:
-    """A rollout's scoring rows as `collect` builds them (right-padded prompt + answer)."""
-    batch = answer_rows([prompt for prompt, _ in samples], [answer for _, answer in samples], pad_token_id=3)
-    return Rollout(
-        batch=batch,
-        starts=torch.tensor([len(prompt) - 1 for prompt, _ in samples]),
-        lengths=torch.tensor([len(answer) for _, answer in samples]),
-        prompts=[{"prompt_ids": prompt} for prompt, _ in samples],
-        answers=["" for _ in samples],
-        finished=[True for _ in samples],
-        engine_logps=[[] for _ in samples],
-        rewards=torch.zeros(len(samples)),
-        per_function={},
-        seconds=0.0,
-    )
 
 
 def grouped_query_llama() -> torch.nn.Module:
@@ -89,7 +72,7 @@ def test_the_row_holds_each_prompt_once_with_its_answers_after_it() -> None:
     assert positions[shared.order].tolist() == list(range(11))
 
 
-def scored(policy, rollout: Rollout, rows: torch.Tensor, shared: bool, weights: torch.Tensor) -> tuple:
+def scored(policy, rollout, rows: torch.Tensor, shared: bool, weights: torch.Tensor) -> tuple:
     policy.zero_grad(set_to_none=True)
     logps, entropy = policy_token_logps(policy, rollout, rows, entropy=True, flat=True, shared=shared)
     (logps * weights).sum().backward()
