@@ -253,7 +253,7 @@ class PairCollator:
     precomputed reference log-probs when the features carry them. `flat`: the rows one after another in
     a single row with no padding (turbo.data.packing.FlatCollator: position ids restarting per row and
     the rows' offsets, for attention that keeps each row to itself). `shared`: one row with each pair's
-    prompt once, its two answers after it (turbo.modeling.shared_prompts; scored by token_logps)."""
+    prompt once, its two answers after it (turbo.data.shared_prompts; scored by token_logps)."""
 
     def __init__(self, pad_token_id: int, flat: bool = False, shared: bool = False) -> None:
         self.pad_token_id = pad_token_id
@@ -263,7 +263,7 @@ class PairCollator:
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         sequences = [(f["prompt_ids"], f[key]) for key in ("chosen_ids", "rejected_ids") for f in features]
         if self.shared:
-            from turbo.modeling.shared_prompts import SharedPrompts
+            from turbo.data.shared_prompts import SharedPrompts
 
             prompts, answers = [prompt for prompt, _ in sequences], [answer for _, answer in sequences]
             return self._extras({"shared_prompts": SharedPrompts.build(prompts, answers, "cpu")}, features)

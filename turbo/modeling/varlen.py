@@ -37,10 +37,8 @@ def varlen_attention(
 
     p = dropout if module.training else 0.0
     shared = kwargs.get("shared_prompts")
-    if shared is not None:  # GRPO's answers over one copy of their prompt (turbo.modeling.shared_prompts)
-        from turbo.modeling.shared_prompts import attention
-
-        return attention(module, query, key, value, shared, dropout, scaling), None
+    if shared is not None:  # answers over one copy of their prompt (turbo.data.shared_prompts)
+        return shared_prompt_attention(module, query, key, value, shared, dropout, scaling), None
     if cu_seq_lens_q is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
@@ -60,6 +58,34 @@ def varlen_attention(
         positions.append(index[real])
     order = torch.cat(positions).argsort()  # groups hold the samples longest first: back to row order
     return torch.cat(outputs)[order].unsqueeze(0), None
+
+
+def shared_prompt_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    shared: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+) -> torch.Tensor:
+    """The attention of a row of shared prompts (turbo.data.shared_prompts.SharedPrompts): (1, heads,
+    total, head_dim) -> (1, total, heads, head_dim)."""
+    p = dropout if module.training else 0.0
+
+    def gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return tensor[0][:, index].transpose(0, 1)  # (rows, heads, width, head_dim)
+
+    prompt_key, prompt_value = gather(key, shared.prompt_index), gather(value, shared.prompt_index)
+    prompts = causal_attention(gather(query, shared.prompt_index), prompt_key, prompt_value, p, scaling)
+    outputs = [prompts.transpose(1, 2)[shared.prompt_real]]
+    if shared.answer_index.shape[1]:
+        keys = torch.cat([prompt_key[shared.answer_prompt], gather(key, shared.answer_index)], dim=2)
+        values = torch.cat([prompt_value[shared.answer_prompt], gather(value, shared.answer_index)], dim=2)
+        queries = gather(query, shared.answer_index)
+        answers = masked_attention(queries, keys, values, shared.visible, p, scaling)
+        outputs.append(answers.transpose(1, 2)[shared.answer_real])
+    return torch.cat(outputs)[shared.order].unsqueeze(0)
 
 
 def causal_attention(

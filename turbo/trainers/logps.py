@@ -198,25 +198,32 @@ def scores_shared_prompts(*models: Any) -> bool:
 
 
 def shared_token_logps(model: Any, shared: Any, entropy: bool = False) -> TokenLogps:
-    """token_logps of a row of shared prompts (turbo.modeling.shared_prompts.SharedPrompts: each
+    """token_logps of a row of shared prompts (turbo.data.shared_prompts.SharedPrompts: each
     distinct prompt once, its answers after it), per answer and answer token: [answers, longest answer],
     left-aligned (0 past an answer's end), one sample per row. The model's attention must be turbo_varlen
-    and its logits a plain linear head. The values and gradients are those of scoring each prompt +
-    answer as its own row."""
+    and its logits a plain linear head (a ZeRO-3 shard of it: the model's own forward gives every logit).
+    The values and gradients are those of scoring each prompt + answer as its own row."""
     weight = output_weight(model)
-    if weight is None:
-        raise ValueError("shared prompts need a model whose logits are a plain linear head")
-    shared = shared.to(weight.device)
+    shared = shared.to(next(getattr(model, "module", model).parameters()).device)
     outputs = model(
         input_ids=shared.input_ids,
         position_ids=shared.position_ids,
         shared_prompts=shared,
         use_cache=False,
-        output_hidden_states=True,
-        logits_to_keep=1,
+        output_hidden_states=weight is not None,
+        logits_to_keep=1 if weight is not None else 0,  # a ZeRO-3 shard: the model's own head, every logit
     )
-    hidden = outputs.hidden_states[-1][0]
     mask = shared.answer_real
+    segments = torch.zeros_like(shared.answer_index)  # one sample per row
+    if weight is None:
+        logits = outputs.logits[0][shared.source].float()  # the logits before each answer token
+        log_probs = logits.log_softmax(-1)
+        picked = log_probs.gather(2, shared.targets.unsqueeze(2)).squeeze(2) * mask
+        token_entropy = None
+        if entropy:
+            token_entropy = (-(log_probs.exp() * log_probs).sum(-1) * mask).detach()
+        return TokenLogps(picked, mask, logits.detach().mean(-1), segments, token_entropy)
+    hidden = outputs.hidden_states[-1][0]
     states = hidden[shared.source]  # [answers, longest answer, hidden]: the output before each token
     zeros = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device)
     picked, entropies = linear_token_logps_entropy(
@@ -226,7 +233,7 @@ def shared_token_logps(model: Any, shared: Any, entropy: bool = False) -> TokenL
     with torch.no_grad():  # the mean logit over the vocabulary is the hidden state times the mean row
         mean_logits = states.float() @ weight.float().mean(0)
     token_entropy = None if entropies is None else zeros.masked_scatter(mask, entropies)
-    return TokenLogps(logps, mask, mean_logits, torch.zeros_like(shared.answer_index), token_entropy)
+    return TokenLogps(logps, mask, mean_logits, segments, token_entropy)
 
 
 def reduce_answers(tokens: TokenLogps) -> AnswerLogps:

@@ -205,7 +205,7 @@ def policy_token_logps(
     recomputed by the training model through turbo.trainers.logps; and the entropy when asked for.
     `flat`: the rows are scored in one row without padding (`flatten`; the same values), which the
     model's attention must support (sample offsets read; no virtual tokens, no media). `shared`: in one
-    row too, each distinct prompt once for all its answers (turbo.modeling.shared_prompts; the same
+    row too, each distinct prompt once for all its answers (turbo.data.shared_prompts; the same
     values; the attention must be turbo_varlen, the output layer a plain linear head)."""
     if shared:
         return policy_shared_logps(model, rollout, rows, entropy)
@@ -233,7 +233,7 @@ def policy_shared_logps(
     model: Any, rollout: Rollout, rows: torch.Tensor, entropy: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """policy_token_logps with shared prompts: each row's answer tokens given its prompt."""
-    from turbo.modeling.shared_prompts import SharedPrompts
+    from turbo.data.shared_prompts import SharedPrompts
 
     ids = rollout.batch["input_ids"][rows].tolist()
     starts, lengths = rollout.starts[rows].tolist(), rollout.lengths[rows].tolist()

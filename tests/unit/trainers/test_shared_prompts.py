@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.unit.trainers.test_rollout_flat import rollout_of  # a rollout's rows as `collect` builds them
-from turbo.modeling.shared_prompts import SharedPrompts
+from turbo.data.shared_prompts import SharedPrompts
 from turbo.modeling.varlen import matmul_attention, use_varlen_attention
 from turbo.trainers.rollout import frozen_token_logps, policy_token_logps
 
@@ -183,4 +183,23 @@ def test_dpo_pairs_with_shared_prompts_score_as_padding_free_rows(policy) -> Non
     for got, expected in zip(shared_ref, flat_ref, strict=True):
         assert got["ref_chosen_logps"] == pytest.approx(expected["ref_chosen_logps"], abs=1e-5)
         assert got["ref_rejected_logps"] == pytest.approx(expected["ref_rejected_logps"], abs=1e-5)
+    policy.zero_grad(set_to_none=True)
+
+
+def test_a_sharded_output_layer_scores_through_its_head_module(policy, monkeypatch) -> None:
+    """Under ZeRO-3 the output weight is a shard (output_weight None): the head module computes the
+    logits (DeepSpeed gathers its weight); the same log-probs, entropies and gradients."""
+    import turbo.trainers.logps as logps_module
+
+    rollout = rollout_of(SAMPLES)
+    rows = torch.tensor([4, 0, 5, 2, 1, 3])
+    mask = torch.arange(7) < rollout.lengths[rows, None]
+    weights = torch.randn(6, 7, generator=torch.Generator().manual_seed(1)) * mask
+    plain = scored(policy, rollout, rows, True, weights)
+    monkeypatch.setattr(logps_module, "output_weight", lambda model: None)
+    sharded = scored(policy, rollout, rows, True, weights)
+    torch.testing.assert_close(sharded[0], plain[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(sharded[1][mask], plain[1][mask], atol=1e-5, rtol=0)
+    for name, grad in plain[2].items():
+        torch.testing.assert_close(sharded[2][name], grad, atol=1e-5, rtol=1e-4, msg=name)
     policy.zero_grad(set_to_none=True)

@@ -17,6 +17,7 @@ from turbo.pipelines.train.reference import (
     precompute_references,
 )
 from turbo.pipelines.train.splits import load_splits, pair_previews
+from turbo.settings.deepspeed import zero3
 from turbo.settings.pipelines.train.dpo import DpoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -51,8 +52,9 @@ def run(settings: DpoExperimentSettings) -> None:
     flat = trainer_settings.padding_free and trainer_settings.lc_alpha is None
     flat = flat and (peft is None or not peft.virtual_tokens)
     flat = flat and attend_by_offsets(model, ref_model, sft_model)
-    # each pair's prompt once, its two answers after it (turbo.modeling.shared_prompts)
-    shared = flat and trainer_settings.share_prompts and scores_shared_prompts(model, ref_model, sft_model)
+    # each pair's prompt once, its two answers after it (turbo.data.shared_prompts)
+    shared = flat and trainer_settings.share_prompts and not zero3(trainer_settings.deepspeed)
+    shared = shared and scores_shared_prompts(model, ref_model, sft_model)
     logger.info(
         "pairs scored %s",
         "padding-free, each prompt once" if shared else "padding-free" if flat else "in padded rows",

@@ -15,6 +15,7 @@ from turbo.pipelines.train.rollout import (
     rollout_trainer_arguments,
     train_with_rollouts,
 )
+from turbo.settings.deepspeed import zero3
 from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -34,7 +35,8 @@ def run(settings: GrpoExperimentSettings) -> None:
     model = load_policy(settings, tokenizer)
     ref_model = load_rl_reference(settings, tokenizer, needed=trainer_settings.beta > 0)
     flat = padding_free(settings, model, ref_model)
-    shared = flat and trainer_settings.share_prompts and scores_shared_prompts(model, ref_model)
+    shared = flat and trainer_settings.share_prompts and not zero3(trainer_settings.deepspeed)
+    shared = shared and scores_shared_prompts(model, ref_model)
     log_setup(settings, ref_model, trainer_settings.beta > 0, flat, shared)
 
     with open_engine(settings, tokenizer) as engine:

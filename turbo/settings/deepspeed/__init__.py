@@ -81,6 +81,12 @@ def conflicts(config: dict[str, Any], trainer_values: dict[str, Any]) -> list[st
     return problems
 
 
+def zero3(value: str | dict[str, Any] | None) -> bool:
+    """Whether trainer_settings.deepspeed (a preset name, a file or a dict; None: off) shards the
+    parameters (ZeRO stage 3)."""
+    return value is not None and load_config(value).get("zero_optimization", {}).get("stage") == 3
+
+
 def resolve(value: str | dict[str, Any]) -> dict[str, Any]:
     """The config to hand to transformers: shared values are "auto" (filled from the trainer's
     arguments) and ZeRO-3 gathers the full weights when the model is saved."""

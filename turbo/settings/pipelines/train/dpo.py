@@ -62,7 +62,8 @@ class DpoTrainerSettings(TrainerSettings):
         description="train_dpo: score a pair's chosen and rejected answers over one copy of their prompt "
         "(the prompt passes the policy and the reference once per pair, not twice; the same log-probs "
         "and gradients). Used with padding_free (not with lc_alpha) where the attention is sdpa/eager "
-        "(through turbo_varlen) and the output layer a plain linear head; else each answer keeps its "
+        "(through turbo_varlen) and the output layer a plain linear head, not under DeepSpeed ZeRO-3; "
+        "else each answer keeps its "
         "own copy (train_multimodal_dpo always).",
     )
     lc_alpha: float | None = Field(

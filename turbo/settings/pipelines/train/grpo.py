@@ -101,7 +101,7 @@ class GrpoTrainerSettings(RlTrainerSettings):
         "model once in the forward/backward passes and the old and reference log-probs, not once per "
         "answer (Prefix Grouper's shared-prefix forward; the same log-probs and gradients). Used with "
         "padding_free where the attention is sdpa/eager (through turbo_varlen) and the output layer a "
-        "plain linear head; else each answer is scored with its own copy.",
+        "plain linear head, and not under DeepSpeed ZeRO-3; else each answer is scored with its own copy.",
     )
     overlong_penalty: OverlongPenaltySettings | None = Field(
         None,

@@ -13,11 +13,10 @@ so the log-probs and their gradients are those of the unshared rows (the prompt'
 over its answers, as it is there). This is the shared-prefix forward of Prefix Grouper (Liu et al.
 2025, arXiv:2506.05433).
 
-`SharedPrompts.build` lays out the row once per batch (index tensors); `attention` is what the
-"turbo_varlen" attention (turbo.modeling.varlen) runs for every layer when the batch carries the
-layout (`shared_prompts=` passed through the model's forward). Two attention calls per layer: the
-prompts, right-padded and causal, and the answers, right-padded, each over its prompt's keys and its
-own.
+`SharedPrompts.build` lays out the row once per batch (index tensors); the "turbo_varlen" attention
+(turbo.modeling.varlen.shared_prompt_attention) reads it in every layer when the batch carries it
+(`shared_prompts=` passed through the model's forward): two attention calls per layer, the prompts
+right-padded and causal, and the answers right-padded, each over its prompt's keys and its own.
 """
 
 from __future__ import annotations
@@ -112,32 +111,3 @@ def _padded(rows: list[list[int]], device: Any) -> tuple[torch.Tensor, torch.Ten
     index = torch.tensor([row + [row[-1] if row else 0] * (width - len(row)) for row in rows], device=device)
     real = torch.tensor([[True] * len(row) + [False] * (width - len(row)) for row in rows], device=device)
     return index.reshape(len(rows), width), real.reshape(len(rows), width)
-
-
-def attention(
-    module: torch.nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    shared: SharedPrompts,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-) -> torch.Tensor:
-    """The attention of a shared-prompt row: (1, heads, total, head_dim) -> (1, total, heads, head_dim)."""
-    from turbo.modeling.varlen import causal_attention, masked_attention
-
-    p = dropout if module.training else 0.0
-
-    def gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        return tensor[0][:, index].transpose(0, 1)  # (rows, heads, width, head_dim)
-
-    prompt_key, prompt_value = gather(key, shared.prompt_index), gather(value, shared.prompt_index)
-    prompts = causal_attention(gather(query, shared.prompt_index), prompt_key, prompt_value, p, scaling)
-    outputs = [prompts.transpose(1, 2)[shared.prompt_real]]
-    if shared.answer_index.shape[1]:
-        keys = torch.cat([prompt_key[shared.answer_prompt], gather(key, shared.answer_index)], dim=2)
-        values = torch.cat([prompt_value[shared.answer_prompt], gather(value, shared.answer_index)], dim=2)
-        queries = gather(query, shared.answer_index)
-        answers = masked_attention(queries, keys, values, shared.visible, p, scaling)
-        outputs.append(answers.transpose(1, 2)[shared.answer_real])
-    return torch.cat(outputs)[shared.order].unsqueeze(0)
