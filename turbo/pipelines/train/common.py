@@ -333,3 +333,14 @@ def end_distributed() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def share_prompts(trainer_settings: Any, flat: bool, *models: Any) -> bool:
+    """Whether answers that share a prompt are scored over one copy of it (trainer_settings.share_prompts,
+    train_dpo and train_grpo): padding-free rows, not under DeepSpeed ZeRO-3, and every scoring model able
+    to (turbo.trainers.logps.scores_shared_prompts). Decided once."""
+    from turbo.settings.deepspeed import zero3
+    from turbo.trainers.logps import scores_shared_prompts
+
+    enabled = flat and trainer_settings.share_prompts and not zero3(trainer_settings.deepspeed)
+    return enabled and scores_shared_prompts(*models)

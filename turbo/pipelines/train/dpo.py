@@ -7,7 +7,7 @@ import logging
 from turbo.data.pair_preferences import PairCollator, build_pair_samples
 from turbo.modeling.loading import load_model
 from turbo.modeling.varlen import attend_by_offsets
-from turbo.pipelines.train.common import end_run, policy_tokenizer, start_experiment
+from turbo.pipelines.train.common import end_run, policy_tokenizer, share_prompts, start_experiment
 from turbo.pipelines.train.evaluation import attach_chat_cherry_picks
 from turbo.pipelines.train.reference import (
     dpo_trainer_arguments,
@@ -17,7 +17,6 @@ from turbo.pipelines.train.reference import (
     precompute_references,
 )
 from turbo.pipelines.train.splits import load_splits, pair_previews
-from turbo.settings.deepspeed import zero3
 from turbo.settings.pipelines.train.dpo import DpoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -26,7 +25,6 @@ logger = logging.getLogger("turbo")
 def run(settings: DpoExperimentSettings) -> None:
 
     from turbo.trainers.dpo import REFERENCE_KEYS, DpoTrainer
-    from turbo.trainers.logps import scores_shared_prompts
 
     folder, resume = start_experiment(settings)
     trainer_settings = settings.trainer_settings
@@ -53,8 +51,7 @@ def run(settings: DpoExperimentSettings) -> None:
     flat = flat and (peft is None or not peft.virtual_tokens)
     flat = flat and attend_by_offsets(model, ref_model, sft_model)
     # each pair's prompt once, its two answers after it (turbo.data.shared_prompts)
-    shared = flat and trainer_settings.share_prompts and not zero3(trainer_settings.deepspeed)
-    shared = shared and scores_shared_prompts(model, ref_model, sft_model)
+    shared = share_prompts(trainer_settings, flat, model, ref_model, sft_model)
     logger.info(
         "pairs scored %s",
         "padding-free, each prompt once" if shared else "padding-free" if flat else "in padded rows",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from turbo.pipelines.train.common import policy_tokenizer, save_final, start_experiment
+from turbo.pipelines.train.common import policy_tokenizer, save_final, share_prompts, start_experiment
 from turbo.pipelines.train.rollout import (
     load_policy,
     load_prompts,
@@ -15,7 +15,6 @@ from turbo.pipelines.train.rollout import (
     rollout_trainer_arguments,
     train_with_rollouts,
 )
-from turbo.settings.deepspeed import zero3
 from turbo.settings.pipelines.train.grpo import GrpoExperimentSettings
 
 logger = logging.getLogger("turbo")
@@ -24,7 +23,6 @@ logger = logging.getLogger("turbo")
 def run(settings: GrpoExperimentSettings) -> None:
     from turbo.generators.engines import open_engine
     from turbo.trainers.grpo import GrpoTrainer
-    from turbo.trainers.logps import scores_shared_prompts
     from turbo.trainers.rewards import build_rewards
 
     folder, resume = start_experiment(settings)
@@ -35,8 +33,7 @@ def run(settings: GrpoExperimentSettings) -> None:
     model = load_policy(settings, tokenizer)
     ref_model = load_rl_reference(settings, tokenizer, needed=trainer_settings.beta > 0)
     flat = padding_free(settings, model, ref_model)
-    shared = flat and trainer_settings.share_prompts and not zero3(trainer_settings.deepspeed)
-    shared = shared and scores_shared_prompts(model, ref_model)
+    shared = share_prompts(trainer_settings, flat, model, ref_model)
     log_setup(settings, ref_model, trainer_settings.beta > 0, flat, shared)
 
     with open_engine(settings, tokenizer) as engine:
