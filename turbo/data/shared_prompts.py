@@ -39,7 +39,7 @@ class SharedPrompts:
     answer_real: torch.Tensor  # [answers, longest answer]
     answer_prompt: torch.Tensor  # [answers]: the index of each answer's prompt
     visible: torch.Tensor  # [answers, longest answer, longest prompt + longest answer]: bool, seen keys
-    order: torch.Tensor  # [total]: real prompt positions, then real answer positions -> row order
+    unpad: torch.Tensor  # [total]: each row position's place in [prompt_index; answer_index] flattened
     source: torch.Tensor  # [answers, longest answer]: the row position whose output predicts each token
 
     @classmethod
@@ -72,7 +72,10 @@ class SharedPrompts:
         sees_prompt = prompt_real[answer_prompt][:, None, :].expand(-1, answer_width, -1)
         sees_answer = torch.ones(answer_width, answer_width, dtype=torch.bool, device=device).tril()
         visible = torch.cat([sees_prompt, sees_answer.expand(len(answers), -1, -1)], dim=2)
-        real = torch.cat([prompt_index[prompt_real], answer_index[answer_real]])
+        padded = torch.cat([prompt_index.flatten(), answer_index.flatten()])
+        real = torch.cat([prompt_real.flatten(), answer_real.flatten()])
+        unpad = torch.empty(len(ids), dtype=torch.long, device=device)
+        unpad[padded[real]] = real.nonzero().squeeze(1)
         last = (prompt_index[:, 0] + lengths - 1)[answer_prompt]  # each prompt's last token
         source = torch.cat([last[:, None], answer_index[:, :-1]], dim=1) if answer_width else answer_index
         return cls(
@@ -84,7 +87,7 @@ class SharedPrompts:
             answer_real=answer_real,
             answer_prompt=answer_prompt,
             visible=visible,
-            order=real.argsort(),
+            unpad=unpad,
             source=source,
         )
 

@@ -45,19 +45,29 @@ def varlen_attention(
         )
     bounds = cu_seq_lens_q.tolist()
     segments = [(start, end - start) for start, end in zip(bounds, bounds[1:], strict=False) if end > start]
-    outputs, positions = [], []
+    outputs, positions, padded = [], [], []
+    done = 0  # padded outputs before this group's
     for group in length_groups(segments):
         starts = torch.tensor([start for start, _ in group], device=query.device)
         lengths = torch.tensor([length for _, length in group], device=query.device)
         offsets = torch.arange(group[0][1], device=query.device)  # the longest comes first
         index = (starts[:, None] + offsets).clamp(max=query.shape[2] - 1)  # (samples, longest)
         real = offsets < lengths[:, None]
-        parts = [tensor[0][:, index].transpose(0, 1) for tensor in (query, key, value)]
-        out = causal_attention(*parts, p, scaling)  # (samples, heads, longest, head_dim)
-        outputs.append(out.transpose(1, 2)[real])  # (real positions, heads, head_dim), sample by sample
+        out = causal_attention(*(take(tensor, index) for tensor in (query, key, value)), p, scaling)
+        outputs.append(out.transpose(1, 2).flatten(0, 1))  # (samples x longest, heads, head_dim)
         positions.append(index[real])
-    order = torch.cat(positions).argsort()  # groups hold the samples longest first: back to row order
-    return torch.cat(outputs)[order].unsqueeze(0), None
+        padded.append(real.flatten().nonzero().squeeze(1) + done)
+        done += real.numel()
+    unpad = torch.empty(query.shape[2], dtype=torch.long, device=query.device)
+    unpad[torch.cat(positions)] = torch.cat(padded)  # each row position's place among the padded outputs
+    return torch.cat(outputs).index_select(0, unpad).unsqueeze(0), None
+
+
+def take(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(1, heads, total, head_dim) at the row positions `index` (rows, width) -> (rows, heads, width,
+    head_dim); index_select, whose backward (index_add) is about twice as fast on a CPU as indexing's."""
+    picked = tensor[0].index_select(1, index.flatten())
+    return picked.view(tensor.shape[1], *index.shape, tensor.shape[3]).transpose(0, 1)
 
 
 def shared_prompt_attention(
@@ -73,19 +83,16 @@ def shared_prompt_attention(
     total, head_dim) -> (1, total, heads, head_dim)."""
     p = dropout if module.training else 0.0
 
-    def gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        return tensor[0][:, index].transpose(0, 1)  # (rows, heads, width, head_dim)
-
-    prompt_key, prompt_value = gather(key, shared.prompt_index), gather(value, shared.prompt_index)
-    prompts = causal_attention(gather(query, shared.prompt_index), prompt_key, prompt_value, p, scaling)
-    outputs = [prompts.transpose(1, 2)[shared.prompt_real]]
+    prompt_key, prompt_value = take(key, shared.prompt_index), take(value, shared.prompt_index)
+    prompts = causal_attention(take(query, shared.prompt_index), prompt_key, prompt_value, p, scaling)
+    outputs = [prompts.transpose(1, 2).flatten(0, 1)]  # (prompts x longest, heads, head_dim)
     if shared.answer_index.shape[1]:
-        keys = torch.cat([prompt_key[shared.answer_prompt], gather(key, shared.answer_index)], dim=2)
-        values = torch.cat([prompt_value[shared.answer_prompt], gather(value, shared.answer_index)], dim=2)
-        queries = gather(query, shared.answer_index)
-        answers = masked_attention(queries, keys, values, shared.visible, p, scaling)
-        outputs.append(answers.transpose(1, 2)[shared.answer_real])
-    return torch.cat(outputs)[shared.order].unsqueeze(0)
+        own = shared.answer_prompt
+        keys = torch.cat([prompt_key.index_select(0, own), take(key, shared.answer_index)], dim=2)
+        values = torch.cat([prompt_value.index_select(0, own), take(value, shared.answer_index)], dim=2)
+        answers = masked_attention(take(query, shared.answer_index), keys, values, shared.visible, p, scaling)
+        outputs.append(answers.transpose(1, 2).flatten(0, 1))
+    return torch.cat(outputs).index_select(0, shared.unpad).unsqueeze(0)
 
 
 def causal_attention(

