@@ -109,3 +109,47 @@ def test_bfloat16_lora_losses_follow_float32_on_the_same_steps(fixture_models) -
     assert reference[-1] < reference[0] - 0.1  # the steps learn: 0.01 is a tenth of what they move
     for got, want in zip(fast, reference, strict=True):
         assert abs(got - want) <= 0.01, (fast, reference)  # measured 5e-4
+
+
+def test_float32_adapters_under_autocast_skip_the_input_casts_with_the_same_values(fixture_models) -> None:
+    """peft casts a LoRA layer's bfloat16 input to its float32 adapter and autocast casts it back: under
+    autocast turbo skips both copies, with the same outputs and gradients; outside autocast (generation)
+    a bfloat16 model with float32 adapters still runs."""
+    from peft import LoraConfig, get_peft_model
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from transformers import AutoModelForCausalLM
+
+    from turbo.modeling.peft import no_casts_under_autocast
+
+    class Copies(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.count += func is torch.ops.aten._to_copy.default
+            return func(*args, **(kwargs or {}))
+
+    def scored(skip: bool) -> tuple[torch.Tensor, list[torch.Tensor], int]:
+        base = AutoModelForCausalLM.from_pretrained(fixture_models / "llama_tiny", dtype=torch.bfloat16)
+        torch.manual_seed(0)
+        config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        model = get_peft_model(base, config)
+        if skip:
+            no_casts_under_autocast(model)
+        ids = torch.arange(4, 20)[None]
+        with Copies() as copies, torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(input_ids=ids).logits
+        logits.float().square().mean().backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        with torch.no_grad():
+            assert model(input_ids=ids).logits.dtype == torch.bfloat16  # no autocast: peft casts as before
+        return logits, grads, copies.count
+
+    logits, grads, copies = scored(skip=False)
+    fast_logits, fast_grads, fast_copies = scored(skip=True)
+    torch.testing.assert_close(fast_logits, logits, atol=0, rtol=0)
+    for got, want in zip(fast_grads, grads, strict=True):
+        torch.testing.assert_close(got, want, atol=0, rtol=0)
+    layers = 2 * len(AutoModelForCausalLM.from_pretrained(fixture_models / "llama_tiny").model.layers)
+    assert copies - fast_copies == 2 * layers  # each adapted layer's input, to float32 and back
