@@ -148,8 +148,14 @@ def token_logps(
     if weight is not None:
         return _chunked_token_logps(model, batch, weight, entropy)
     logits = answer_logits(model, batch)[:, :-1].float()
-    targets = batch["labels"][:, 1:]
-    mask = _answer_mask(batch)
+    return logits_token_logps(logits, batch["labels"][:, 1:], _answer_mask(batch), _segments(batch), entropy)
+
+
+def logits_token_logps(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, segments: torch.Tensor, entropy: bool
+) -> TokenLogps:
+    """TokenLogps from float32 logits [rows, width, vocabulary] whose position i predicts targets[:, i]
+    (the log-probs 0 where `mask` is False)."""
     log_norm = logits.logsumexp(-1)
     picked = torch.gather(logits, 2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
     logps = (picked - log_norm) * mask
@@ -157,7 +163,7 @@ def token_logps(
     if entropy:  # a metric: no gradient, so its [rows, length, vocab] intermediates are not kept
         with torch.no_grad():
             token_entropy = log_norm - (logits.softmax(-1) * logits).sum(-1)
-    return TokenLogps(logps, mask, logits.detach().mean(-1), _segments(batch), token_entropy)
+    return TokenLogps(logps, mask, logits.detach().mean(-1), segments, token_entropy)
 
 
 def _chunked_token_logps(
@@ -217,12 +223,7 @@ def shared_token_logps(model: Any, shared: Any, entropy: bool = False) -> TokenL
     segments = torch.zeros_like(shared.answer_index)  # one sample per row
     if weight is None:
         logits = outputs.logits[0][shared.source].float()  # the logits before each answer token
-        log_probs = logits.log_softmax(-1)
-        picked = log_probs.gather(2, shared.targets.unsqueeze(2)).squeeze(2) * mask
-        token_entropy = None
-        if entropy:
-            token_entropy = (-(log_probs.exp() * log_probs).sum(-1) * mask).detach()
-        return TokenLogps(picked, mask, logits.detach().mean(-1), segments, token_entropy)
+        return logits_token_logps(logits, shared.targets, mask, segments, entropy)
     hidden = outputs.hidden_states[-1][0]
     states = hidden.index_select(0, shared.source[mask])  # the output before each real answer token
     zeros = torch.zeros(mask.shape, dtype=torch.float32, device=hidden.device)
