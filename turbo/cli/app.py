@@ -20,6 +20,7 @@ SET_HELP = "Override a setting: KEY.PATH=VALUE (VALUE parsed as JSON where it pa
 
 
 def run_command(command: Command, settings_path: Path, overrides: list[str]) -> None:
+    from turbo.allocator import tune_allocator
     from turbo.io import removed_if_refused
     from turbo.pipelines.preflight import checked_settings
     from turbo.settings.loading import apply_overrides, read_settings_file
@@ -27,6 +28,7 @@ def run_command(command: Command, settings_path: Path, overrides: list[str]) -> 
     data = apply_overrides(read_settings_file(settings_path), overrides)
     # the same checks as `turbo validate`: the settings and the preflight, every problem at once
     settings = checked_settings(command.name, load_object(command.settings), data, str(settings_path))
+    tune_allocator()  # before the pipeline's first tensor
     with removed_if_refused(getattr(settings, "log_path", None)):  # nothing half-written on bad input
         load_object(command.pipeline)(settings)
 
