@@ -33,7 +33,7 @@ import torch
 
 from turbo.data.packing import OFFSET_KEYS
 from turbo.labels import IGNORE_INDEX
-from turbo.trainers.losses.chunked_ce import linear_token_logps_entropy, supports_chunked_loss
+from turbo.trainers.losses.chunked_ce import linear_token_logps_entropy, no_logits, supports_chunked_loss
 
 ROW_KEYS = (
     "input_ids",
@@ -172,7 +172,8 @@ def _chunked_token_logps(
     """token_logps from the final hidden states: only the answer positions reach the output layer (the
     entropy too, 0 elsewhere)."""
     inputs = {key: batch[key] for key in MODEL_KEYS if key in batch}
-    outputs = model(**inputs, use_cache=False, output_hidden_states=True, logits_to_keep=1)
+    keep = no_logits(batch["labels"].device)
+    outputs = model(**inputs, use_cache=False, output_hidden_states=True, logits_to_keep=keep)
     hidden = outputs.hidden_states[-1][:, :-1]
     mask = _answer_mask(batch)
     picked, entropies = linear_token_logps_entropy(
@@ -217,7 +218,8 @@ def shared_token_logps(model: Any, shared: Any, entropy: bool = False) -> TokenL
         shared_prompts=shared,
         use_cache=False,
         output_hidden_states=weight is not None,
-        logits_to_keep=1 if weight is not None else 0,  # a ZeRO-3 shard: the model's own head, every logit
+        # the chunked head reads the hidden states; a ZeRO-3 shard: the model's own head, every logit
+        logits_to_keep=no_logits(shared.input_ids.device) if weight is not None else 0,
     )
     mask = shared.answer_real
     segments = torch.zeros_like(shared.answer_index)  # one sample per row

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from turbo.trainers.losses.chunked_ce import chunked_cross_entropy, supports_chunked_loss
+from turbo.trainers.losses.chunked_ce import chunked_cross_entropy, no_logits, supports_chunked_loss
 
 __all__ = ["SftTrainer", "supports_chunked_loss"]  # supports_chunked_loss: the pipeline's import
 
@@ -15,8 +15,8 @@ __all__ = ["SftTrainer", "supports_chunked_loss"]  # supports_chunked_loss: the 
 class SftTrainer(Trainer):
     """Trainer with `chunked=True`: the training loss is `chunked_cross_entropy` of the final hidden states.
 
-    The model runs with `logits_to_keep=1` (one position's logits) and returns its hidden states; the
-    loss projects only the labelled positions, a chunk at a time. Evaluation keeps the plain loss.
+    The model runs with `logits_to_keep` keeping no position (no_logits) and returns its hidden states;
+    the loss projects only the labelled positions, a chunk at a time. Evaluation keeps the plain loss.
     """
 
     def __init__(self, *args: Any, chunked: bool = False, **kwargs: Any) -> None:
@@ -45,7 +45,8 @@ class SftTrainer(Trainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs["labels"]
         forward = {k: v for k, v in inputs.items() if k != "labels"}
-        outputs = model(**forward, output_hidden_states=True, logits_to_keep=1)
+        keep = no_logits(labels.device)
+        outputs = model(**forward, output_hidden_states=True, logits_to_keep=keep)
         loss = chunked_cross_entropy(outputs.hidden_states[-1], self._head_weight, labels, num_items_in_batch)
         accumulated = self.model_accepts_loss_kwargs and num_items_in_batch is not None
         if self.args.average_tokens_across_devices and accumulated:  # as Trainer.compute_loss scales it

@@ -109,6 +109,23 @@ def test_frozen_logps_with_shared_prompts_equal_one_row_per_answer(policy) -> No
     assert rollout.old_logps_seconds > 0
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_models_own_output_layer_projects_no_position(policy, shared: bool) -> None:
+    """Only the chunked head projects hidden states onto the vocabulary: the model's lm_head runs on
+    no position (logits_to_keep=1 would project one, after copying the transposed weight)."""
+    rows: list[int] = []
+    hook = policy.get_output_embeddings().register_forward_hook(
+        lambda module, args, output: rows.append(args[0].shape[-2])
+    )
+    try:
+        rollout = rollout_of(SAMPLES)
+        logps, _ = policy_token_logps(policy, rollout, torch.arange(len(SAMPLES)), flat=True, shared=shared)
+    finally:
+        hook.remove()
+    assert rows == [0]
+    assert bool((logps[0, : len(GROUPS[(1, 40, 41, 42, 43, 44)][0])] < 0).all())  # the answer still scored
+
+
 def test_matmul_attention_with_a_mask_equals_sdpa() -> None:
     """The trained bfloat16 path of the answers' attention (matmul_attention with a bias) against SDPA."""
     generator = torch.Generator().manual_seed(0)
