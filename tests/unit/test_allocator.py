@@ -1,4 +1,4 @@
-"""turbo.allocator: a pipeline command's process (and its children) reuses freed memory for the next
+"""turbo.cli.allocator: a pipeline command's process (and its children) reuses freed memory for the next
 step's large allocations instead of faulting in new pages; the user's own allocator choice is kept.
 Page faults are counted in fresh processes (glibc's settings cannot be undone in this one)."""
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from turbo.allocator import SETTINGS, user_allocator
+from turbo.cli.allocator import SETTINGS, user_allocator
 
 from ..helpers import CONFIGS, REPO
 
@@ -63,9 +63,8 @@ def faults_in_process(code: str, env: dict[str, str] | None = None) -> int:
 
 def test_a_tuned_process_reuses_freed_memory_where_glibc_faults_every_step_in_again() -> None:
     assert faults_in_process("") > PAGES // 2  # glibc trims the freed heap top: new pages every step
-    assert (
-        faults_in_process("from turbo.allocator import tune_allocator\nassert tune_allocator()") < PAGES // 20
-    )
+    tuned = "from turbo.cli.allocator import tune_allocator\nassert tune_allocator()"
+    assert faults_in_process(tuned) < PAGES // 20
 
 
 def test_child_processes_get_the_same_settings_through_the_environment() -> None:
@@ -74,7 +73,7 @@ def test_child_processes_get_the_same_settings_through_the_environment() -> None
 
 
 def test_the_users_own_allocator_settings_are_kept() -> None:
-    code = "from turbo.allocator import tune_allocator\nassert not tune_allocator()"
+    code = "from turbo.cli.allocator import tune_allocator\nassert not tune_allocator()"
     assert faults_in_process(code, env={"MALLOC_ARENA_MAX": "2"}) > PAGES // 2
     assert faults_in_process(code, env={"TURBO_MALLOC": "default"}) > PAGES // 2
     assert user_allocator({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}) == "LD_PRELOAD"

@@ -20,7 +20,7 @@ SET_HELP = "Override a setting: KEY.PATH=VALUE (VALUE parsed as JSON where it pa
 
 
 def run_command(command: Command, settings_path: Path, overrides: list[str]) -> None:
-    from turbo.allocator import tune_allocator
+    from turbo.cli.allocator import tune_allocator
     from turbo.io import removed_if_refused
     from turbo.pipelines.preflight import checked_settings
     from turbo.settings.loading import apply_overrides, read_settings_file
