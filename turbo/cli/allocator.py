@@ -4,15 +4,16 @@ PyTorch's CPU allocator is plain malloc. glibc serves a request above its mmap t
 first, raised up to 32 MiB as mmapped blocks are freed) with a fresh mmap and gives it back on free, and
 trims the heap's free top above twice that threshold. A training step allocates and frees the same
 activations, logits chunks and gradients every step, so each of them comes back as new pages that the
-kernel faults in and zeroes again. On 2 cores of an AMD EPYC, one run of benchmarks/grpo_throughput.py's
-turbo_vllm (SmolLM2, 4 steps) trained in 104.8 s with 11.0 s of system time; tuned, 90.5 s and 6.6 s.
+kernel faults in and zeroes again. On 2 cores of an AMD EPYC, three alternating pairs of
+benchmarks/grpo_throughput.py's turbo_vllm run (SmolLM2, 4 steps) spent 8.6-10.1 s in the kernel with
+glibc's defaults and 6.4-6.8 s tuned, and trained about 2 % faster (README, "Speed").
 
 `tune_allocator` sets what the CPU guides of PyTorch, IPEX and vLLM reach for with tcmalloc or jemalloc,
 through glibc's own knobs: requests up to 32 MiB (glibc's largest threshold) come from the heap, and
 freed memory stays with the process for the next step (the heap's free top goes back to the kernel only
 above 1 GiB). The peak memory stays about the same; the process keeps it between steps, as a GPU caching
-allocator does. Child processes (torchrun
-ranks, a vLLM engine process) get the same settings through glibc's environment variables.
+allocator does. Child processes (torchrun ranks, a vLLM engine process) get the same settings through
+glibc's environment variables.
 
 Left alone where the user chose an allocator: another one preloaded (LD_PRELOAD), glibc tunables
 (GLIBC_TUNABLES) or any MALLOC_* variable set; and off with TURBO_MALLOC=default.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
+from collections.abc import Mapping
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # malloc.h
 SETTINGS = {  # mallopt parameter: (glibc's environment variable, value)
@@ -32,7 +33,7 @@ SETTINGS = {  # mallopt parameter: (glibc's environment variable, value)
 }
 
 
-def user_allocator(environ: dict[str, str] | os._Environ[str]) -> str | None:
+def user_allocator(environ: Mapping[str, str]) -> str | None:
     """What in the environment shows that the user chose the allocator's settings, or None."""
     if environ.get("TURBO_MALLOC") == "default":
         return "TURBO_MALLOC=default"
@@ -45,6 +46,7 @@ def user_allocator(environ: dict[str, str] | os._Environ[str]) -> str | None:
 
 
 def glibc() -> bool:
+    """Whether this process runs on glibc (Linux with the GNU C library)."""
     try:
         return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
     except (ValueError, OSError):  # not a glibc system
@@ -53,10 +55,8 @@ def glibc() -> bool:
 
 def tune_allocator() -> bool:
     """Apply SETTINGS to this process (mallopt) and to its children (environment); True when applied.
-    Only on Linux with glibc, and not where the user chose (user_allocator)."""
-    if not sys.platform.startswith("linux") or not glibc():
-        return False
-    if user_allocator(os.environ) is not None:
+    Only on glibc, and not where the user chose (user_allocator)."""
+    if not glibc() or user_allocator(os.environ) is not None:
         return False
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
