@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from turbo.pipelines.train.common import is_complete_checkpoint
+from turbo.pipelines.train.common import checkpoint_step, is_complete_checkpoint
 
 from .helpers import REPO
 
@@ -74,10 +74,19 @@ def launch(command: list[str], timeout: int = 600) -> subprocess.CompletedProces
 
 
 def killed_at_checkpoint(command: list[str], checkpoint: Path, timeout: float = 300) -> None:
-    """Start a launcher's command line and kill -9 the launcher and all its ranks as soon as `checkpoint`
-    is complete (its trainer_state.json written); fails the test if the run ends or fails before."""
+    """Start a launcher's command line (`... -m turbo COMMAND ...`) and kill -9 the launcher and all its
+    ranks once `checkpoint` is complete (its trainer_state.json written); fails the test if the run ends
+    or fails before. The ranks run tests/held_turbo.py, which stops there: no step runs past it."""
+    start = command.index("turbo")
+    assert command[start - 1] == "-m", command
+    held = [*command[:start], "tests.held_turbo", *command[start + 1 :]]
     process = subprocess.Popen(
-        command, cwd=REPO, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        held,
+        cwd=REPO,
+        env={**ENV, "TURBO_HOLD_AFTER": checkpoint.name},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + timeout
     try:
@@ -92,6 +101,9 @@ def killed_at_checkpoint(command: list[str], checkpoint: Path, timeout: float = 
             os.killpg(process.pid, signal.SIGKILL)  # the launcher and its ranks
         process.wait()
         process.stderr.close()
+    saved = [path for path in checkpoint.parent.iterdir() if path.name.startswith("checkpoint-")]
+    later = [path.name for path in saved if checkpoint_step(path) > checkpoint_step(checkpoint)]
+    assert not later, f"the run went past {checkpoint.name}: {later}"
 
 
 def launch_nodes(
