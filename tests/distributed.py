@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 from turbo.pipelines.train.common import checkpoint_step, is_complete_checkpoint
 
@@ -73,6 +74,18 @@ def launch(command: list[str], timeout: int = 600) -> subprocess.CompletedProces
     return result
 
 
+def kill_tree(pid: int) -> None:
+    """kill -9 a launcher and every process under it, as a node failure would. torchrun starts each rank
+    in a session of its own, so killing the launcher's process group would leave the ranks running."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        launcher = psutil.Process(pid)
+        processes = [launcher, *launcher.children(recursive=True)]
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(processes, timeout=30)
+
+
 def killed_at_checkpoint(command: list[str], checkpoint: Path, timeout: float = 300) -> None:
     """Start a launcher's command line (`... -m turbo COMMAND ...`) and kill -9 the launcher and all its
     ranks once `checkpoint` is complete (its trainer_state.json written); fails the test if the run ends
@@ -97,8 +110,7 @@ def killed_at_checkpoint(command: list[str], checkpoint: Path, timeout: float = 
             time.sleep(0.005)
         assert process.poll() is None, "training finished before it could be killed"
     finally:
-        with contextlib.suppress(ProcessLookupError):  # already gone when it failed on its own
-            os.killpg(process.pid, signal.SIGKILL)  # the launcher and its ranks
+        kill_tree(process.pid)
         process.wait()
         process.stderr.close()
     saved = [path for path in checkpoint.parent.iterdir() if path.name.startswith("checkpoint-")]
@@ -136,7 +148,7 @@ def launch_nodes(
         finally:
             for process in processes:
                 if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGKILL)  # the launcher and its ranks
+                    kill_tree(process.pid)
                 process.wait()
         texts = []
         for out in outputs:
