@@ -87,9 +87,10 @@ def kill_tree(pid: int) -> None:
 
 
 def killed_at_checkpoint(command: list[str], checkpoint: Path, timeout: float = 300) -> None:
-    """Start a launcher's command line (`... -m turbo COMMAND ...`) and kill -9 the launcher and all its
-    ranks once `checkpoint` is complete (its trainer_state.json written); fails the test if the run ends
-    or fails before. The ranks run tests/held_turbo.py, which stops there: no step runs past it."""
+    """Start a command line (`... -m turbo COMMAND ...`: a launcher's, or one turbo process's) and kill -9
+    it and every process under it once `checkpoint` is complete (its trainer_state.json written); fails
+    the test if the run ends or fails before, or went past `checkpoint`. The turbo processes run
+    tests/held_turbo.py, which stops after writing `checkpoint`: no step runs past it."""
     start = command.index("turbo")
     assert command[start - 1] == "-m", command
     held = [*command[:start], "tests.held_turbo", *command[start + 1 :]]

@@ -1,22 +1,20 @@
 """Crash-safe resume: a run killed with SIGKILL after a checkpoint, then resumed, ends with the very
 weights of a run that was never interrupted."""
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-from turbo.pipelines.train.common import complete_checkpoints, is_complete_checkpoint
+from turbo.pipelines.train.common import complete_checkpoints
 
-from ..helpers import CONFIGS, REPO, read_jsonl, run_turbo
+from ..distributed import killed_at_checkpoint
+from ..helpers import CONFIGS, read_jsonl, run_turbo
 
 SFT = CONFIGS / "train" / "sft" / "lora.json"
 STEPS, SAVE_STEPS = 12, 4
+FIRST = f"checkpoint-{SAVE_STEPS}"
 SETTINGS = [
     *("--set", f"trainer_settings.max_steps={STEPS}"),
     *("--set", f"trainer_settings.save_steps={SAVE_STEPS}"),
@@ -26,36 +24,14 @@ SETTINGS = [
 ]
 
 
-def start_training(folder: Path) -> subprocess.Popen:
-    """turbo's train_sft, held after its first checkpoint (tests/held_turbo.py) until the test kills it."""
-    command = [sys.executable, "-m", "tests.held_turbo", "train_sft", "--experiment_settings_path", str(SFT)]
-    command += ["--set", f"log_path={folder}", *SETTINGS]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    env["TURBO_HOLD_AFTER"] = f"checkpoint-{SAVE_STEPS}"
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def kill_after_first_checkpoint(process: subprocess.Popen, folder: Path, timeout: float = 300) -> None:
-    first = folder / "checkpoints" / f"checkpoint-{SAVE_STEPS}"
-    deadline = time.monotonic() + timeout
-    while not is_complete_checkpoint(first):
-        if process.poll() is not None:
-            raise AssertionError(f"training ended before its first checkpoint:\n{process.stderr.read()}")
-        assert time.monotonic() < deadline, "no checkpoint in time"
-        time.sleep(0.005)
-    assert process.poll() is None, "training finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    process.stderr.close()
-
-
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(fixture_models, tmp_path: Path) -> None:
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run_turbo("train_sft", "--experiment_settings_path", SFT, "--set", f"log_path={straight}", *SETTINGS)
 
-    kill_after_first_checkpoint(start_training(killed), killed)
+    command = [sys.executable, "-m", "turbo", "train_sft", "--experiment_settings_path", str(SFT)]
+    killed_at_checkpoint([*command, "--set", f"log_path={killed}", *SETTINGS], killed / "checkpoints" / FIRST)
     assert not (killed / "final").exists()
-    assert [path.name for path in complete_checkpoints(killed)] == [f"checkpoint-{SAVE_STEPS}"]
+    assert [path.name for path in complete_checkpoints(killed)] == [FIRST]
     # what a kill in the middle of writing a checkpoint leaves: a folder without a whole trainer state
     half_written = killed / "checkpoints" / "checkpoint-999"
     half_written.mkdir()
